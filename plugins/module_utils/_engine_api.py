@@ -1,0 +1,124 @@
+# Copyright: dockerhost.storage maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A minimal Docker Engine API client over the unix socket, standard library only.
+
+Managed hosts need neither the docker CLI nor the docker SDK. This file touches the live
+system (a socket and, for the version fallback, the dockerd binary).
+
+Private to the dockerhost.storage collection: the API may change without notice.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import socket
+import subprocess
+
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+DEFAULT_SEARCH_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+
+
+class EngineUnavailable(Exception):
+    """The engine did not answer; the message says why in words an operator can act on."""
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, socket_path, timeout):
+        super().__init__("localhost", timeout=timeout)
+        self._socket_path = socket_path
+
+    def connect(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._socket_path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def socket_path_from_docker_host(docker_host):
+    """``unix:///var/run/docker.sock`` -> ``/var/run/docker.sock``; ValueError for other schemes."""
+    if docker_host.startswith("unix://"):
+        path = docker_host[len("unix://") :]
+        if path.startswith("/"):
+            return path
+    raise ValueError(
+        "docker_host must be a unix socket such as unix:///var/run/docker.sock, got %r" % docker_host
+    )
+
+
+class EngineClient:
+    """GET requests against the Engine API on a unix socket."""
+
+    def __init__(self, docker_host=DEFAULT_DOCKER_HOST, timeout=10):
+        self.docker_host = docker_host
+        self.socket_path = socket_path_from_docker_host(docker_host)
+        self.timeout = timeout
+
+    def get(self, path):
+        connection = _UnixHTTPConnection(self.socket_path, self.timeout)
+        try:
+            connection.request("GET", path, headers={"Host": "docker"})
+            response = connection.getresponse()
+            body = response.read()
+        except FileNotFoundError:
+            raise EngineUnavailable("no Docker engine socket at %s" % self.socket_path) from None
+        except ConnectionRefusedError:
+            raise EngineUnavailable("nothing listens on %s (is dockerd running?)" % self.socket_path) from None
+        except PermissionError:
+            raise EngineUnavailable("permission denied on %s (run as root)" % self.socket_path) from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise EngineUnavailable("Engine API on %s failed: %s" % (self.socket_path, exc)) from None
+        finally:
+            connection.close()
+        if response.status != 200:
+            raise EngineUnavailable(
+                "Engine API %s on %s answered HTTP %d" % (path, self.socket_path, response.status)
+            )
+        try:
+            return json.loads(body.decode("utf-8"))
+        except ValueError:
+            raise EngineUnavailable("Engine API %s on %s did not answer JSON" % (path, self.socket_path)) from None
+
+    def version(self):
+        return self.get("/version")
+
+    def info(self):
+        return self.get("/info")
+
+
+def parse_dockerd_version_output(text):
+    """``Docker version 20.10.24+dfsg1, build 5d6db84`` -> ``20.10.24+dfsg1``; None if absent."""
+    match = re.search(r"version\s+v?([0-9][0-9A-Za-z.+~-]*)", text or "")
+    return match.group(1).rstrip(",") if match else None
+
+
+def find_executable(name, search_path=DEFAULT_SEARCH_PATH):
+    for directory in search_path:
+        candidate = os.path.join(directory, name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def dockerd_binary_version(search_path=DEFAULT_SEARCH_PATH):
+    """Return ``(version, binary_path, problem)`` from ``dockerd --version``."""
+    binary = find_executable("dockerd", search_path)
+    if binary is None:
+        return None, None, "dockerd is not installed (not found in %s)" % ":".join(search_path)
+    env = dict(os.environ, LANG="C", LC_ALL="C")
+    try:
+        completed = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=20, env=env, check=False
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return None, binary, "%s --version failed: %s" % (binary, exc)
+    version = parse_dockerd_version_output(completed.stdout + completed.stderr)
+    if version is None:
+        return None, binary, "%s --version printed no version" % binary
+    return version, binary, None
