@@ -233,71 +233,84 @@ def evaluate_drivers(engine, evidence):
 def would_pick(engine, evidence, verdicts, containerd_snapshotter=None):
     """What dockerd would do on this data-root with no storage driver set.
 
-    Returns ``{"driver", "image_store", "reason"}``; ``driver`` is None when dockerd would refuse
-    to start.
+    Returns ``{"driver", "image_store", "reason", "warnings"}``; ``driver`` is None when dockerd
+    would refuse to start.
     """
+    decision = _decide(engine, evidence, verdicts, containerd_snapshotter)
+    decision["warnings"] = [
+        "%s state in %s is ignored by Docker Engine %s (the driver was removed): its images and "
+        "containers will not be visible; migrate them before upgrading"
+        % (name, evidence.get("data_root"), format_version(engine))
+        for name in evidence.get("prior_drivers", [])
+        if is_removed(name, engine)
+    ]
+    return decision
+
+
+def _decide(engine, evidence, verdicts, containerd_snapshotter):
     prior = [name for name in evidence.get("prior_drivers", []) if name != "vfs"]
     known = priority_list(engine)
+    data_root = evidence.get("data_root")
 
-    if prior:
-        for name in known:
-            if name not in prior:
-                continue
-            if is_deprecated(name, engine):
-                return _refusal(
-                    "prior state of the deprecated %s driver in %s: dockerd refuses to start until "
-                    "storage-driver is set explicitly" % (name, evidence.get("data_root"))
-                )
-            verdict = verdicts[name]
-            if verdict["supported"] is False:
-                return _refusal(
-                    "prior %s state in %s but %s cannot run here: %s"
-                    % (name, evidence.get("data_root"), name, "; ".join(verdict["reasons"]))
-                )
-            if len(prior) > 1:
-                return _refusal(
-                    "%s contains several drivers' state (%s): dockerd refuses to start until one is "
-                    "removed or storage-driver is set" % (evidence.get("data_root"), ", ".join(sorted(prior)))
-                )
-            return {
-                "driver": name,
-                "image_store": "graphdriver",
-                "reason": "prior %s state in %s wins over the priority list" % (name, evidence.get("data_root")),
-            }
+    for name in known:
+        if name not in prior:
+            continue
+        if is_deprecated(name, engine):
+            return _refusal(
+                "prior state of the deprecated %s driver in %s: dockerd refuses to start until "
+                "storage-driver is set explicitly" % (name, data_root)
+            )
+        verdict = verdicts[name]
+        if verdict["supported"] is False:
+            return _refusal(
+                "prior %s state in %s but %s cannot run here: %s"
+                % (name, data_root, name, "; ".join(verdict["reasons"]))
+            )
+        registered = [other for other in prior if other in known]
+        if len(registered) > 1:
+            return _refusal(
+                "%s contains several drivers' state (%s): dockerd refuses to start until one is "
+                "removed or storage-driver is set" % (data_root, ", ".join(sorted(registered)))
+            )
+        return _choice(name, "graphdriver", "prior %s state in %s wins over the priority list" % (name, data_root))
 
     use_containerd = containerd_snapshotter
     if use_containerd is None:
         use_containerd = engine >= CONTAINERD_STORE_DEFAULT_FROM
     if use_containerd:
-        overlay = verdicts["overlay2"]["supported"]
-        snapshotter = "overlayfs" if overlay is not False else "native"
-        why = "features.containerd-snapshotter is true" if containerd_snapshotter else (
-            "Docker Engine %s uses the containerd image store on a fresh data-root" % format_version(CONTAINERD_STORE_DEFAULT_FROM)
-        )
-        return {"driver": snapshotter, "image_store": "containerd", "reason": why + " (snapshotter %s)" % snapshotter}
+        snapshotter = "overlayfs" if verdicts["overlay2"]["supported"] is not False else "native"
+        if containerd_snapshotter:
+            why = "features.containerd-snapshotter is true"
+        else:
+            why = "Docker Engine %s uses the containerd image store on a fresh data-root" % format_version(
+                CONTAINERD_STORE_DEFAULT_FROM
+            )
+        return _choice(snapshotter, "containerd", "%s (snapshotter %s)" % (why, snapshotter))
 
     for name in known:
         if is_deprecated(name, engine):
             continue
         if verdicts[name]["supported"] is True:
-            return {
-                "driver": name,
-                "image_store": "graphdriver",
-                "reason": "first driver in Docker Engine %s's priority list (%s) that works here"
+            return _choice(
+                name,
+                "graphdriver",
+                "first driver in Docker Engine %s's priority list (%s) that works here"
                 % (format_version(engine), ", ".join(known)),
-            }
+            )
         if verdicts[name]["supported"] is None:
-            return {
-                "driver": None,
-                "image_store": "graphdriver",
-                "reason": "cannot tell: %s comes first in the priority list and its support is unknown (%s)"
-                % (name, "; ".join(verdicts[name]["reasons"])),
-            }
+            return _refusal(
+                "cannot tell: %s comes first in the priority list and its support is unknown (%s)"
+                % (name, "; ".join(verdicts[name]["reasons"]))
+            )
     return _refusal("no storage driver works here")
 
 
+def _choice(driver, image_store, reason):
+    return {"driver": driver, "image_store": image_store, "reason": reason}
+
+
 def _refusal(reason):
-    return {"driver": None, "image_store": "graphdriver", "reason": reason}
+    return _choice(None, "graphdriver", reason)
 
 
 def recommend(verdicts, evidence):

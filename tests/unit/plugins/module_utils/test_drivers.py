@@ -1,0 +1,261 @@
+import os
+
+import pytest
+
+from ansible_collections.dockerhost.storage.plugins.module_utils import _drivers, _support
+
+HOSTS = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "hosts")
+
+NO_DM = {"available": False, "detail": "CONFIG_BLK_DEV_DM is not set in the kernel config"}
+PROBE_OK = {"overlay_ok": True, "overlay_error": None, "d_type": True, "d_type_error": None, "write_error": None}
+
+
+def evidence(host="debian-12-overlay-module", backing="ext4", prior=(), probe=PROBE_OK, **extra):
+    """Kernel evidence from a recorded host tree plus the facts of a backing filesystem."""
+    result = _support.kernel_evidence(os.path.join(HOSTS, host))
+    result.update(
+        backing_fs=backing,
+        mount_point="/var/lib/docker",
+        read_only=False,
+        project_quota=False,
+        probe=probe,
+        d_type=(probe or {}).get("d_type"),
+        d_type_error=None,
+        write_error=None,
+        data_root="/var/lib/docker",
+        prior_drivers=list(prior),
+    )
+    result.update(extra)
+    return result
+
+
+def report(engine, ev, snapshotter=None):
+    return _support.build_report(_drivers.parse_engine_version(engine), "option", ev, snapshotter)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("20.10.24+dfsg1", (20, 10, 24)),
+        ("17.03.2-ce", (17, 3, 2)),
+        ("1.13.1", (1, 13, 1)),
+        ("27.5", (27, 5, 0)),
+        ("v29.0.1", (29, 0, 1)),
+    ],
+)
+def test_parse_engine_version(text, expected):
+    assert _drivers.parse_engine_version(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "latest", "twenty"])
+def test_parse_engine_version_rejects_words(text):
+    with pytest.raises(ValueError, match="not a version"):
+        _drivers.parse_engine_version(text)
+
+
+@pytest.mark.parametrize(
+    "engine, first, absent",
+    [
+        ("19.03", "btrfs", ["fuse-overlayfs"]),
+        ("20.10", "btrfs", []),
+        ("23.0", "overlay2", []),
+        ("24.0", "overlay2", ["aufs", "overlay"]),
+        ("25.0", "overlay2", ["aufs", "overlay", "devicemapper"]),
+        ("29.1", "overlay2", ["aufs", "overlay", "devicemapper"]),
+    ],
+)
+def test_priority_list_by_engine(engine, first, absent):
+    order = _drivers.priority_list(_drivers.parse_engine_version(engine))
+    assert order[0] == first and order[-1] == "vfs"
+    assert not set(absent) & set(order)
+
+
+def test_healthy_ext4_host_on_engine_20_10_picks_overlay2():
+    result = report("20.10.24", evidence())
+    assert result["drivers"]["overlay2"]["supported"] is True
+    assert result["would_pick"]["driver"] == "overlay2"
+    assert result["recommended"] == "overlay2"
+    assert result["drivers"]["aufs"]["supported"] is False
+    assert result["drivers"]["btrfs"]["reasons"] == ["btrfs needs the data-root on a btrfs filesystem (it is on ext4)"]
+
+
+def test_btrfs_backing_changes_the_pick_between_20_10_and_23():
+    ev = evidence(backing="btrfs")
+    assert report("20.10", ev)["would_pick"]["driver"] == "btrfs"
+    assert report("23.0", ev)["would_pick"]["driver"] == "overlay2"
+    assert report("23.0", ev)["recommended"] == "overlay2"
+
+
+def test_xfs_without_ftype_refuses_overlay2_and_falls_back_to_vfs():
+    probe = dict(PROBE_OK, d_type=False)
+    result = report("20.10", evidence(backing="xfs", probe=probe))
+    reasons = result["drivers"]["overlay2"]["reasons"]
+    assert result["drivers"]["overlay2"]["supported"] is False
+    assert any("does not support d_type" in r and "ftype=1" in r for r in reasons)
+    # fuse-overlayfs is installed on that recorded host, so it comes before vfs
+    assert result["would_pick"]["driver"] == "fuse-overlayfs"
+    no_fuse = evidence(backing="xfs", probe=probe, fuse={"available": False, "binary": None}, devicemapper=NO_DM)
+    assert report("20.10", no_fuse)["would_pick"]["driver"] == "vfs"
+
+
+def test_overlay_on_overlay_is_refused_with_the_mount_error():
+    probe = dict(PROBE_OK, overlay_ok=False, overlay_error="overlay mount with two lower directories failed: Invalid argument (EINVAL)")
+    ev = evidence(backing="overlay", probe=probe, fuse={"available": True, "binary": None}, devicemapper=NO_DM)
+    result = report("20.10", ev)
+    assert result["drivers"]["overlay2"]["supported"] is False
+    assert "Invalid argument" in result["drivers"]["overlay2"]["reasons"][0]
+    assert result["drivers"]["overlay"]["supported"] is False
+    assert result["would_pick"]["driver"] == "vfs"
+    assert result["recommended"] == "vfs"
+    # with device-mapper in the kernel, 20.10 would take devicemapper (loop-lvm) before vfs
+    assert report("20.10", dict(ev, devicemapper={"available": True}))["would_pick"]["driver"] == "devicemapper"
+
+
+def test_overlay_disabled_by_hardening_is_reported_with_file_and_line():
+    result = report("24.0", evidence(host="hardened-overlay-disabled", backing="xfs", probe=None))
+    overlay2 = result["drivers"]["overlay2"]
+    assert overlay2["supported"] is False
+    assert any("/etc/modprobe.d/CIS.conf:7" in reason for reason in overlay2["reasons"])
+    assert any("blacklisted in /etc/modprobe.d/CIS.conf:8" in w for w in overlay2["warnings"])
+
+
+def test_blacklisted_but_loaded_overlay_still_works_with_a_warning():
+    result = report("27.0", evidence())
+    overlay2 = result["drivers"]["overlay2"]
+    assert overlay2["supported"] is True
+    assert any("blacklisted in /etc/modprobe.d/hardening.conf:1" in w for w in overlay2["warnings"])
+
+
+def test_native_overlay_diff_warning_from_redirect_dir():
+    overlay2 = report("20.10", evidence())["drivers"]["overlay2"]
+    assert any("redirect_dir is enabled" in w for w in overlay2["warnings"])
+    ubuntu = report("19.03", evidence(host="ubuntu-18.04-aufs"))["drivers"]["overlay2"]
+    assert not any("Native Overlay Diff" in w for w in ubuntu["warnings"])
+
+
+def test_aufs_host_on_old_and_new_engines():
+    ev = evidence(host="ubuntu-18.04-aufs", prior=["aufs"])
+    old = report("19.03.15", ev)
+    assert old["drivers"]["aufs"]["supported"] is True
+    assert old["would_pick"]["driver"] == "aufs"
+    v23 = report("23.0", ev)
+    assert v23["drivers"]["aufs"]["deprecated"] is True
+    assert v23["would_pick"]["driver"] is None
+    assert "deprecated aufs" in v23["would_pick"]["reason"]
+    v24 = report("24.0", ev)
+    assert v24["drivers"]["aufs"]["supported"] is False
+    assert v24["drivers"]["aufs"]["removed"] is True
+    assert "removed in Docker Engine 24.0" in v24["drivers"]["aufs"]["reasons"][0]
+    assert any("aufs" in w for w in v24["would_pick"]["warnings"])
+
+
+def test_aufs_refused_on_btrfs():
+    result = report("19.03", evidence(host="ubuntu-18.04-aufs", backing="btrfs"))
+    assert "aufs cannot run on a btrfs backing filesystem" in result["drivers"]["aufs"]["reasons"]
+
+
+def test_old_engine_needs_kernel_4_for_overlay2():
+    ev = evidence(host="ubuntu-18.04-aufs", kernel_version=(3, 10, 0), kernel_release="3.10.0-1160.el7.x86_64")
+    result = report("18.09", ev)
+    assert any("needs kernel 4.0" in r for r in result["drivers"]["overlay2"]["reasons"])
+    assert result["drivers"]["overlay"]["supported"] is True
+
+
+def test_old_engine_refuses_overlay2_on_zfs_by_type():
+    result = report("19.03", evidence(backing="zfs", probe=None))
+    assert any("refuses overlay2 on a zfs backing filesystem" in r for r in result["drivers"]["overlay2"]["reasons"])
+
+
+def test_two_prior_drivers_make_dockerd_refuse():
+    result = report("20.10", evidence(prior=["overlay2", "btrfs"], backing="btrfs"))
+    assert result["would_pick"]["driver"] is None
+    assert "several drivers" in result["would_pick"]["reason"]
+
+
+def test_prior_driver_that_no_longer_works_refuses():
+    result = report("20.10", evidence(prior=["btrfs"]))
+    assert result["would_pick"]["driver"] is None
+    assert "btrfs cannot run here" in result["would_pick"]["reason"]
+
+
+def test_engine_29_fresh_data_root_uses_containerd_store():
+    result = report("29.0.1", evidence())
+    assert result["would_pick"] == {
+        "driver": "overlayfs",
+        "image_store": "containerd",
+        "reason": "Docker Engine 29.0 uses the containerd image store on a fresh data-root (snapshotter overlayfs)",
+        "warnings": [],
+    }
+
+
+def test_engine_29_with_prior_overlay2_keeps_the_graphdriver():
+    result = report("29.0", evidence(prior=["overlay2"]))
+    assert result["would_pick"]["driver"] == "overlay2"
+    assert result["would_pick"]["image_store"] == "graphdriver"
+
+
+@pytest.mark.parametrize("engine, setting, store", [("29.0", False, "graphdriver"), ("27.3", True, "containerd"), ("27.3", None, "graphdriver")])
+def test_containerd_snapshotter_feature_decides_the_store(engine, setting, store):
+    assert report(engine, evidence(), setting)["would_pick"]["image_store"] == store
+
+
+def test_removed_and_deprecated_drivers_by_version():
+    ev = evidence(host="ubuntu-18.04-aufs")
+    assert report("23.0", ev)["drivers"]["devicemapper"]["deprecated"] is True
+    assert report("23.0", ev)["drivers"]["devicemapper"]["supported"] is True
+    v25 = report("25.0", ev)["drivers"]["devicemapper"]
+    assert v25["supported"] is False and v25["removed"] is True
+    assert report("24.0", ev)["drivers"]["overlay"]["removed"] is True
+
+
+def test_deprecated_driver_is_skipped_in_automatic_choice():
+    # Only aufs and devicemapper would work: 20.10 picks aufs, 23.0 skips both and takes vfs.
+    probe = dict(PROBE_OK, overlay_ok=False, overlay_error="overlay mount failed")
+    ev = evidence(host="ubuntu-18.04-aufs", probe=probe)
+    assert report("20.10", ev)["would_pick"]["driver"] == "aufs"
+    assert report("23.0", ev)["would_pick"]["driver"] == "vfs"
+
+
+def test_fuse_overlayfs_is_not_built_in_before_20_10():
+    result = report("19.03", evidence())
+    assert any("not a built-in driver before Docker Engine 20.10" in r for r in result["drivers"]["fuse-overlayfs"]["reasons"])
+    assert report("20.10", evidence())["drivers"]["fuse-overlayfs"]["supported"] is True
+
+
+def test_unknown_kernel_config_makes_devicemapper_unknown():
+    result = report("20.10", evidence(host="no-kernel-config"))
+    assert result["drivers"]["devicemapper"]["supported"] is None
+    assert "kernel config not found" in result["drivers"]["devicemapper"]["reasons"][0]
+    assert result["drivers"]["overlay2"]["supported"] is True
+
+
+def test_read_only_filesystem_refuses_everything():
+    result = report("27.0", evidence(read_only=True, probe=None))
+    assert all(v["supported"] is False for v in result["drivers"].values())
+    assert result["would_pick"]["driver"] is None
+
+
+def test_no_probe_relies_on_type_and_says_so():
+    result = report("27.0", evidence(probe=None, d_type=None))
+    overlay2 = result["drivers"]["overlay2"]
+    assert overlay2["supported"] is None
+    assert any("not confirmed by a test mount" in w for w in overlay2["warnings"])
+
+
+def test_unknown_first_choice_makes_would_pick_unknown():
+    result = report("27.0", evidence(probe=None, d_type=None))
+    assert result["would_pick"]["driver"] is None
+    assert result["would_pick"]["reason"].startswith("cannot tell")
+
+
+def test_no_engine_verdicts_say_which_engine_they_assume():
+    ev = evidence()
+    result = _support.build_report(_drivers.CURRENT_ENGINE, "none", ev)
+    assert any("judged for Docker Engine 29.0" in w for w in result["drivers"]["vfs"]["warnings"])
+
+
+def test_xfs_project_quota_enables_overlay2_size():
+    with_quota = report("27.0", evidence(backing="xfs", project_quota=True))["drivers"]["overlay2"]["warnings"]
+    without = report("27.0", evidence(backing="xfs"))["drivers"]["overlay2"]["warnings"]
+    assert not any("overlay2.size" in w for w in with_quota)
+    assert any("overlay2.size is unavailable" in w for w in without)

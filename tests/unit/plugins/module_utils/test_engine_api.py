@@ -1,0 +1,91 @@
+import http.server
+import json
+import os
+import socketserver
+import threading
+
+import pytest
+
+from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
+    EngineClient,
+    EngineUnavailable,
+    parse_dockerd_version_output,
+    socket_path_from_docker_host,
+)
+
+
+class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+class _EngineHandler(http.server.BaseHTTPRequestHandler):
+    answers = {
+        "/version": (200, json.dumps({"Version": "27.5.1", "ApiVersion": "1.47"})),
+        "/info": (200, json.dumps({"Driver": "overlay2", "DockerRootDir": "/srv/docker"})),
+        "/broken": (200, "<html>not json</html>"),
+    }
+
+    def do_GET(self):
+        status, body = self.answers.get(self.path, (404, '{"message": "page not found"}'))
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def address_string(self):
+        return "unix"
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def engine_socket(tmp_path):
+    path = os.path.join(str(tmp_path), "engine.sock")
+    server = _UnixHTTPServer(path, _EngineHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield path
+    server.shutdown()
+    server.server_close()
+
+
+def test_client_reads_version_and_info_over_a_unix_socket(engine_socket):
+    client = EngineClient("unix://" + engine_socket)
+    assert client.version()["Version"] == "27.5.1"
+    assert client.info()["DockerRootDir"] == "/srv/docker"
+
+
+def test_http_error_is_named(engine_socket):
+    with pytest.raises(EngineUnavailable, match="answered HTTP 404"):
+        EngineClient("unix://" + engine_socket).get("/nope")
+
+
+def test_non_json_answer_is_named(engine_socket):
+    with pytest.raises(EngineUnavailable, match="did not answer JSON"):
+        EngineClient("unix://" + engine_socket).get("/broken")
+
+
+def test_missing_socket_is_named(tmp_path):
+    with pytest.raises(EngineUnavailable, match="no Docker engine socket at"):
+        EngineClient("unix://%s/none.sock" % tmp_path).version()
+
+
+@pytest.mark.parametrize("docker_host", ["tcp://127.0.0.1:2375", "unix://relative.sock", "/var/run/docker.sock"])
+def test_only_absolute_unix_sockets(docker_host):
+    with pytest.raises(ValueError, match="docker_host must be a unix socket"):
+        socket_path_from_docker_host(docker_host)
+
+
+@pytest.mark.parametrize(
+    "output, version",
+    [
+        ("Docker version 20.10.24+dfsg1, build 5d6db84\n", "20.10.24+dfsg1"),
+        ("Docker version 27.5.1, build 4c9b3b0\n", "27.5.1"),
+        ("dockerd: command not found", None),
+    ],
+)
+def test_parse_dockerd_version_output(output, version):
+    assert parse_dockerd_version_output(output) == version
