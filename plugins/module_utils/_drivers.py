@@ -32,7 +32,20 @@ CONTAINERD_STORE_DEFAULT_FROM = (29, 0)
 # since 20.10 a real test mount decides.
 OVERLAY_LEGACY_INCOMPATIBLE = ("aufs", "ecryptfs", "nfs", "overlay", "zfs")
 # Backing filesystems overlay cannot use as upper layer (no xattrs, no d_type, or stacking).
-OVERLAY_UPPER_INCOMPATIBLE = ("overlay", "aufs", "nfs", "ecryptfs", "vfat", "cifs", "smb2", "fuse", "proc", "sysfs")
+OVERLAY_UPPER_INCOMPATIBLE = (
+    "overlay",
+    "aufs",
+    "nfs",
+    "ecryptfs",
+    "vfat",
+    "cifs",
+    "smb2",
+    "fuse",
+    "proc",
+    "sysfs",
+)
+# Filesystems known to work as overlay's upper layer when d_type is on.
+OVERLAY_UPPER_KNOWN_GOOD = ("ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "f2fs")
 AUFS_INCOMPATIBLE = ("aufs", "btrfs", "ecryptfs")
 
 
@@ -58,9 +71,27 @@ def priority_list(engine):
     if engine >= (24, 0):
         return ["overlay2", "fuse-overlayfs", "btrfs", "zfs", "devicemapper", "vfs"]
     if engine >= (23, 0):
-        return ["overlay2", "fuse-overlayfs", "btrfs", "zfs", "aufs", "overlay", "devicemapper", "vfs"]
+        return [
+            "overlay2",
+            "fuse-overlayfs",
+            "btrfs",
+            "zfs",
+            "aufs",
+            "overlay",
+            "devicemapper",
+            "vfs",
+        ]
     if engine >= (20, 10):
-        return ["btrfs", "zfs", "overlay2", "fuse-overlayfs", "aufs", "overlay", "devicemapper", "vfs"]
+        return [
+            "btrfs",
+            "zfs",
+            "overlay2",
+            "fuse-overlayfs",
+            "aufs",
+            "overlay",
+            "devicemapper",
+            "vfs",
+        ]
     return ["btrfs", "zfs", "overlay2", "aufs", "overlay", "devicemapper", "vfs"]
 
 
@@ -69,7 +100,11 @@ def is_removed(driver, engine):
 
 
 def is_deprecated(driver, engine):
-    return driver in DEPRECATED_FROM and engine >= DEPRECATED_FROM[driver] and not is_removed(driver, engine)
+    return (
+        driver in DEPRECATED_FROM
+        and engine >= DEPRECATED_FROM[driver]
+        and not is_removed(driver, engine)
+    )
 
 
 def _verdict(driver, engine):
@@ -96,7 +131,11 @@ def _unknown(verdict, reason):
 def _kernel_module_reasons(verdict, support, fs_name):
     """Reasons from how the kernel offers ``fs_name``; also warnings for blacklist lines."""
     if support["how"] == "absent":
-        _refuse(verdict, "the kernel has no %s filesystem (not in /proc/filesystems, not built in, no loadable module)" % fs_name)
+        _refuse(
+            verdict,
+            "the kernel has no %s filesystem (not in /proc/filesystems, not built in, no loadable module)"
+            % fs_name,
+        )
     elif support["how"] == "loadable" and support["blocked_by"]:
         _refuse(
             verdict,
@@ -107,7 +146,8 @@ def _kernel_module_reasons(verdict, support, fs_name):
         if support["how"] in ("builtin", "loaded"):
             verdict["warnings"].append(
                 "%s is blacklisted in %s; it is %s now, but a hardening baseline that blacklists it "
-                "breaks Docker on kernels where it is a module" % (fs_name, ", ".join(support["blacklisted_by"]), support["how"])
+                "breaks Docker on kernels where it is a module"
+                % (fs_name, ", ".join(support["blacklisted_by"]), support["how"])
             )
         else:
             verdict["warnings"].append(
@@ -118,9 +158,16 @@ def _kernel_module_reasons(verdict, support, fs_name):
 
 def _common_reasons(verdict, driver, engine, evidence):
     if is_removed(driver, engine):
-        _refuse(verdict, "%s was removed in Docker Engine %s" % (driver, format_version(REMOVED_IN[driver])))
+        _refuse(
+            verdict,
+            "%s was removed in Docker Engine %s" % (driver, format_version(REMOVED_IN[driver])),
+        )
     if driver in ADDED_IN and engine < ADDED_IN[driver]:
-        _refuse(verdict, "%s is not a built-in driver before Docker Engine %s" % (driver, format_version(ADDED_IN[driver])))
+        _refuse(
+            verdict,
+            "%s is not a built-in driver before Docker Engine %s"
+            % (driver, format_version(ADDED_IN[driver])),
+        )
     if evidence.get("read_only"):
         _refuse(verdict, "the filesystem at %s is mounted read-only" % evidence.get("mount_point"))
     elif evidence.get("write_error"):
@@ -137,10 +184,18 @@ def _overlay_family(verdict, driver, engine, evidence):
     _kernel_module_reasons(verdict, evidence["overlay"], "overlay")
     if engine < (20, 10):
         if backing in OVERLAY_LEGACY_INCOMPATIBLE:
-            _refuse(verdict, "Docker Engine %s refuses %s on a %s backing filesystem" % (format_version(engine), driver, backing))
+            _refuse(
+                verdict,
+                "Docker Engine %s refuses %s on a %s backing filesystem"
+                % (format_version(engine), driver, backing),
+            )
         kernel = evidence.get("kernel_version")
         if driver == "overlay2" and kernel is not None and kernel < (4, 0, 0):
-            _refuse(verdict, "Docker Engine %s needs kernel 4.0 or newer for overlay2 (found %s)" % (format_version(engine), evidence.get("kernel_release")))
+            _refuse(
+                verdict,
+                "Docker Engine %s needs kernel 4.0 or newer for overlay2 (found %s)"
+                % (format_version(engine), evidence.get("kernel_release")),
+            )
     probe = evidence.get("probe")
     if probe and probe.get("overlay_ok") is False:
         _refuse(verdict, "%s on %s" % (probe.get("overlay_error"), backing))
@@ -148,18 +203,32 @@ def _overlay_family(verdict, driver, engine, evidence):
         pass
     elif backing in OVERLAY_UPPER_INCOMPATIBLE:
         _refuse(verdict, "overlay cannot use a %s filesystem as its upper layer" % backing)
-    elif evidence["overlay"]["available"]:
+    elif backing in OVERLAY_UPPER_KNOWN_GOOD:
         verdict["warnings"].append("not confirmed by a test mount (probe disabled or not possible)")
+    else:
+        _unknown(
+            verdict, "overlay on %s is untested here: run with probe enabled to find out" % backing
+        )
     d_type = evidence.get("d_type")
     if d_type is False:
         hint = " (xfs needs ftype=1: reformat with mkfs.xfs -n ftype=1)" if backing == "xfs" else ""
-        hint = hint or (" (ext needs the filetype feature: tune2fs -O filetype)" if backing and backing.startswith("ext") else "")
+        hint = hint or (
+            " (ext needs the filetype feature: tune2fs -O filetype)"
+            if backing and backing.startswith("ext")
+            else ""
+        )
         if engine >= (17, 12) or driver == "overlay2":
-            _refuse(verdict, "the %s backing filesystem does not support d_type%s" % (backing, hint))
+            _refuse(
+                verdict, "the %s backing filesystem does not support d_type%s" % (backing, hint)
+            )
         else:
             verdict["warnings"].append("the backing filesystem does not support d_type%s" % hint)
     elif d_type is None:
-        _unknown(verdict, "d_type support of the backing filesystem is unknown: %s" % (evidence.get("d_type_error") or "not probed"))
+        _unknown(
+            verdict,
+            "d_type support of the backing filesystem is unknown: %s"
+            % (evidence.get("d_type_error") or "not probed"),
+        )
     if driver == "overlay2":
         for note in native_diff_notes(evidence):
             verdict["warnings"].append(note)
@@ -179,9 +248,15 @@ def native_diff_notes(evidence):
     if redirect is None:
         redirect = "Y" if config.get("CONFIG_OVERLAY_FS_REDIRECT_DIR") == "y" else None
     if redirect in ("Y", "on", "follow", "nofollow"):
-        notes.append("Native Overlay Diff is off: overlay redirect_dir is enabled (image builds and commits are slower)")
-    if params.get("metacopy") == "Y" or (params.get("metacopy") is None and config.get("CONFIG_OVERLAY_FS_METACOPY") == "y"):
-        notes.append("Native Overlay Diff is off: overlay metacopy is enabled (image builds and commits are slower)")
+        notes.append(
+            "Native Overlay Diff is off: overlay redirect_dir is enabled (image builds and commits are slower)"
+        )
+    if params.get("metacopy") == "Y" or (
+        params.get("metacopy") is None and config.get("CONFIG_OVERLAY_FS_METACOPY") == "y"
+    ):
+        notes.append(
+            "Native Overlay Diff is off: overlay metacopy is enabled (image builds and commits are slower)"
+        )
     kernel = evidence.get("kernel_version")
     if kernel is not None and kernel < (4, 8, 0):
         notes.append("Native Overlay Diff is off: kernels before 4.8 copy opaque flags up")
@@ -201,7 +276,9 @@ def evaluate_driver(driver, engine, evidence):
             _refuse(verdict, "aufs cannot run on a %s backing filesystem" % backing)
     elif driver == "btrfs":
         if backing != "btrfs":
-            _refuse(verdict, "btrfs needs the data-root on a btrfs filesystem (it is on %s)" % backing)
+            _refuse(
+                verdict, "btrfs needs the data-root on a btrfs filesystem (it is on %s)" % backing
+            )
     elif driver == "zfs":
         if backing != "zfs":
             _refuse(verdict, "zfs needs the data-root on a zfs dataset (it is on %s)" % backing)
@@ -212,17 +289,26 @@ def evaluate_driver(driver, engine, evidence):
         if not fuse.get("binary"):
             _refuse(verdict, "the fuse-overlayfs program is not installed")
         if not fuse.get("available"):
-            _refuse(verdict, "FUSE is not available (no 'fuse' in /proc/filesystems or no /dev/fuse)")
+            _refuse(
+                verdict, "FUSE is not available (no 'fuse' in /proc/filesystems or no /dev/fuse)"
+            )
     elif driver == "devicemapper":
         dm = evidence.get("devicemapper") or {}
         if dm.get("available") is False:
-            _refuse(verdict, "the kernel has no device-mapper (%s)" % dm.get("detail", "dm_mod not present"))
+            _refuse(
+                verdict,
+                "the kernel has no device-mapper (%s)" % dm.get("detail", "dm_mod not present"),
+            )
         elif dm.get("available") is None:
             _unknown(verdict, "device-mapper support is unknown: %s" % dm.get("detail"))
         if verdict["supported"] is not False:
-            verdict["warnings"].append("devicemapper in loop-lvm mode is for testing only; production needs direct-lvm")
+            verdict["warnings"].append(
+                "devicemapper in loop-lvm mode is for testing only; production needs direct-lvm"
+            )
     elif driver == "vfs":
-        verdict["warnings"].append("vfs copies every layer in full: slow and large; meant for testing")
+        verdict["warnings"].append(
+            "vfs copies every layer in full: slow and large; meant for testing"
+        )
     return verdict
 
 
@@ -272,7 +358,11 @@ def _decide(engine, evidence, verdicts, containerd_snapshotter):
                 "%s contains several drivers' state (%s): dockerd refuses to start until one is "
                 "removed or storage-driver is set" % (data_root, ", ".join(sorted(registered)))
             )
-        return _choice(name, "graphdriver", "prior %s state in %s wins over the priority list" % (name, data_root))
+        return _choice(
+            name,
+            "graphdriver",
+            "prior %s state in %s wins over the priority list" % (name, data_root),
+        )
 
     use_containerd = containerd_snapshotter
     if use_containerd is None:
@@ -282,8 +372,9 @@ def _decide(engine, evidence, verdicts, containerd_snapshotter):
         if containerd_snapshotter:
             why = "features.containerd-snapshotter is true"
         else:
-            why = "Docker Engine %s uses the containerd image store on a fresh data-root" % format_version(
-                CONTAINERD_STORE_DEFAULT_FROM
+            why = (
+                "Docker Engine %s uses the containerd image store on a fresh data-root"
+                % format_version(CONTAINERD_STORE_DEFAULT_FROM)
             )
         return _choice(snapshotter, "containerd", "%s (snapshotter %s)" % (why, snapshotter))
 

@@ -18,7 +18,14 @@ import socket
 import subprocess
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
-DEFAULT_SEARCH_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+DEFAULT_SEARCH_PATH = (
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+)
 
 
 class EngineUnavailable(Exception):
@@ -48,7 +55,8 @@ def socket_path_from_docker_host(docker_host):
         if path.startswith("/"):
             return path
     raise ValueError(
-        "docker_host must be a unix socket such as unix:///var/run/docker.sock, got %r" % docker_host
+        "docker_host must be a unix socket such as unix:///var/run/docker.sock, got %r"
+        % docker_host
     )
 
 
@@ -69,11 +77,17 @@ class EngineClient:
         except FileNotFoundError:
             raise EngineUnavailable("no Docker engine socket at %s" % self.socket_path) from None
         except ConnectionRefusedError:
-            raise EngineUnavailable("nothing listens on %s (is dockerd running?)" % self.socket_path) from None
+            raise EngineUnavailable(
+                "nothing listens on %s (is dockerd running?)" % self.socket_path
+            ) from None
         except PermissionError:
-            raise EngineUnavailable("permission denied on %s (run as root)" % self.socket_path) from None
+            raise EngineUnavailable(
+                "permission denied on %s (run as root)" % self.socket_path
+            ) from None
         except (OSError, http.client.HTTPException) as exc:
-            raise EngineUnavailable("Engine API on %s failed: %s" % (self.socket_path, exc)) from None
+            raise EngineUnavailable(
+                "Engine API on %s failed: %s" % (self.socket_path, exc)
+            ) from None
         finally:
             connection.close()
         if response.status != 200:
@@ -83,7 +97,9 @@ class EngineClient:
         try:
             return json.loads(body.decode("utf-8"))
         except ValueError:
-            raise EngineUnavailable("Engine API %s on %s did not answer JSON" % (path, self.socket_path)) from None
+            raise EngineUnavailable(
+                "Engine API %s on %s did not answer JSON" % (path, self.socket_path)
+            ) from None
 
     def version(self):
         return self.get("/version")

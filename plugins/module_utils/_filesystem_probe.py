@@ -110,8 +110,19 @@ def read_dirent_types(directory):
 
 def _mount(source, target, fstype, data):
     libc = _load_libc()
-    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-    if libc.mount(os.fsencode(source), os.fsencode(target), os.fsencode(fstype), 0, os.fsencode(data)) != 0:
+    libc.mount.argtypes = [
+        ctypes.c_char_p,
+        ctypes.c_char_p,
+        ctypes.c_char_p,
+        ctypes.c_ulong,
+        ctypes.c_char_p,
+    ]
+    if (
+        libc.mount(
+            os.fsencode(source), os.fsencode(target), os.fsencode(fstype), 0, os.fsencode(data)
+        )
+        != 0
+    ):
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err), target)
 
@@ -142,7 +153,10 @@ def probe_directory(parent):
     try:
         workspace = tempfile.mkdtemp(prefix=".dockerhost-storage-probe-", dir=parent)
     except OSError as exc:
-        result["write_error"] = "cannot create a directory in %s: %s" % (parent, exc.strerror or exc)
+        result["write_error"] = "cannot create a directory in %s: %s" % (
+            parent,
+            exc.strerror or exc,
+        )
         return result
     result["writable"] = True
     merged = os.path.join(workspace, "merged")
@@ -165,12 +179,16 @@ def probe_directory(parent):
         cwd = os.getcwd()
         try:
             os.chdir(workspace)
-            _mount("overlay", "merged", "overlay", "lowerdir=lower2:lower1,upperdir=upper,workdir=work")
+            _mount(
+                "overlay", "merged", "overlay", "lowerdir=lower2:lower1,upperdir=upper,workdir=work"
+            )
             mounted = True
             visible = sorted(os.listdir("merged"))
             if visible != ["dir", "file"]:
                 result["overlay_ok"] = False
-                result["overlay_error"] = "merged view shows %s instead of both lower layers" % visible
+                result["overlay_error"] = (
+                    "merged view shows %s instead of both lower layers" % visible
+                )
             else:
                 result["overlay_ok"] = True
         except OSError as exc:

@@ -26,7 +26,14 @@ MODPROBE_DIRS = (
 
 # `install <module> <command>` with one of these commands makes loading the module a no-op:
 # the usual hardening idiom to disable a filesystem.
-_DISABLING_COMMANDS = {"true", "false", "/bin/true", "/bin/false", "/usr/bin/true", "/usr/bin/false"}
+_DISABLING_COMMANDS = {
+    "true",
+    "false",
+    "/bin/true",
+    "/bin/false",
+    "/usr/bin/true",
+    "/usr/bin/false",
+}
 
 
 def host_path(host_root, path):
@@ -160,9 +167,13 @@ def modprobe_directives(host_root, name):
                 if len(words) < 2 or words[1].replace("-", "_") not in wanted:
                     continue
                 if words[0] == "blacklist":
-                    found.append({"file": shown, "line": number, "kind": "blacklist", "text": raw.strip()})
+                    found.append(
+                        {"file": shown, "line": number, "kind": "blacklist", "text": raw.strip()}
+                    )
                 elif words[0] == "install" and len(words) >= 3 and words[2] in _DISABLING_COMMANDS:
-                    found.append({"file": shown, "line": number, "kind": "install", "text": raw.strip()})
+                    found.append(
+                        {"file": shown, "line": number, "kind": "install", "text": raw.strip()}
+                    )
     try:
         cmdline = _read_text(host_root, "/proc/cmdline").split()
     except OSError:
@@ -171,7 +182,9 @@ def modprobe_directives(host_root, name):
         key, _, value = word.partition("=")
         if key in ("module_blacklist", "modprobe.blacklist"):
             if wanted & {item.replace("-", "_") for item in value.split(",")}:
-                found.append({"file": "/proc/cmdline", "line": 1, "kind": "blacklist", "text": word})
+                found.append(
+                    {"file": "/proc/cmdline", "line": 1, "kind": "blacklist", "text": word}
+                )
     return found
 
 
@@ -204,21 +217,34 @@ def filesystem_support(host_root, release, fs_name, module_name, config_key, ker
     directives = modprobe_directives(host_root, module_name)
     blocked = ["%s:%d" % (d["file"], d["line"]) for d in directives if d["kind"] == "install"]
     blacklisted = ["%s:%d" % (d["file"], d["line"]) for d in directives if d["kind"] == "blacklist"]
-    result = {"available": False, "how": "absent", "blocked_by": blocked, "blacklisted_by": blacklisted}
+    result = {
+        "available": False,
+        "how": "absent",
+        "blocked_by": blocked,
+        "blacklisted_by": blacklisted,
+    }
 
     if fs_name in read_filesystems(host_root):
-        loadable_state = os.path.exists(host_path(host_root, "/sys/module/%s/initstate" % module_name))
+        loadable_state = os.path.exists(
+            host_path(host_root, "/sys/module/%s/initstate" % module_name)
+        )
         result.update(available=True, how="loaded" if loadable_state else "builtin")
         return result
 
     builtin = modules_listing(host_root, release, "modules.builtin") or []
-    if any(_module_path_matches(path, module_name) for path in builtin) or kernel_config.get(config_key) == "y":
+    if (
+        any(_module_path_matches(path, module_name) for path in builtin)
+        or kernel_config.get(config_key) == "y"
+    ):
         # Built in but not registered is odd (a fixture or a partial /proc); trust the listing.
         result.update(available=True, how="builtin")
         return result
 
     dep = modules_listing(host_root, release, "modules.dep") or []
-    if any(_module_path_matches(path, module_name) for path in dep) or kernel_config.get(config_key) == "m":
+    if (
+        any(_module_path_matches(path, module_name) for path in dep)
+        or kernel_config.get(config_key) == "m"
+    ):
         result["how"] = "loadable"
         result["available"] = not blocked
         return result

@@ -13,15 +13,29 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.dockerhost.storage.plugins.module_utils import _drivers, _kernel, _mountinfo
+from ansible_collections.dockerhost.storage.plugins.module_utils import (
+    _drivers,
+    _kernel,
+    _mountinfo,
+)
 from ansible_collections.dockerhost.storage.plugins.module_utils._filesystem_probe import (
+    DT_UNKNOWN,
     filesystem_name_for_magic,
     probe_directory,
+    read_dirent_types,
     statfs_magic,
 )
 
 # Names of data-root subdirectories that hold a graphdriver's state.
-_PRIOR_STATE_DIRS = ("overlay2", "aufs", "btrfs", "zfs", "fuse-overlayfs", "overlay", "devicemapper")
+_PRIOR_STATE_DIRS = (
+    "overlay2",
+    "aufs",
+    "btrfs",
+    "zfs",
+    "fuse-overlayfs",
+    "overlay",
+    "devicemapper",
+)
 
 
 def kernel_evidence(host_root="/"):
@@ -35,11 +49,16 @@ def kernel_evidence(host_root="/"):
         "kernel_config": config,
         "config_source": config_source,
         "config_problem": config_problem,
-        "overlay": _kernel.filesystem_support(host_root, release, "overlay", "overlay", "CONFIG_OVERLAY_FS", config),
-        "aufs": _kernel.filesystem_support(host_root, release, "aufs", "aufs", "CONFIG_AUFS_FS", config),
+        "overlay": _kernel.filesystem_support(
+            host_root, release, "overlay", "overlay", "CONFIG_OVERLAY_FS", config
+        ),
+        "aufs": _kernel.filesystem_support(
+            host_root, release, "aufs", "aufs", "CONFIG_AUFS_FS", config
+        ),
         "overlay_parameters": _kernel.module_parameters(host_root, "overlay"),
         "fuse": {
-            "available": "fuse" in filesystems and os.path.exists(_kernel.host_path(host_root, "/dev/fuse")),
+            "available": "fuse" in filesystems
+            and os.path.exists(_kernel.host_path(host_root, "/dev/fuse")),
             "binary": _find_program(host_root, "fuse-overlayfs"),
         },
         "zfs_device": os.path.exists(_kernel.host_path(host_root, "/dev/zfs")),
@@ -48,7 +67,14 @@ def kernel_evidence(host_root="/"):
 
 
 def _find_program(host_root, name):
-    for directory in ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"):
+    for directory in (
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ):
         candidate = _kernel.host_path(host_root, os.path.join(directory, name))
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return os.path.join(directory, name)
@@ -116,8 +142,22 @@ def filesystem_evidence(checked_path, mounts, probe=True):
         evidence["d_type_error"] = result["d_type_error"] or result["write_error"]
         evidence["write_error"] = result["write_error"]
     elif not probe:
-        evidence["d_type_error"] = "probe is disabled"
+        evidence["d_type"], evidence["d_type_error"] = existing_entries_d_type(real)
     return evidence
+
+
+def existing_entries_d_type(directory):
+    """d_type read from the entries already in ``directory``, without writing anything.
+
+    Returns ``(d_type, problem)``; d_type is None when the directory is empty or unreadable.
+    """
+    try:
+        types = read_dirent_types(directory)
+    except OSError as exc:
+        return None, "getdents on %s failed: %s" % (directory, exc.strerror or exc)
+    if not types:
+        return None, "%s is empty and probe is disabled, so d_type was not read" % directory
+    return all(value != DT_UNKNOWN for value in types.values()), None
 
 
 def build_report(engine, engine_source, evidence, containerd_snapshotter=None):
@@ -130,7 +170,8 @@ def build_report(engine, engine_source, evidence, containerd_snapshotter=None):
     if engine_source == "none":
         for verdict in verdicts.values():
             verdict["warnings"].append(
-                "no Docker engine found: judged for Docker Engine %s" % _drivers.format_version(engine)
+                "no Docker engine found: judged for Docker Engine %s"
+                % _drivers.format_version(engine)
             )
     return {
         "drivers": verdicts,

@@ -225,7 +225,11 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockerhost.storage.plugins.module_utils import _drivers, _mountinfo, _support
+from ansible_collections.dockerhost.storage.plugins.module_utils import (
+    _drivers,
+    _mountinfo,
+    _support,
+)
 from ansible_collections.dockerhost.storage.plugins.module_utils._daemon_json import (
     DEFAULT_DATA_ROOT,
     DaemonJsonError,
@@ -284,7 +288,11 @@ def detect_engine(module, given_version):
     if given_version:
         info.update(version=given_version, version_source="option")
     try:
-        engine = _drivers.parse_engine_version(info["version"]) if info["version"] else _drivers.CURRENT_ENGINE
+        engine = (
+            _drivers.parse_engine_version(info["version"])
+            if info["version"]
+            else _drivers.CURRENT_ENGINE
+        )
     except ValueError as exc:
         module.fail_json(msg="engine_version: %s" % exc)
     return info, engine
@@ -324,13 +332,17 @@ def run(module):
         module.fail_json(msg="cannot read /proc/self/mountinfo: %s" % exc)
     evidence = _support.kernel_evidence("/")
     try:
-        evidence.update(_support.filesystem_evidence(checked_path, mounts, probe=module.params["probe"]))
+        evidence.update(
+            _support.filesystem_evidence(checked_path, mounts, probe=module.params["probe"])
+        )
     except OSError as exc:
         module.fail_json(msg="cannot examine the filesystem of %s: %s" % (checked_path, exc))
     evidence["data_root"] = path
     evidence["prior_drivers"] = _support.prior_drivers(path)
 
-    report = _support.build_report(engine, engine_info["version_source"], evidence, settings["containerd_snapshotter"])
+    report = _support.build_report(
+        engine, engine_info["version_source"], evidence, settings["containerd_snapshotter"]
+    )
     probe = evidence.get("probe") or {}
     result = {
         "path": path,

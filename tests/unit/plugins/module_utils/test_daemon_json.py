@@ -30,7 +30,11 @@ def test_empty_file_is_empty_config():
 
 def test_storage_settings_fold_legacy_graph_and_features():
     settings = storage_settings(
-        {"graph": "/srv/docker", "storage-opts": ["overlay2.size=10G"], "features": {"containerd-snapshotter": False}}
+        {
+            "graph": "/srv/docker",
+            "storage-opts": ["overlay2.size=10G"],
+            "features": {"containerd-snapshotter": False},
+        }
     )
     assert settings == {
         "storage_driver": None,

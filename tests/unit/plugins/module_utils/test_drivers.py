@@ -7,7 +7,13 @@ from ansible_collections.dockerhost.storage.plugins.module_utils import _drivers
 HOSTS = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "hosts")
 
 NO_DM = {"available": False, "detail": "CONFIG_BLK_DEV_DM is not set in the kernel config"}
-PROBE_OK = {"overlay_ok": True, "overlay_error": None, "d_type": True, "d_type_error": None, "write_error": None}
+PROBE_OK = {
+    "overlay_ok": True,
+    "overlay_error": None,
+    "d_type": True,
+    "d_type_error": None,
+    "write_error": None,
+}
 
 
 def evidence(host="debian-12-overlay-module", backing="ext4", prior=(), probe=PROBE_OK, **extra):
@@ -76,7 +82,9 @@ def test_healthy_ext4_host_on_engine_20_10_picks_overlay2():
     assert result["would_pick"]["driver"] == "overlay2"
     assert result["recommended"] == "overlay2"
     assert result["drivers"]["aufs"]["supported"] is False
-    assert result["drivers"]["btrfs"]["reasons"] == ["btrfs needs the data-root on a btrfs filesystem (it is on ext4)"]
+    assert result["drivers"]["btrfs"]["reasons"] == [
+        "btrfs needs the data-root on a btrfs filesystem (it is on ext4)"
+    ]
 
 
 def test_btrfs_backing_changes_the_pick_between_20_10_and_23():
@@ -94,13 +102,21 @@ def test_xfs_without_ftype_refuses_overlay2_and_falls_back_to_vfs():
     assert any("does not support d_type" in r and "ftype=1" in r for r in reasons)
     # fuse-overlayfs is installed on that recorded host, so it comes before vfs
     assert result["would_pick"]["driver"] == "fuse-overlayfs"
-    no_fuse = evidence(backing="xfs", probe=probe, fuse={"available": False, "binary": None}, devicemapper=NO_DM)
+    no_fuse = evidence(
+        backing="xfs", probe=probe, fuse={"available": False, "binary": None}, devicemapper=NO_DM
+    )
     assert report("20.10", no_fuse)["would_pick"]["driver"] == "vfs"
 
 
 def test_overlay_on_overlay_is_refused_with_the_mount_error():
-    probe = dict(PROBE_OK, overlay_ok=False, overlay_error="overlay mount with two lower directories failed: Invalid argument (EINVAL)")
-    ev = evidence(backing="overlay", probe=probe, fuse={"available": True, "binary": None}, devicemapper=NO_DM)
+    probe = dict(
+        PROBE_OK,
+        overlay_ok=False,
+        overlay_error="overlay mount with two lower directories failed: Invalid argument (EINVAL)",
+    )
+    ev = evidence(
+        backing="overlay", probe=probe, fuse={"available": True, "binary": None}, devicemapper=NO_DM
+    )
     result = report("20.10", ev)
     assert result["drivers"]["overlay2"]["supported"] is False
     assert "Invalid argument" in result["drivers"]["overlay2"]["reasons"][0]
@@ -108,7 +124,10 @@ def test_overlay_on_overlay_is_refused_with_the_mount_error():
     assert result["would_pick"]["driver"] == "vfs"
     assert result["recommended"] == "vfs"
     # with device-mapper in the kernel, 20.10 would take devicemapper (loop-lvm) before vfs
-    assert report("20.10", dict(ev, devicemapper={"available": True}))["would_pick"]["driver"] == "devicemapper"
+    assert (
+        report("20.10", dict(ev, devicemapper={"available": True}))["would_pick"]["driver"]
+        == "devicemapper"
+    )
 
 
 def test_overlay_disabled_by_hardening_is_reported_with_file_and_line():
@@ -155,7 +174,9 @@ def test_aufs_refused_on_btrfs():
 
 
 def test_old_engine_needs_kernel_4_for_overlay2():
-    ev = evidence(host="ubuntu-18.04-aufs", kernel_version=(3, 10, 0), kernel_release="3.10.0-1160.el7.x86_64")
+    ev = evidence(
+        host="ubuntu-18.04-aufs", kernel_version=(3, 10, 0), kernel_release="3.10.0-1160.el7.x86_64"
+    )
     result = report("18.09", ev)
     assert any("needs kernel 4.0" in r for r in result["drivers"]["overlay2"]["reasons"])
     assert result["drivers"]["overlay"]["supported"] is True
@@ -163,7 +184,10 @@ def test_old_engine_needs_kernel_4_for_overlay2():
 
 def test_old_engine_refuses_overlay2_on_zfs_by_type():
     result = report("19.03", evidence(backing="zfs", probe=None))
-    assert any("refuses overlay2 on a zfs backing filesystem" in r for r in result["drivers"]["overlay2"]["reasons"])
+    assert any(
+        "refuses overlay2 on a zfs backing filesystem" in r
+        for r in result["drivers"]["overlay2"]["reasons"]
+    )
 
 
 def test_two_prior_drivers_make_dockerd_refuse():
@@ -194,7 +218,10 @@ def test_engine_29_with_prior_overlay2_keeps_the_graphdriver():
     assert result["would_pick"]["image_store"] == "graphdriver"
 
 
-@pytest.mark.parametrize("engine, setting, store", [("29.0", False, "graphdriver"), ("27.3", True, "containerd"), ("27.3", None, "graphdriver")])
+@pytest.mark.parametrize(
+    "engine, setting, store",
+    [("29.0", False, "graphdriver"), ("27.3", True, "containerd"), ("27.3", None, "graphdriver")],
+)
 def test_containerd_snapshotter_feature_decides_the_store(engine, setting, store):
     assert report(engine, evidence(), setting)["would_pick"]["image_store"] == store
 
@@ -218,7 +245,10 @@ def test_deprecated_driver_is_skipped_in_automatic_choice():
 
 def test_fuse_overlayfs_is_not_built_in_before_20_10():
     result = report("19.03", evidence())
-    assert any("not a built-in driver before Docker Engine 20.10" in r for r in result["drivers"]["fuse-overlayfs"]["reasons"])
+    assert any(
+        "not a built-in driver before Docker Engine 20.10" in r
+        for r in result["drivers"]["fuse-overlayfs"]["reasons"]
+    )
     assert report("20.10", evidence())["drivers"]["fuse-overlayfs"]["supported"] is True
 
 
@@ -236,14 +266,23 @@ def test_read_only_filesystem_refuses_everything():
 
 
 def test_no_probe_relies_on_type_and_says_so():
-    result = report("27.0", evidence(probe=None, d_type=None))
+    result = report("27.0", evidence(probe=None, d_type=True))
     overlay2 = result["drivers"]["overlay2"]
-    assert overlay2["supported"] is None
+    assert overlay2["supported"] is True
     assert any("not confirmed by a test mount" in w for w in overlay2["warnings"])
+    unusual = report("27.0", evidence(backing="jfs", probe=None, d_type=True))["drivers"][
+        "overlay2"
+    ]
+    assert unusual["supported"] is None
+    assert "run with probe enabled" in unusual["reasons"][0]
 
 
 def test_unknown_first_choice_makes_would_pick_unknown():
-    result = report("27.0", evidence(probe=None, d_type=None))
+    result = report(
+        "27.0",
+        evidence(probe=None, d_type=None, d_type_error="/srv is empty and probe is disabled"),
+    )
+    assert result["drivers"]["overlay2"]["supported"] is None
     assert result["would_pick"]["driver"] is None
     assert result["would_pick"]["reason"].startswith("cannot tell")
 
@@ -255,7 +294,9 @@ def test_no_engine_verdicts_say_which_engine_they_assume():
 
 
 def test_xfs_project_quota_enables_overlay2_size():
-    with_quota = report("27.0", evidence(backing="xfs", project_quota=True))["drivers"]["overlay2"]["warnings"]
+    with_quota = report("27.0", evidence(backing="xfs", project_quota=True))["drivers"]["overlay2"][
+        "warnings"
+    ]
     without = report("27.0", evidence(backing="xfs"))["drivers"]["overlay2"]["warnings"]
     assert not any("overlay2.size" in w for w in with_quota)
     assert any("overlay2.size is unavailable" in w for w in without)

@@ -73,7 +73,9 @@ def test_missing_socket_is_named(tmp_path):
         EngineClient("unix://%s/none.sock" % tmp_path).version()
 
 
-@pytest.mark.parametrize("docker_host", ["tcp://127.0.0.1:2375", "unix://relative.sock", "/var/run/docker.sock"])
+@pytest.mark.parametrize(
+    "docker_host", ["tcp://127.0.0.1:2375", "unix://relative.sock", "/var/run/docker.sock"]
+)
 def test_only_absolute_unix_sockets(docker_host):
     with pytest.raises(ValueError, match="docker_host must be a unix socket"):
         socket_path_from_docker_host(docker_host)

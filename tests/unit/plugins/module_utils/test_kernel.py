@@ -21,7 +21,13 @@ def support(name, fs):
 
 @pytest.mark.parametrize(
     "release, expected",
-    [("6.1.0-18-amd64", (6, 1, 0)), ("4.15.0-213-generic", (4, 15, 0)), ("5.4", (5, 4, 0)), ("", None), (None, None)],
+    [
+        ("6.1.0-18-amd64", (6, 1, 0)),
+        ("4.15.0-213-generic", (4, 15, 0)),
+        ("5.4", (5, 4, 0)),
+        ("", None),
+        (None, None),
+    ],
 )
 def test_parse_kernel_version(release, expected):
     assert _kernel.parse_kernel_version(release) == expected
@@ -31,7 +37,11 @@ def test_parse_kernel_config_reads_set_unset_and_strings():
     config = _kernel.parse_kernel_config(
         'CONFIG_OVERLAY_FS=y\n# CONFIG_AUFS_FS is not set\nCONFIG_LOCALVERSION="-custom"\n# comment\n'
     )
-    assert config == {"CONFIG_OVERLAY_FS": "y", "CONFIG_AUFS_FS": "n", "CONFIG_LOCALVERSION": "-custom"}
+    assert config == {
+        "CONFIG_OVERLAY_FS": "y",
+        "CONFIG_AUFS_FS": "n",
+        "CONFIG_LOCALVERSION": "-custom",
+    }
 
 
 def test_config_gz_is_preferred(tmp_path):
@@ -78,7 +88,9 @@ def test_loaded_module_is_told_from_builtin():
 
 def test_blacklist_on_kernel_command_line():
     directives = _kernel.modprobe_directives(host("debian-12-overlay-module"), "aufs")
-    assert directives == [{"file": "/proc/cmdline", "line": 1, "kind": "blacklist", "text": "module_blacklist=aufs"}]
+    assert directives == [
+        {"file": "/proc/cmdline", "line": 1, "kind": "blacklist", "text": "module_blacklist=aufs"}
+    ]
 
 
 def test_absent_filesystem():

@@ -12,7 +12,9 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._mountinfo impo
     unescape_mount_field,
 )
 
-FIXTURE = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "mountinfo", "docker-host.txt")
+FIXTURE = os.path.join(
+    os.path.dirname(__file__), "..", "..", "fixtures", "mountinfo", "docker-host.txt"
+)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,72 @@
+"""Run a module of this collection through ansible itself, as an operator's ad-hoc call does.
+
+The module goes through ansible's real machinery (argument validation, AnsiballZ packaging,
+the local connection, the json callback), and the test reads the result an operator would see.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def collections_path():
+    """A directory where ``ansible_collections/dockerhost/storage`` is this checkout."""
+    parts = REPO_ROOT.split(os.sep)
+    if len(parts) >= 3 and parts[-3] == "ansible_collections":
+        return os.sep.join(parts[:-3])
+    root = os.path.join(REPO_ROOT, ".build", "pytest")
+    link_parent = os.path.join(root, "ansible_collections", "dockerhost")
+    link = os.path.join(link_parent, "storage")
+    os.makedirs(link_parent, exist_ok=True)
+    if not os.path.islink(link):
+        os.symlink(REPO_ROOT, link)
+    return root
+
+
+def run_module(name, args=None, check=False, timeout=120):
+    """Run ``dockerhost.storage.<name>`` on localhost; return the host's result dict.
+
+    The dict carries ``failed`` and ``msg`` when the module failed.
+    """
+    ansible = os.path.join(os.path.dirname(sys.executable), "ansible")
+    command = [
+        ansible,
+        "localhost",
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-e",
+        "ansible_python_interpreter=%s" % sys.executable,
+        "-m",
+        "dockerhost.storage.%s" % name,
+        "-a",
+        json.dumps(args or {}),
+    ]
+    if check:
+        command.append("--check")
+    env = dict(
+        os.environ,
+        LANG="C.UTF-8",
+        LC_ALL="C.UTF-8",
+        ANSIBLE_COLLECTIONS_PATH=collections_path(),
+        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_LOCALHOST_WARNING="0",
+        ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
+    )
+    completed = subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=timeout, check=False
+    )
+    try:
+        output = json.loads(completed.stdout)
+    except ValueError:
+        raise AssertionError(
+            "ansible printed no JSON (exit %d)\nstdout:\n%s\nstderr:\n%s"
+            % (completed.returncode, completed.stdout, completed.stderr)
+        ) from None
+    return output["plays"][0]["tasks"][0]["hosts"]["localhost"]

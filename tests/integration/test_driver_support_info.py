@@ -1,0 +1,168 @@
+"""driver_support_info against the real kernel, real filesystems and a real dockerd.
+
+For each backing filesystem the module's verdict on every driver must equal what a private
+dockerd (Debian's docker.io) does when started there with that --storage-driver: it starts with
+that driver, or it refuses. Its "would pick" must equal the driver dockerd takes with none set.
+"""
+
+import os
+
+import pytest
+from ansible_module import run_module
+
+pytestmark = pytest.mark.integration
+
+DRIVERS_TRIED = ("overlay2", "aufs", "btrfs", "vfs", "zfs", "overlay", "devicemapper")
+BACKINGS = ("ext4", "xfs", "btrfs", "tmpfs", "ext2", "overlay")
+
+
+@pytest.fixture(scope="module")
+def backing(request, make_loopfs_module, make_overlay_module):
+    """A fresh filesystem of the requested kind; for "overlay", a directory inside an overlay mount."""
+    kind = request.param
+    if kind == "overlay":
+        base = make_loopfs_module("ext4", size_mb=512)
+        mount = make_overlay_module(os.path.join(base.mount_point, "ovl"))
+        return kind, mount.merged
+    return kind, make_loopfs_module(kind, size_mb=512).mount_point
+
+
+def _dockerd_outcome(start_dockerd, data_root, driver=None):
+    daemon = start_dockerd(data_root, storage_driver=driver)
+    try:
+        if not daemon.started:
+            return None, daemon.refusal
+        return daemon.info()["Driver"], None
+    finally:
+        daemon.stop()
+
+
+@pytest.mark.parametrize("backing", BACKINGS, indirect=True)
+def test_verdicts_match_dockerd(backing, start_dockerd):
+    kind, mount_point = backing
+    result = run_module("driver_support_info", {"path": os.path.join(mount_point, "docker-auto")})
+    assert not result.get("failed"), result.get("msg")
+    assert result["checked_path"] == mount_point
+    expected_type = "ext2" if kind == "ext2" else kind
+    assert result["backing_filesystem"]["type"] == expected_type
+    assert os.listdir(mount_point) == [] or not any(
+        name.startswith(".dockerhost-storage-probe") for name in os.listdir(mount_point)
+    ), "the probe left its directory behind"
+
+    mismatches = []
+    for driver in DRIVERS_TRIED:
+        picked, refusal = _dockerd_outcome(
+            start_dockerd, os.path.join(mount_point, "docker-" + driver), driver
+        )
+        started = picked == driver
+        verdict = result["drivers"][driver]
+        if verdict["supported"] is not started:
+            mismatches.append(
+                "%s on %s: module says supported=%s (%s); dockerd %s"
+                % (
+                    driver,
+                    kind,
+                    verdict["supported"],
+                    "; ".join(verdict["reasons"]),
+                    "started" if started else "refused: %s" % refusal,
+                )
+            )
+        if not started:
+            assert verdict["reasons"], (
+                "%s refused by dockerd but the module gives no reason" % driver
+            )
+
+    picked, refusal = _dockerd_outcome(start_dockerd, os.path.join(mount_point, "docker-auto"))
+    if result["would_pick"]["driver"] != picked:
+        mismatches.append(
+            "no driver set on %s: module would pick %s (%s); dockerd picked %s %s"
+            % (
+                kind,
+                result["would_pick"]["driver"],
+                result["would_pick"]["reason"],
+                picked,
+                refusal or "",
+            )
+        )
+    assert not mismatches, "\n".join(mismatches)
+
+
+def test_prior_driver_state_decides_and_two_make_dockerd_refuse(make_loopfs, start_dockerd):
+    fs = make_loopfs("btrfs", size_mb=512)
+    data_root = os.path.join(fs.mount_point, "docker")
+    # A daemon pinned to overlay2 leaves overlay2 state on a btrfs filesystem, where 20.10
+    # would otherwise pick btrfs.
+    picked, refusal = _dockerd_outcome(start_dockerd, data_root, "overlay2")
+    assert picked == "overlay2", refusal
+    assert os.listdir(os.path.join(data_root, "overlay2"))
+
+    result = run_module("driver_support_info", {"path": data_root})
+    assert result["prior_drivers"] == ["overlay2"]
+    assert result["would_pick"]["driver"] == "overlay2"
+    assert _dockerd_outcome(start_dockerd, data_root)[0] == "overlay2"
+
+    # Now btrfs state as well: dockerd refuses to choose, and so does the module.
+    picked, refusal = _dockerd_outcome(start_dockerd, data_root, "btrfs")
+    assert picked == "btrfs", refusal
+    result = run_module("driver_support_info", {"path": data_root})
+    assert sorted(result["prior_drivers"]) == ["btrfs", "overlay2"]
+    assert result["would_pick"]["driver"] is None
+    picked, refusal = _dockerd_outcome(start_dockerd, data_root)
+    assert picked is None
+    assert "several" in refusal and "graphdrivers" in refusal
+
+
+def test_required_driver_that_cannot_run_fails_with_reasons(make_loopfs):
+    fs = make_loopfs("ext4", size_mb=256)
+    result = run_module("driver_support_info", {"path": fs.mount_point, "required": "btrfs"})
+    assert result["failed"] is True
+    assert result["msg"].startswith("btrfs cannot run on %s (ext4" % fs.mount_point)
+    assert "btrfs needs the data-root on a btrfs filesystem (it is on ext4)" in result["msg"]
+    ok = run_module("driver_support_info", {"path": fs.mount_point, "required": "overlay2"})
+    assert not ok.get("failed") and ok["changed"] is False
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ({"path": "relative/docker"}, "path must be absolute, got 'relative/docker'"),
+        (
+            {"path": "/etc/hostname"},
+            "path /etc/hostname is not a directory; give the data-root directory",
+        ),
+        ({"required": "devicemapper2"}, "value of required must be one of: overlay2, aufs"),
+        ({"engine_version": "latest"}, "engine_version: engine version 'latest' is not a version"),
+        ({"docker_host": "tcp://127.0.0.1:2375"}, "docker_host must be a unix socket"),
+    ],
+)
+def test_bad_input_gets_a_clear_message(args, message):
+    result = run_module("driver_support_info", args)
+    assert result["failed"] is True
+    assert message in result["msg"]
+    assert "Traceback" not in result.get("module_stderr", "")
+
+
+def test_check_mode_and_facts(tmp_path):
+    result = run_module("driver_support_info", {"path": str(tmp_path)}, check=True)
+    assert result["changed"] is False
+    facts = result["ansible_facts"]["docker_storage_support"]
+    assert facts["drivers"]["overlay2"] == result["drivers"]["overlay2"]
+    assert facts["backing_filesystem"]["d_type"] is True
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_read_only_filesystem_refuses_every_driver(make_loopfs):
+    fs = make_loopfs("ext4", size_mb=64, mount_options=("ro",))
+    result = run_module("driver_support_info", {"path": fs.mount_point})
+    assert all(v["supported"] is False for v in result["drivers"].values())
+    assert "mounted read-only" in result["drivers"]["vfs"]["reasons"][0]
+
+
+def test_engine_version_option_plans_an_upgrade(make_loopfs):
+    fs = make_loopfs("btrfs", size_mb=256)
+    now = run_module("driver_support_info", {"path": fs.mount_point, "engine_version": "20.10"})
+    later = run_module("driver_support_info", {"path": fs.mount_point, "engine_version": "24.0"})
+    assert now["would_pick"]["driver"] == "btrfs"
+    assert later["would_pick"]["driver"] == "overlay2"
+    assert later["drivers"]["overlay"]["removed"] is True
+    assert later["engine"]["version_source"] == "option"
