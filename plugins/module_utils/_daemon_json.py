@@ -25,7 +25,7 @@ def parse_daemon_json(text, path=DEFAULT_DAEMON_JSON):
         data = json.loads(text)
     except ValueError as exc:
         line = getattr(exc, "lineno", None)
-        where = " at line %d" % line if line else ""
+        where = " at line %s" % line if line else ""
         raise DaemonJsonError(
             "%s is not valid JSON%s (%s); dockerd would refuse to start: fix or remove the file"
             % (path, where, getattr(exc, "msg", exc))

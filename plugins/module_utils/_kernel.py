@@ -179,7 +179,7 @@ def modprobe_directives(host_root, name):
     except OSError:
         cmdline = []
     for word in cmdline:
-        key, _, value = word.partition("=")
+        key, dummy, value = word.partition("=")
         if key in ("module_blacklist", "modprobe.blacklist"):
             if wanted & {item.replace("-", "_") for item in value.split(",")}:
                 found.append(

@@ -23,7 +23,7 @@ description:
   - Never changes the host. The probe creates a temporary directory next to the data-root,
     mounts overlay inside it, and removes both before returning.
 author:
-  - dockerhost.storage maintainers
+  - dockerhost.storage maintainers (!UNKNOWN)
 options:
   path:
     description:
