@@ -9,6 +9,7 @@ import pytest
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
     EngineClient,
     EngineUnavailable,
+    dockerd_binary_version,
     parse_dockerd_version_output,
     socket_path_from_docker_host,
 )
@@ -91,3 +92,16 @@ def test_only_absolute_unix_sockets(docker_host):
 )
 def test_parse_dockerd_version_output(output, version):
     assert parse_dockerd_version_output(output) == version
+
+
+def test_dockerd_version_from_the_binary(tmp_path):
+    dockerd = tmp_path / "dockerd"
+    dockerd.write_text("#!/bin/sh\necho 'Docker version 24.0.7, build 311b9ff'\n")
+    dockerd.chmod(0o755)
+    assert dockerd_binary_version([str(tmp_path)]) == ("24.0.7", str(dockerd), None)
+
+
+def test_no_dockerd_says_where_it_looked(tmp_path):
+    version, binary, problem = dockerd_binary_version([str(tmp_path)])
+    assert (version, binary) == (None, None)
+    assert problem == "dockerd is not installed (not found in %s)" % tmp_path
