@@ -27,3 +27,7 @@ def _ensure_collection_import_path():
 
 
 _ensure_collection_import_path()
+# Helpers shared by the unit and integration tiers (recorded Engine API answers).
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support")
+)

@@ -1,10 +1,7 @@
-import http.server
-import json
 import os
-import socketserver
-import threading
 
 import pytest
+from recorded_engine import recorded_answers, serve_engine
 
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
     EngineClient,
@@ -15,48 +12,18 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api imp
 )
 
 
-class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-
-
-class _EngineHandler(http.server.BaseHTTPRequestHandler):
-    answers = {
-        "/version": (200, json.dumps({"Version": "27.5.1", "ApiVersion": "1.47"})),
-        "/info": (200, json.dumps({"Driver": "overlay2", "DockerRootDir": "/srv/docker"})),
-        "/broken": (200, "<html>not json</html>"),
-    }
-
-    def do_GET(self):
-        status, body = self.answers.get(self.path, (404, '{"message": "page not found"}'))
-        data = body.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def address_string(self):
-        return "unix"
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def engine_socket(tmp_path):
-    path = os.path.join(str(tmp_path), "engine.sock")
-    server = _UnixHTTPServer(path, _EngineHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield path
-    server.shutdown()
-    server.server_close()
+    answers = recorded_answers("24.0")
+    answers["/broken"] = (200, "<html>not json</html>")
+    with serve_engine(os.path.join(str(tmp_path), "engine.sock"), answers) as docker_host:
+        yield docker_host[len("unix://") :]
 
 
 def test_client_reads_version_and_info_over_a_unix_socket(engine_socket):
     client = EngineClient("unix://" + engine_socket)
-    assert client.version()["Version"] == "27.5.1"
-    assert client.info()["DockerRootDir"] == "/srv/docker"
+    assert client.version()["Version"] == "24.0.7"
+    assert client.info()["Driver"] == "overlay2"
 
 
 def test_http_error_is_named(engine_socket):
