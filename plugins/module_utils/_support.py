@@ -18,6 +18,10 @@ from ansible_collections.dockerhost.storage.plugins.module_utils import (
     _kernel,
     _mountinfo,
 )
+from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
+    DEFAULT_SEARCH_PATH,
+    find_executable,
+)
 from ansible_collections.dockerhost.storage.plugins.module_utils._filesystem_probe import (
     DT_UNKNOWN,
     filesystem_name_for_magic,
@@ -67,18 +71,10 @@ def kernel_evidence(host_root="/"):
 
 
 def _find_program(host_root, name):
-    for directory in (
-        "/usr/local/sbin",
-        "/usr/local/bin",
-        "/usr/sbin",
-        "/usr/bin",
-        "/sbin",
-        "/bin",
-    ):
-        candidate = _kernel.host_path(host_root, os.path.join(directory, name))
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return os.path.join(directory, name)
-    return None
+    """The host path of program ``name`` in the usual system directories, or None."""
+    search_path = [_kernel.host_path(host_root, directory) for directory in DEFAULT_SEARCH_PATH]
+    found = find_executable(name, search_path)
+    return "/" + os.path.relpath(found, host_root) if found else None
 
 
 def devicemapper_support(host_root, release, config, config_problem):

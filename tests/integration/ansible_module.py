@@ -9,21 +9,10 @@ import os
 import subprocess
 import sys
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def collections_path():
-    """A directory where ``ansible_collections/dockerhost/storage`` is this checkout."""
-    parts = REPO_ROOT.split(os.sep)
-    if len(parts) >= 3 and parts[-3] == "ansible_collections":
-        return os.sep.join(parts[:-3])
-    root = os.path.join(REPO_ROOT, ".build", "pytest")
-    link_parent = os.path.join(root, "ansible_collections", "dockerhost")
-    link = os.path.join(link_parent, "storage")
-    os.makedirs(link_parent, exist_ok=True)
-    if not os.path.islink(link):
-        os.symlink(REPO_ROOT, link)
-    return root
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support")
+)
+from collection_path import collections_root  # noqa: E402
 
 
 def run_module(name, args=None, check=False, timeout=120):
@@ -52,7 +41,7 @@ def run_module(name, args=None, check=False, timeout=120):
         os.environ,
         LANG="C.UTF-8",
         LC_ALL="C.UTF-8",
-        ANSIBLE_COLLECTIONS_PATH=collections_path(),
+        ANSIBLE_COLLECTIONS_PATH=collections_root(),
         ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
         ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
         ANSIBLE_NOCOLOR="1",
