@@ -15,10 +15,11 @@ sys.path.insert(
 from collection_path import collections_root  # noqa: E402
 
 
-def run_module(name, args=None, check=False, timeout=120):
+def run_module(name, args=None, check=False, timeout=120, wrapper=()):
     """Run ``dockerhost.storage.<name>`` on localhost; return the host's result dict.
 
-    The dict carries ``failed`` and ``msg`` when the module failed.
+    The dict carries ``failed`` and ``msg`` when the module failed. ``wrapper`` is an argv
+    prefix that runs ansible inside something (such as a private mount namespace).
     """
     ansible = os.path.join(os.path.dirname(sys.executable), "ansible")
     command = [
@@ -49,7 +50,12 @@ def run_module(name, args=None, check=False, timeout=120):
         ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
     )
     completed = subprocess.run(
-        command, capture_output=True, text=True, env=env, timeout=timeout, check=False
+        list(wrapper) + command,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
     )
     try:
         output = json.loads(completed.stdout)
