@@ -49,6 +49,17 @@ def read_daemon_json(path=DEFAULT_DAEMON_JSON):
 
 def storage_settings(config):
     """The storage keys of a parsed daemon.json, with the legacy ``graph`` key folded in."""
+    for key, wanted in (
+        ("storage-driver", str),
+        ("data-root", str),
+        ("graph", str),
+        ("storage-opts", list),
+    ):
+        if config.get(key) is not None and not isinstance(config[key], wanted):
+            raise DaemonJsonError(
+                "daemon.json key %s must be a %s, found %r; dockerd would refuse to start: fix the file"
+                % (key, "string" if wanted is str else "list", config[key])
+            )
     features = config.get("features") if isinstance(config.get("features"), dict) else {}
     snapshotter = features.get("containerd-snapshotter")
     return {

@@ -271,6 +271,20 @@ def detect_engine(module, given_version):
     try:
         version = client.version()
         system = client.info()
+        if not isinstance(version, dict) or not isinstance(system, dict):
+            raise EngineUnavailable(
+                "the Engine API on %s answered something other than a JSON object"
+                % client.socket_path
+            )
+        for key, value in (
+            ("Version", version.get("Version")),
+            ("DockerRootDir", system.get("DockerRootDir")),
+        ):
+            if value is not None and not isinstance(value, str):
+                raise EngineUnavailable(
+                    "the Engine API on %s gave %s as %r, not a string"
+                    % (client.socket_path, key, value)
+                )
         info.update(
             version=version.get("Version"),
             version_source="api",
@@ -301,15 +315,24 @@ def detect_engine(module, given_version):
 def resolve_path(module, engine_info, settings):
     given = module.params["path"]
     if given:
+        if "\0" in given:
+            module.fail_json(msg="path must not contain a NUL byte")
         if not os.path.isabs(given):
             module.fail_json(msg="path must be absolute, got %r" % given)
         if os.path.exists(given) and not os.path.isdir(given):
             module.fail_json(msg="path %s is not a directory; give the data-root directory" % given)
         return os.path.normpath(given), "option"
-    if engine_info["data_root"]:
-        return engine_info["data_root"], "engine"
-    if settings["data_root"]:
-        return settings["data_root"], "daemon.json"
+    for value, source in (
+        (engine_info["data_root"], "engine"),
+        (settings["data_root"], "daemon.json"),
+    ):
+        if value:
+            if not isinstance(value, str) or "\0" in value or not os.path.isabs(value):
+                module.fail_json(
+                    msg="the data-root from %s is %r, not an absolute path; give path explicitly"
+                    % (source, value)
+                )
+            return os.path.normpath(value), source
     return DEFAULT_DATA_ROOT, "default"
 
 

@@ -94,3 +94,22 @@ def test_no_engine_answers_and_the_binary_version_is_used(tmp_path):
     assert result["engine"]["version_source"] == "binary"
     assert "no Docker engine socket at %s/none.sock" % tmp_path in result["engine"]["problem"]
     assert result["engine"]["version"].startswith("20.10.")
+
+
+def test_engine_answers_of_the_wrong_shape_are_named_not_a_traceback(tmp_path):
+    answers = {"/version": (200, "[]"), "/info": (200, "null")}
+    with serve_engine(os.path.join(str(tmp_path), "odd.sock"), answers) as docker_host:
+        result = run_module(
+            "driver_support_info", {"path": str(tmp_path), "docker_host": docker_host}
+        )
+    assert not result.get("failed"), result.get("msg")
+    assert "answered something other than a JSON object" in result["engine"]["problem"]
+
+
+def test_relative_data_root_from_the_engine_is_refused(tmp_path):
+    answers = recorded_answers("24.0")
+    answers["/info"] = (200, '{"Driver": "overlay2", "DockerRootDir": "docker"}')
+    with serve_engine(os.path.join(str(tmp_path), "rel.sock"), answers) as docker_host:
+        result = run_module("driver_support_info", {"docker_host": docker_host})
+    assert result["failed"] is True
+    assert "the data-root from engine is 'docker', not an absolute path" in result["msg"]

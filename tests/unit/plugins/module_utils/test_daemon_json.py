@@ -43,3 +43,12 @@ def test_storage_settings_fold_legacy_graph_and_features():
         "containerd_snapshotter": False,
     }
     assert storage_settings({"data-root": "/a", "graph": "/b"})["data_root"] == "/a"
+
+
+@pytest.mark.parametrize(
+    "config, key",
+    [({"data-root": 5}, "data-root"), ({"storage-opts": "overlay2.size=1G"}, "storage-opts")],
+)
+def test_wrong_types_are_named(config, key):
+    with pytest.raises(DaemonJsonError, match="daemon.json key %s must be a" % key):
+        storage_settings(config)
