@@ -156,6 +156,43 @@ def existing_entries_d_type(directory):
     return all(value != DT_UNKNOWN for value in types.values()), None
 
 
+class AssessmentError(Exception):
+    """The data-root's filesystem could not be examined; the message names the path."""
+
+
+def assess_data_root(
+    data_root,
+    engine,
+    engine_source,
+    containerd_snapshotter=None,
+    probe=True,
+    mountinfo_path="/proc/self/mountinfo",
+    host_root="/",
+):
+    """Judge every driver for ``data_root`` on this host: ``(checked_path, evidence, report)``.
+
+    ``checked_path`` is the nearest existing ancestor of ``data_root``, whose filesystem is
+    examined; ``report`` is ``build_report``'s. Raises AssessmentError when mountinfo or the
+    filesystem cannot be read.
+    """
+    checked_path = _mountinfo.nearest_existing_ancestor(data_root)
+    try:
+        mounts = _mountinfo.read_mountinfo(mountinfo_path)
+    except (OSError, ValueError) as exc:
+        raise AssessmentError("cannot read %s: %s" % (mountinfo_path, exc)) from None
+    evidence = kernel_evidence(host_root)
+    try:
+        evidence.update(filesystem_evidence(checked_path, mounts, probe=probe))
+    except OSError as exc:
+        raise AssessmentError(
+            "cannot examine the filesystem of %s: %s" % (checked_path, exc)
+        ) from None
+    evidence["data_root"] = data_root
+    evidence["prior_drivers"] = prior_drivers(data_root)
+    report = build_report(engine, engine_source, evidence, containerd_snapshotter)
+    return checked_path, evidence, report
+
+
 def build_report(engine, engine_source, evidence, containerd_snapshotter=None):
     """Verdicts, the would-pick and the recommendation for gathered evidence."""
     verdicts = _drivers.evaluate_drivers(engine, evidence)

@@ -221,25 +221,18 @@ ansible_facts:
       type: dict
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockerhost.storage.plugins.module_utils import (
-    _drivers,
-    _mountinfo,
-    _support,
-)
+from ansible_collections.dockerhost.storage.plugins.module_utils import _drivers, _support
 from ansible_collections.dockerhost.storage.plugins.module_utils._daemon_json import (
-    DEFAULT_DATA_ROOT,
     DaemonJsonError,
     read_daemon_json,
     storage_settings,
 )
-from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
-    EngineClient,
-    EngineUnavailable,
-    dockerd_binary_version,
+from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state import (
+    EngineStateError,
+    detect_engine,
+    resolve_data_root,
 )
 
 
@@ -254,88 +247,6 @@ def argument_spec():
     )
 
 
-def detect_engine(module, given_version):
-    """Return (engine_info dict, version tuple)."""
-    info = {
-        "version": None,
-        "version_source": "none",
-        "api_version": None,
-        "running_driver": None,
-        "data_root": None,
-        "problem": None,
-    }
-    try:
-        client = EngineClient(module.params["docker_host"])
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    try:
-        version = client.version()
-        system = client.info()
-        if not isinstance(version, dict) or not isinstance(system, dict):
-            raise EngineUnavailable(
-                "the Engine API on %s answered something other than a JSON object"
-                % client.socket_path
-            )
-        for key, value in (
-            ("Version", version.get("Version")),
-            ("DockerRootDir", system.get("DockerRootDir")),
-        ):
-            if value is not None and not isinstance(value, str):
-                raise EngineUnavailable(
-                    "the Engine API on %s gave %s as %r, not a string"
-                    % (client.socket_path, key, value)
-                )
-        info.update(
-            version=version.get("Version"),
-            version_source="api",
-            api_version=version.get("ApiVersion"),
-            running_driver=system.get("Driver"),
-            data_root=system.get("DockerRootDir"),
-        )
-    except EngineUnavailable as exc:
-        info["problem"] = str(exc)
-        binary_version, _binary, problem = dockerd_binary_version()
-        if binary_version:
-            info.update(version=binary_version, version_source="binary")
-        elif problem:
-            info["problem"] += "; " + problem
-    if given_version:
-        info.update(version=given_version, version_source="option")
-    try:
-        engine = (
-            _drivers.parse_engine_version(info["version"])
-            if info["version"]
-            else _drivers.CURRENT_ENGINE
-        )
-    except ValueError as exc:
-        module.fail_json(msg="engine_version: %s" % exc)
-    return info, engine
-
-
-def resolve_path(module, engine_info, settings):
-    given = module.params["path"]
-    if given:
-        if "\0" in given:
-            module.fail_json(msg="path must not contain a NUL byte")
-        if not os.path.isabs(given):
-            module.fail_json(msg="path must be absolute, got %r" % given)
-        if os.path.exists(given) and not os.path.isdir(given):
-            module.fail_json(msg="path %s is not a directory; give the data-root directory" % given)
-        return os.path.normpath(given), "option"
-    for value, source in (
-        (engine_info["data_root"], "engine"),
-        (settings["data_root"], "daemon.json"),
-    ):
-        if value:
-            if not isinstance(value, str) or "\0" in value or not os.path.isabs(value):
-                module.fail_json(
-                    msg="the data-root from %s is %r, not an absolute path; give path explicitly"
-                    % (source, value)
-                )
-            return os.path.normpath(value), source
-    return DEFAULT_DATA_ROOT, "default"
-
-
 def run(module):
     warnings = []
     try:
@@ -344,28 +255,24 @@ def run(module):
         warnings.append(str(exc))
         settings = storage_settings({})
 
-    engine_info, engine = detect_engine(module, module.params["engine_version"])
-    engine_info["configured_driver"] = settings["storage_driver"]
-    path, path_source = resolve_path(module, engine_info, settings)
-    checked_path = _mountinfo.nearest_existing_ancestor(path)
-
     try:
-        mounts = _mountinfo.read_mountinfo("/proc/self/mountinfo")
-    except (OSError, ValueError) as exc:
-        module.fail_json(msg="cannot read /proc/self/mountinfo: %s" % exc)
-    evidence = _support.kernel_evidence("/")
-    try:
-        evidence.update(
-            _support.filesystem_evidence(checked_path, mounts, probe=module.params["probe"])
+        engine_info, engine, _client = detect_engine(
+            module.params["docker_host"], module.params["engine_version"]
         )
-    except OSError as exc:
-        module.fail_json(msg="cannot examine the filesystem of %s: %s" % (checked_path, exc))
-    evidence["data_root"] = path
-    evidence["prior_drivers"] = _support.prior_drivers(path)
-
-    report = _support.build_report(
-        engine, engine_info["version_source"], evidence, settings["containerd_snapshotter"]
-    )
+        path, path_source = resolve_data_root(module.params["path"], engine_info, settings)
+    except EngineStateError as exc:
+        module.fail_json(msg=str(exc))
+    engine_info["configured_driver"] = settings["storage_driver"]
+    try:
+        checked_path, evidence, report = _support.assess_data_root(
+            path,
+            engine,
+            engine_info["version_source"],
+            containerd_snapshotter=settings["containerd_snapshotter"],
+            probe=module.params["probe"],
+        )
+    except _support.AssessmentError as exc:
+        module.fail_json(msg=str(exc))
     probe = evidence.get("probe") or {}
     result = {
         "path": path,
