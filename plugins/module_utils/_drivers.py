@@ -136,6 +136,12 @@ def _kernel_module_reasons(verdict, support, fs_name):
             "the kernel has no %s filesystem (not in /proc/filesystems, not built in, no loadable module)"
             % fs_name,
         )
+    elif support["how"] == "unknown":
+        _unknown(
+            verdict,
+            "cannot tell whether the kernel offers %s: it is not in /proc/filesystems, and there is "
+            "neither a kernel config nor a /lib/modules listing for this kernel" % fs_name,
+        )
     elif support["how"] == "loadable" and support["blocked_by"]:
         _refuse(
             verdict,

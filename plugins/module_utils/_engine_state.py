@@ -100,6 +100,7 @@ def detect_engine(docker_host, given_version=None, client=None):
         elif problem:
             info["problem"] += "; " + problem
     if given_version:
+        check_release_name(given_version)
         info.update(version=given_version, version_source="option")
     try:
         engine = (
@@ -110,6 +111,27 @@ def detect_engine(docker_host, given_version=None, client=None):
     except ValueError as exc:
         raise EngineStateError("engine_version: %s" % exc) from None
     return info, engine, client
+
+
+def check_release_name(text):
+    """Refuse versions no Docker release had, which is what YAML makes of an unquoted 20.10.
+
+    Releases before 23.0 were named year.month with two-digit months (17.03 ... 20.10); an
+    unquoted ``20.10`` in YAML is the float 20.1 and reaches the module as "20.1".
+    """
+    parts = str(text).strip().lstrip("v").split(".")
+    if (
+        len(parts) >= 2
+        and parts[0].isdigit()
+        and int(parts[0]) < 23
+        and parts[1].isdigit()
+        and len(parts[1]) == 1
+    ):
+        raise EngineStateError(
+            "engine_version: %r is not a Docker release (before 23.0 they were year.month, such as "
+            "20.10); if you wrote 20.10 unquoted, YAML made it the number 20.1: quote it, "
+            'engine_version: "20.10"' % text
+        )
 
 
 def uses_containerd_store(engine_info):

@@ -128,19 +128,34 @@ def _mount(source, target, fstype, data):
 
 
 def _umount(target):
+    """Unmount ``target`` (lazily when busy); True when it is no longer mounted."""
     libc = _load_libc()
     mnt_detach = 2
-    if libc.umount2(os.fsencode(target), 0) != 0:
-        libc.umount2(os.fsencode(target), mnt_detach)
+    if libc.umount2(os.fsencode(target), 0) == 0:
+        return True
+    return libc.umount2(os.fsencode(target), mnt_detach) == 0
 
 
-def probe_directory(parent):
+_PERMISSION_ERRNOS = (errno.EPERM, errno.EACCES)
+
+
+def _describe(exc):
+    """``No space left on device (ENOSPC)`` for an OSError."""
+    name = errno.errorcode.get(exc.errno, str(exc.errno))
+    return "%s (%s)" % (exc.strerror or exc, name)
+
+
+def probe_directory(parent, mount_overlay=True):
     """Probe the filesystem of ``parent`` inside a temporary directory, then remove it.
 
     Returns ``{"d_type": bool|None, "d_type_error": str|None, "overlay_ok": bool|None,
-    "overlay_error": str|None, "writable": bool, "write_error": str|None}``.
+    "overlay_error": str|None, "writable": bool|None, "write_error": str|None,
+    "cleanup_error": str|None}``.
     ``overlay_ok`` is the result of mounting overlay with two lower directories, an upper and a
-    work directory, which is dockerd's own acceptance test for overlay2.
+    work directory, which is dockerd's own acceptance test for overlay2. It stays None when
+    ``mount_overlay`` is false (the caller knows overlay is not registered, and a mount would
+    load the module) or when the mount was refused for lack of privilege: both are "unknown",
+    not "unsupported". Likewise ``writable`` is None, not False, when only privilege is missing.
     """
     result = {
         "writable": False,
@@ -149,24 +164,38 @@ def probe_directory(parent):
         "d_type_error": None,
         "overlay_ok": None,
         "overlay_error": None,
+        "cleanup_error": None,
     }
     try:
         workspace = tempfile.mkdtemp(prefix=".dockerhost-storage-probe-", dir=parent)
     except OSError as exc:
-        result["write_error"] = "cannot create a directory in %s: %s" % (
-            parent,
-            exc.strerror or exc,
-        )
+        if exc.errno in _PERMISSION_ERRNOS:
+            result["writable"] = None
+            result["d_type_error"] = (
+                "cannot create a probe directory in %s: %s; run as root (become: true)"
+                % (parent, _describe(exc))
+            )
+        else:
+            result["write_error"] = "cannot create a directory in %s: %s" % (
+                parent,
+                _describe(exc),
+            )
         return result
     result["writable"] = True
     merged = os.path.join(workspace, "merged")
     mounted = False
     try:
-        for name in ("lower1", "lower2", "upper", "work", "merged"):
-            os.mkdir(os.path.join(workspace, name))
-        with open(os.path.join(workspace, "lower1", "file"), "w", encoding="utf-8") as handle:
-            handle.write("lower1\n")
-        os.mkdir(os.path.join(workspace, "lower2", "dir"))
+        try:
+            for name in ("lower1", "lower2", "upper", "work", "merged"):
+                os.mkdir(os.path.join(workspace, name))
+            with open(os.path.join(workspace, "lower1", "file"), "w", encoding="utf-8") as handle:
+                handle.write("lower1\n")
+            os.mkdir(os.path.join(workspace, "lower2", "dir"))
+        except OSError as exc:
+            # A full filesystem (ENOSPC, EDQUOT) fails here; dockerd would fail the same way.
+            result["writable"] = False
+            result["write_error"] = "cannot write in %s: %s" % (parent, _describe(exc))
+            return result
         try:
             types = read_dirent_types(os.path.join(workspace, "lower1"))
             types.update(read_dirent_types(os.path.join(workspace, "lower2")))
@@ -174,6 +203,12 @@ def probe_directory(parent):
         except OSError as exc:
             result["d_type_error"] = "getdents failed: %s" % (exc.strerror or exc)
 
+        if not mount_overlay:
+            result["overlay_error"] = (
+                "overlay is not registered in /proc/filesystems; the test mount was skipped so "
+                "that a read-only check loads no kernel module"
+            )
+            return result
         # Relative paths from inside the workspace, as dockerd does, keep the option string
         # short and free of characters (',' ':') overlay would misread.
         cwd = os.getcwd()
@@ -192,16 +227,24 @@ def probe_directory(parent):
             else:
                 result["overlay_ok"] = True
         except OSError as exc:
-            result["overlay_ok"] = False
-            name = errno.errorcode.get(exc.errno, str(exc.errno))
-            result["overlay_error"] = "overlay mount with two lower directories failed: %s (%s)" % (
-                exc.strerror,
-                name,
-            )
+            if exc.errno in _PERMISSION_ERRNOS and not mounted:
+                result["overlay_error"] = (
+                    "the overlay test mount was not permitted: %s; run as root (become: true)"
+                    % _describe(exc)
+                )
+            else:
+                result["overlay_ok"] = False
+                result["overlay_error"] = (
+                    "overlay mount with two lower directories failed: %s" % _describe(exc)
+                )
         finally:
             os.chdir(cwd)
     finally:
-        if mounted:
-            _umount(merged)
-        shutil.rmtree(workspace, ignore_errors=True)
+        if mounted and not _umount(merged):
+            result["cleanup_error"] = (
+                "could not unmount the probe's overlay at %s; unmount it and remove %s"
+                % (merged, workspace)
+            )
+        if result["cleanup_error"] is None:
+            shutil.rmtree(workspace, ignore_errors=True)
     return result

@@ -209,7 +209,8 @@ def filesystem_support(host_root, release, fs_name, module_name, config_key, ker
     """How the kernel offers a filesystem type used by a storage driver.
 
     Returns ``{"available", "how", "blocked_by", "blacklisted_by", "detail"}`` where ``how`` is
-    ``builtin``, ``loaded``, ``loadable`` or ``absent``. ``blocked_by`` lists ``install <mod>
+    ``builtin``, ``loaded``, ``loadable``, ``absent``, or ``unknown`` (``available`` None) when
+    the filesystem is not registered and neither a kernel config nor /lib/modules can tell. ``blocked_by`` lists ``install <mod>
     /bin/true`` style lines that stop a loadable module from ever loading; ``blacklisted_by``
     lists ``blacklist`` lines, which only stop loading by alias (a mount), not an explicit
     ``modprobe`` such as the one dockerd runs.
@@ -231,7 +232,8 @@ def filesystem_support(host_root, release, fs_name, module_name, config_key, ker
         result.update(available=True, how="loaded" if loadable_state else "builtin")
         return result
 
-    builtin = modules_listing(host_root, release, "modules.builtin") or []
+    builtin_listing = modules_listing(host_root, release, "modules.builtin")
+    builtin = builtin_listing or []
     if (
         any(_module_path_matches(path, module_name) for path in builtin)
         or kernel_config.get(config_key) == "y"
@@ -240,7 +242,8 @@ def filesystem_support(host_root, release, fs_name, module_name, config_key, ker
         result.update(available=True, how="builtin")
         return result
 
-    dep = modules_listing(host_root, release, "modules.dep") or []
+    dep_listing = modules_listing(host_root, release, "modules.dep")
+    dep = dep_listing or []
     if (
         any(_module_path_matches(path, module_name) for path in dep)
         or kernel_config.get(config_key) == "m"
@@ -248,4 +251,8 @@ def filesystem_support(host_root, release, fs_name, module_name, config_key, ker
         result["how"] = "loadable"
         result["available"] = not blocked
         return result
+    if not kernel_config and builtin_listing is None and dep_listing is None:
+        # Not registered, and nothing says whether it could be: no kernel config and no
+        # /lib/modules for this release (a container, a stripped image). Absent is a guess.
+        result.update(available=None, how="unknown")
     return result

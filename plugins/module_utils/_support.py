@@ -105,7 +105,7 @@ def prior_drivers(data_root):
     return found
 
 
-def filesystem_evidence(checked_path, mounts, probe=True):
+def filesystem_evidence(checked_path, mounts, probe=True, mount_overlay=True):
     """Backing filesystem facts of an existing directory, from mountinfo, statfs and a probe."""
     real = os.path.realpath(checked_path)
     mount = _mountinfo.mount_for_path(mounts, real)
@@ -132,7 +132,7 @@ def filesystem_evidence(checked_path, mounts, probe=True):
         "write_error": None,
     }
     if probe and not evidence["read_only"]:
-        result = probe_directory(real)
+        result = probe_directory(real, mount_overlay=mount_overlay)
         evidence["probe"] = result
         evidence["d_type"] = result["d_type"]
         evidence["d_type_error"] = result["d_type_error"] or result["write_error"]
@@ -182,7 +182,14 @@ def assess_data_root(
         raise AssessmentError("cannot read %s: %s" % (mountinfo_path, exc)) from None
     evidence = kernel_evidence(host_root)
     try:
-        evidence.update(filesystem_evidence(checked_path, mounts, probe=probe))
+        evidence.update(
+            filesystem_evidence(
+                checked_path,
+                mounts,
+                probe=probe,
+                mount_overlay=evidence["overlay"]["how"] in ("builtin", "loaded"),
+            )
+        )
     except OSError as exc:
         raise AssessmentError(
             "cannot examine the filesystem of %s: %s" % (checked_path, exc)

@@ -314,6 +314,8 @@ def run(module):
             % (required, path, evidence["backing_fs"], _drivers.format_version(engine), why),
             **result,
         )
+    if probe.get("cleanup_error"):
+        warnings.append(probe["cleanup_error"])
     for warning in warnings:
         module.warn(warning)
     module.exit_json(changed=False, ansible_facts={"docker_storage_support": result}, **result)

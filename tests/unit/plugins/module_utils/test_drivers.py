@@ -302,3 +302,9 @@ def test_xfs_project_quota_enables_overlay2_size():
     without = report("27.0", evidence(backing="xfs"))["drivers"]["overlay2"]["warnings"]
     assert not any("overlay2.size" in w for w in with_quota)
     assert any("overlay2.size is unavailable" in w for w in without)
+
+
+def test_aufs_without_kernel_evidence_is_unknown_with_the_reason():
+    verdict = report("20.10", evidence(host="no-kernel-config"))["drivers"]["aufs"]
+    assert verdict["supported"] is None
+    assert "cannot tell whether the kernel offers aufs" in verdict["reasons"][0]

@@ -81,3 +81,15 @@ def test_data_root_precedence(given, engine_root, config_root, expected):
 def test_bad_data_roots_are_named(given, config_root, message):
     with pytest.raises(EngineStateError, match=message):
         resolve_data_root(given, {"data_root": None}, {"data_root": config_root})
+
+
+@pytest.mark.parametrize("given", ["20.1", "19.3", "v18.9.1"])
+def test_unquoted_yaml_versions_are_named(given):
+    with pytest.raises(EngineStateError, match='quote it, engine_version: "20.10"'):
+        detect_engine("unix:///nonexistent.sock", given)
+
+
+@pytest.mark.parametrize("given", ["20.10", "17.03.2", "23.0", "24.0.7", "29.1"])
+def test_real_release_names_are_accepted(given):
+    info, _version, _client = detect_engine("unix:///nonexistent.sock", given)
+    assert info["version"] == given

@@ -106,3 +106,9 @@ def test_module_parameters():
 
 def test_read_filesystems_of_live_host_has_proc():
     assert "proc" in _kernel.read_filesystems("/")
+
+
+def test_unregistered_filesystem_without_config_or_modules_is_unknown_not_absent():
+    # no-kernel-config registers overlay but not aufs, and has no config and no /lib/modules.
+    result = support("no-kernel-config", "aufs")
+    assert result["how"] == "unknown" and result["available"] is None
