@@ -127,6 +127,14 @@ def _mount(source, target, fstype, data):
         raise OSError(err, os.strerror(err), target)
 
 
+def unmount(target):
+    """Unmount ``target``; raise OSError naming it when the kernel refuses."""
+    libc = _load_libc()
+    if libc.umount2(os.fsencode(target), 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), target)
+
+
 def _umount(target):
     """Unmount ``target`` (lazily when busy); True when it is no longer mounted."""
     libc = _load_libc()

@@ -27,6 +27,7 @@ from collections import namedtuple
 Snapshot = namedtuple("Snapshot", ["ino", "mode", "ctime_ns", "size"])
 
 _COPY_CHUNK = 1 << 30
+PROGRESS_EVERY = 100
 
 
 class CopyError(Exception):
@@ -154,17 +155,25 @@ class TreeCopy:
     a million entries, around 150 MB). Statistics of the last run are in ``stats``.
     """
 
-    def __init__(self, source, target):
+    def __init__(self, source, target, trust_existing=False):
+        """``trust_existing``: on the first run, take a target entry of the same type, size,
+        mtime and owner as already copied (resuming an interrupted copy). Whoever sets it must
+        verify every file's content afterwards."""
         self.source = os.path.normpath(source)
         self.target = os.path.normpath(target)
+        self.trust_existing = trust_existing
         self.snapshots = {}
         self.skipped_mounts = []
+        self.changed = set()
         self.stats = {}
+        # Called after every PROGRESS_EVERY entries (the relocation's fault-injection points).
+        self.on_progress = None
 
     def run(self):
         """Copy every entry that is new or changed since the previous run; remove from the
         target what disappeared from the source. Returns ``stats``."""
         stats = {"entries": 0, "copied": 0, "linked": 0, "removed": 0, "bytes": 0}
+        self.changed = set()
         try:
             root_st = os.lstat(self.source)
         except OSError as exc:
@@ -209,6 +218,8 @@ class TreeCopy:
                 seen.add(child)
                 stats["entries"] += 1
                 self._copy_file(child, entry.path, child_st, links, stats)
+                if self.on_progress is not None and stats["entries"] % PROGRESS_EVERY == 0:
+                    self.on_progress()
             for gone in present:
                 remove_path(os.path.join(target_dir, gone))
                 stats["removed"] += 1
@@ -232,6 +243,7 @@ class TreeCopy:
         for relative in [path for path in self.snapshots if path not in seen]:
             del self.snapshots[relative]
         self.skipped_mounts = sorted(skipped)
+        self.trust_existing = False
         self.stats = stats
         return stats
 
@@ -257,8 +269,16 @@ class TreeCopy:
             links[key] = relative
         if self.snapshots.get(relative) == snapshot and os.path.lexists(target_path):
             return
+        if (
+            self.trust_existing
+            and relative not in self.snapshots
+            and _looks_copied(target_path, st)
+        ):
+            self.snapshots[relative] = snapshot
+            return
         copy_entry(source_path, target_path, st)
         self.snapshots[relative] = snapshot
+        self.changed.add(relative)
         stats["copied"] += 1
         if stat.S_ISREG(st.st_mode):
             stats["bytes"] += st.st_size
@@ -295,6 +315,19 @@ class TreeCopy:
             return set(os.listdir(path))
         except OSError as exc:
             _fail("cannot list", path, exc)
+
+
+def _looks_copied(target_path, st):
+    try:
+        existing = os.lstat(target_path)
+    except OSError:
+        return False
+    return (
+        stat.S_IFMT(existing.st_mode) == stat.S_IFMT(st.st_mode)
+        and existing.st_size == st.st_size
+        and existing.st_mtime_ns == st.st_mtime_ns
+        and (existing.st_uid, existing.st_gid) == (st.st_uid, st.st_gid)
+    )
 
 
 def remove_path(path):

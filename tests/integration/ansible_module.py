@@ -15,11 +15,12 @@ sys.path.insert(
 from collection_path import collections_root  # noqa: E402
 
 
-def run_module(name, args=None, check=False, timeout=120, wrapper=()):
+def run_module(name, args=None, check=False, timeout=120, wrapper=(), environment=None):
     """Run ``dockerhost.storage.<name>`` on localhost; return the host's result dict.
 
     The dict carries ``failed`` and ``msg`` when the module failed. ``wrapper`` is an argv
     prefix that runs ansible inside something (such as a private mount namespace).
+    ``environment`` adds variables to the environment the module runs in.
     """
     ansible = os.path.join(os.path.dirname(sys.executable), "ansible")
     command = [
@@ -49,6 +50,7 @@ def run_module(name, args=None, check=False, timeout=120, wrapper=()):
         ANSIBLE_LOCALHOST_WARNING="0",
         ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
     )
+    env.update(environment or {})
     completed = subprocess.run(
         list(wrapper) + command,
         capture_output=True,

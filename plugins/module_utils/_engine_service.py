@@ -1,0 +1,125 @@
+# Copyright: dockerhost.storage maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Stop and start the Docker engine through the host's service manager: systemd (docker.service
+and docker.socket, so that socket activation does not start it again behind our back) or the
+init script where systemd is not PID 1 (containers, older or minimal distributions).
+
+This file touches the live system.
+
+Private to the dockerhost.storage collection: the API may change without notice.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
+    DEFAULT_SEARCH_PATH,
+    EngineUnavailable,
+    find_executable,
+)
+
+DEFAULT_INIT_SCRIPT = "/etc/init.d/docker"
+SYSTEMD_UNITS = ("docker.socket", "docker.service")
+
+
+class ServiceError(Exception):
+    """The engine could not be stopped or started; the message names the command and output."""
+
+
+def detect_manager(
+    requested="auto", init_script=DEFAULT_INIT_SCRIPT, run_dir="/run/systemd/system"
+):
+    """``systemd`` or ``sysvinit`` for ``requested`` = auto: systemd when it runs as the init
+    system (its runtime directory exists), else the init script. Raises ServiceError when the
+    one asked for (or found) cannot be used."""
+    if requested == "auto":
+        requested = "systemd" if os.path.isdir(run_dir) else "sysvinit"
+    if requested == "systemd" and not find_executable("systemctl", DEFAULT_SEARCH_PATH):
+        raise ServiceError("service_manager is systemd but systemctl is not installed")
+    if requested == "sysvinit" and not os.access(init_script, os.X_OK):
+        raise ServiceError(
+            "no executable init script at %s; set init_script, or service_manager: systemd"
+            % init_script
+        )
+    return requested
+
+
+def _run(argv, timeout):
+    env = dict(os.environ, LANG="C", LC_ALL="C")
+    try:
+        completed = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise ServiceError("%s did not finish within %d s" % (" ".join(argv), timeout)) from None
+    except OSError as exc:
+        raise ServiceError("cannot run %s: %s" % (argv[0], exc.strerror or exc)) from None
+    return completed
+
+
+class EngineService:
+    """The engine's service on this host, stopped and started as one unit."""
+
+    def __init__(self, manager, init_script=DEFAULT_INIT_SCRIPT, timeout=120):
+        self.manager = manager
+        self.init_script = init_script
+        self.timeout = timeout
+
+    def describe(self):
+        if self.manager == "systemd":
+            return "systemctl stop/start %s" % " ".join(SYSTEMD_UNITS)
+        return "%s stop/start" % self.init_script
+
+    def _call(self, action):
+        if self.manager == "systemd":
+            units = SYSTEMD_UNITS if action == "stop" else SYSTEMD_UNITS[::-1]
+            argv = ["systemctl", action] + list(units)
+        else:
+            argv = [self.init_script, action]
+        completed = _run(argv, self.timeout)
+        if completed.returncode != 0:
+            output = (completed.stderr or completed.stdout).strip().splitlines()
+            raise ServiceError(
+                "%s failed with status %d: %s"
+                % (" ".join(argv), completed.returncode, output[-1] if output else "no output")
+            )
+
+    def stop(self):
+        self._call("stop")
+
+    def start(self):
+        self._call("start")
+
+
+def wait_for_engine(client, timeout=60, interval=0.2):
+    """Poll /info until the engine answers; return the answer or raise ServiceError."""
+    deadline = time.monotonic() + timeout
+    problem = None
+    while time.monotonic() < deadline:
+        try:
+            return client.info()
+        except EngineUnavailable as exc:
+            problem = str(exc)
+        time.sleep(interval)
+    raise ServiceError("the engine did not answer within %d s: %s" % (timeout, problem))
+
+
+def wait_for_engine_gone(client, timeout=60, interval=0.2):
+    """Poll until the engine no longer answers; raise ServiceError if it still does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            client.info()
+        except EngineUnavailable:
+            return
+        time.sleep(interval)
+    raise ServiceError("the engine still answers %d s after it was stopped" % timeout)

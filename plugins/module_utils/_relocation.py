@@ -1,0 +1,518 @@
+# Copyright: dockerhost.storage maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Move a Docker data-root to another filesystem as one transaction: preflight, bulk copy while
+the engine runs, stop, final pass, verify, switch daemon.json, start, confirm; roll back to the
+original data-root on any failure after the stop.
+
+A journal file next to the target (``.<name>.relocation.json``) records the phase, so that a
+run killed at any moment can be completed by the next one: the source is never modified until
+the engine runs from the verified copy, and daemon.json names the new root only once the copy
+is complete and verified.
+
+Private to the dockerhost.storage collection: the API may change without notice.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+import tempfile
+import time
+
+from ansible_collections.dockerhost.storage.plugins.module_utils import (
+    _filesystem_probe,
+    _mountinfo,
+    _tree_copy,
+)
+
+JOURNAL_PREFIX = "."
+JOURNAL_SUFFIX = ".relocation.json"
+PSEUDO_FILESYSTEM_ROOTS = ("/proc", "/sys", "/dev", "/run")
+
+
+class RelocationError(Exception):
+    """The relocation was refused or failed; the message says why and what state is left."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Paths and the journal
+
+
+def is_within(path, parent):
+    """True when ``path`` is ``parent`` or below it (both absolute and normalised)."""
+    parent = parent.rstrip("/") or "/"
+    return path == parent or path.startswith(parent + "/") or parent == "/"
+
+
+def journal_path(target):
+    parent, name = os.path.split(target.rstrip("/"))
+    return os.path.join(parent, JOURNAL_PREFIX + name + JOURNAL_SUFFIX)
+
+
+def read_journal(target):
+    """The journal of an earlier run for ``target``, or None."""
+    try:
+        with open(journal_path(target), encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise RelocationError(
+            "cannot read the relocation journal %s: %s; if no relocation is under way, remove it"
+            % (journal_path(target), exc)
+        ) from None
+    return data if isinstance(data, dict) else None
+
+
+def write_journal(target, data):
+    """Write the journal atomically (temporary file, fsync, rename, fsync of the directory)."""
+    path = journal_path(target)
+    directory = os.path.dirname(path)
+    fd, temporary = tempfile.mkstemp(prefix=".relocation-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+    fsync_directory(directory)
+
+
+def remove_journal(target):
+    try:
+        os.unlink(journal_path(target))
+    except FileNotFoundError:
+        pass
+    fsync_directory(os.path.dirname(journal_path(target)))
+
+
+def fsync_directory(directory):
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def kept_source_name(source, now=None):
+    """Where the source is kept after success: ``<source>.relocated-<UTC timestamp>``."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    return "%s.relocated-%s" % (source.rstrip("/"), stamp)
+
+
+def release_self_bind_mount(data_root, mountinfo_path="/proc/self/mountinfo"):
+    """Unmount the bind mount of ``data_root`` onto itself that dockerd leaves behind when it
+    stops (it makes the data-root a mount point of its own for mount propagation); a mount
+    point cannot be renamed. Other mounts are left alone. Returns True when one was removed."""
+    mounts = _mountinfo.read_mountinfo(mountinfo_path)
+    by_id = {mount.mount_id: mount for mount in mounts}
+    released = False
+    for mount in reversed(mounts):
+        parent = by_id.get(mount.parent_id)
+        if (
+            mount.mount_point == data_root
+            and parent is not None
+            and parent.device == mount.device
+            and mount.root.endswith(data_root[len(parent.mount_point.rstrip("/")) :])
+        ):
+            _filesystem_probe.unmount(data_root)
+            released = True
+    return released
+
+
+# ---------------------------------------------------------------------------------------------
+# Preflight
+
+
+def nearest_existing(path):
+    current = path
+    while not os.path.lexists(current):
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    return current
+
+
+def target_problems(source, target, journal, force, allow_same_filesystem):
+    """Reasons, as sentences, why ``target`` cannot receive the data-root at ``source``."""
+    problems = []
+    if any(is_within(target, root) for root in PSEUDO_FILESYSTEM_ROOTS if root != "/"):
+        problems.append(
+            "path %s is on a pseudo or runtime filesystem (%s); choose a directory on a disk"
+            % (target, ", ".join(PSEUDO_FILESYSTEM_ROOTS))
+        )
+    if is_within(target, source):
+        problems.append("path %s is inside the current data-root %s" % (target, source))
+    if is_within(source, target):
+        problems.append("the current data-root %s is inside path %s" % (source, target))
+    if os.path.islink(target):
+        problems.append(
+            "path %s is a symlink (to %s); give the real directory" % (target, os.readlink(target))
+        )
+    elif os.path.lexists(target):
+        if not os.path.isdir(target):
+            problems.append("path %s exists and is not a directory" % target)
+        else:
+            resuming = journal is not None and journal.get("source") == source
+            entries = os.listdir(target)
+            if entries and not resuming and not force:
+                problems.append(
+                    "path %s is not empty (%d entries, such as %s); empty it, or set force: true "
+                    "to copy over it" % (target, len(entries), sorted(entries)[0])
+                )
+    if not problems:
+        try:
+            source_device = os.stat(source).st_dev
+            target_device = os.stat(nearest_existing(target)).st_dev
+        except OSError as exc:
+            problems.append("cannot stat %s: %s" % (exc.filename, exc.strerror))
+        else:
+            if source_device == target_device and not allow_same_filesystem:
+                problems.append(
+                    "path %s is on the same filesystem as the current data-root %s; moving there "
+                    "frees nothing (set allow_same_filesystem: true to do it anyway)"
+                    % (target, source)
+                )
+    return problems
+
+
+def fit_problems(needed_bytes, needed_inodes, statvfs_result, margin_percent, where):
+    """Reasons why data of ``needed_bytes`` and ``needed_inodes`` plus a margin does not fit the
+    filesystem described by ``statvfs_result``. A filesystem reporting no inode limit (btrfs:
+    f_files = 0) is not checked for inodes."""
+    problems = []
+    factor = 1 + margin_percent / 100.0
+    available = statvfs_result.f_bavail * statvfs_result.f_frsize
+    wanted_bytes = int(needed_bytes * factor)
+    if wanted_bytes > available:
+        problems.append(
+            "%s has %d bytes available, the data-root needs %d (%d used plus %d%% margin)"
+            % (where, available, wanted_bytes, needed_bytes, margin_percent)
+        )
+    if statvfs_result.f_files:
+        wanted_inodes = int(needed_inodes * factor)
+        if wanted_inodes > statvfs_result.f_favail:
+            problems.append(
+                "%s has %d free inodes, the data-root needs %d (%d used plus %d%% margin)"
+                % (where, statvfs_result.f_favail, wanted_inodes, needed_inodes, margin_percent)
+            )
+    return problems
+
+
+def metadata_problems(directory):
+    """Reasons why the filesystem of ``directory`` cannot hold an overlay2 store: trusted.* and
+    security.* xattrs (opaque and redirect flags, file capabilities) and 0/0 character devices
+    (whiteouts). Tried for real in a temporary directory that is removed again."""
+    problems = []
+    try:
+        workspace = tempfile.mkdtemp(prefix=".dockerhost-storage-check-", dir=directory)
+    except OSError as exc:
+        return ["cannot create a directory in %s: %s" % (directory, exc.strerror or exc)]
+    try:
+        probe = os.path.join(workspace, "file")
+        with open(probe, "wb"):
+            pass
+        for name, value in (
+            ("trusted.overlay.opaque", b"y"),
+            ("security.capability", bytes.fromhex("0100000200200000000000000000000000000000")),
+        ):
+            try:
+                os.setxattr(workspace if name.startswith("trusted") else probe, name, value)
+            except OSError as exc:
+                problems.append(
+                    "the filesystem of %s does not keep %s extended attributes: %s"
+                    % (directory, name.split(".")[0] + ".*", exc.strerror or exc)
+                )
+        try:
+            os.mknod(os.path.join(workspace, "whiteout"), stat.S_IFCHR | 0o600, os.makedev(0, 0))
+        except OSError as exc:
+            problems.append(
+                "the filesystem of %s cannot hold device nodes (overlay whiteouts): %s%s"
+                % (
+                    directory,
+                    exc.strerror or exc,
+                    " (mounted nodev?)" if exc.errno == errno.EPERM else "",
+                )
+            )
+    finally:
+        for name in ("file", "whiteout"):
+            try:
+                os.unlink(os.path.join(workspace, name))
+            except OSError:
+                pass
+        os.rmdir(workspace)
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# What the engine holds, to prove nothing was lost
+
+
+def engine_inventory(client):
+    """IDs of images, containers (with whether they run) and volume names, over the Engine API."""
+    images = client.call("GET", "/images/json?all=1") or []
+    containers = client.call("GET", "/containers/json?all=1") or []
+    volumes = (client.call("GET", "/volumes") or {}).get("Volumes") or []
+    return {
+        "images": sorted(image["Id"] for image in images),
+        "containers": sorted(container["Id"] for container in containers),
+        "running": sorted(c["Id"] for c in containers if c.get("State") == "running"),
+        "volumes": sorted(volume["Name"] for volume in volumes),
+    }
+
+
+def inventory_problems(before, after):
+    """Sentences naming what the engine lost between two inventories."""
+    problems = []
+    for key, label in (
+        ("images", "images"),
+        ("containers", "containers"),
+        ("volumes", "volumes"),
+        ("running", "running containers"),
+    ):
+        missing = sorted(set(before[key]) - set(after[key]))
+        if missing:
+            problems.append(
+                "%d %s are missing after the move: %s"
+                % (len(missing), label, ", ".join(name[:12] for name in missing[:5]))
+            )
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# The transaction
+
+PHASE_COPYING = "copying"  # daemon.json names the source; the target is partial or unverified
+PHASE_SWITCHED = "switched"  # daemon.json names the target, a verified copy of the source
+
+
+class Relocation:
+    """One move of the data-root from ``source`` to ``target``.
+
+    The collaborators are handed in, each the real thing in the module:
+    ``copy`` (a ``_tree_copy.TreeCopy`` from source to target, with ``run()`` and ``changed``),
+    ``compare(source, target, hash_paths)`` (``_tree_manifest.compare_trees``),
+    ``config`` (``switch(target, driver)`` writes daemon.json and returns its previous text or
+    None when there was no file; ``restore(previous)`` puts it back),
+    ``service`` (``stop()``, ``start()``),
+    ``engine()`` (an Engine API client when the engine answers, else None),
+    ``wait_for_engine()`` (a client once the engine answers; raises when it does not),
+    ``wait_for_engine_gone(client)``, ``start_container(client, id)``,
+    ``checkpoint(name)`` (called between steps; the fault-injection tests kill the process
+    there).
+    """
+
+    def __init__(
+        self, source, target, driver, collaborators, verify_full=False, remove_source=False
+    ):
+        self.source = source
+        self.target = target
+        self.driver = driver
+        for name in (
+            "copy",
+            "compare",
+            "config",
+            "service",
+            "engine",
+            "wait_for_engine",
+            "wait_for_engine_gone",
+            "start_container",
+            "checkpoint",
+        ):
+            setattr(self, name, collaborators[name])
+        self.verify_full = verify_full
+        self.remove_source = remove_source
+        self.steps = []
+        self.timings = {}
+        self._previous_config = None
+        self._switched = False
+
+    def _journal(self, phase, was_running, inventory):
+        write_journal(
+            self.target,
+            {
+                "phase": phase,
+                "source": self.source,
+                "target": self.target,
+                "driver": self.driver,
+                "engine_was_running": was_running,
+                "inventory": inventory,
+                "previous_config": self._previous_config,
+            },
+        )
+
+    def _timed(self, name, function, *args):
+        started = time.monotonic()
+        try:
+            return function(*args)
+        finally:
+            self.timings[name] = round(time.monotonic() - started, 3)
+
+    def run(self, journal=None):
+        """Copy, stop, final pass, verify, switch, start, confirm; return the result facts.
+
+        ``journal`` is an unfinished earlier run's (its copy is resumed and then verified in
+        full). Raises RelocationError, having put daemon.json back and started the engine on
+        the source, when anything fails after the engine was stopped.
+        """
+        resumed = journal is not None
+        client = self.engine()
+        was_running = client is not None or bool(journal and journal.get("engine_was_running"))
+        inventory = engine_inventory(client) if client is not None else None
+        if inventory is None and journal:
+            inventory = journal.get("inventory")
+        self._journal(PHASE_COPYING, was_running, inventory)
+        if not os.path.isdir(self.target):
+            os.mkdir(self.target, 0o710)
+        self.checkpoint("before-bulk-copy")
+        self.copy.on_progress = lambda: self.checkpoint("during-bulk-copy")
+        bulk = self._timed("bulk_copy", self.copy.run)
+        self.steps.append(
+            "copied %d entries (%d bytes)%s"
+            % (bulk["copied"], bulk["bytes"], " while the engine ran" if client else "")
+        )
+        self.checkpoint("after-bulk-copy")
+
+        stopped_at = time.monotonic()
+        if client is not None:
+            try:
+                self.service.stop()
+                self.wait_for_engine_gone(client)
+            except Exception as exc:
+                raise RelocationError(
+                    "could not stop the engine: %s; nothing was switched: the data-root is still "
+                    "%s, and a new run resumes the copy at %s" % (exc, self.source, self.target)
+                ) from None
+            self.steps.append("stopped the engine")
+        self.checkpoint("after-stop")
+        try:
+            self.copy.on_progress = lambda: self.checkpoint("during-final-pass")
+            final = self._timed("final_pass", self.copy.run)
+            self.steps.append(
+                "final pass: copied %d entries, removed %d" % (final["copied"], final["removed"])
+            )
+            self.checkpoint("after-final-pass")
+            hash_paths = True if (self.verify_full or resumed) else set(self.copy.changed)
+            count, examples = self._timed(
+                "verify", self.compare, self.source, self.target, hash_paths
+            )
+            if count:
+                raise RelocationError(
+                    "the copy at %s differs from %s in %d entries: %s"
+                    % (self.target, self.source, count, "; ".join(examples))
+                )
+            self.steps.append(
+                "verified the copy entry by entry (%s)"
+                % ("content of every file" if hash_paths is True else "content of changed files")
+            )
+            self.checkpoint("after-verify")
+            previous = self.config.switch(self.target, self.driver)
+            self._previous_config = previous
+            self._switched = True
+            self._journal(PHASE_SWITCHED, was_running, inventory)
+            self.steps.append(
+                "daemon.json names data-root %s and storage-driver %s" % (self.target, self.driver)
+            )
+            self.checkpoint("after-config")
+        except Exception as exc:
+            self._roll_back(was_running, inventory, exc)
+        return self.finish(was_running, inventory, stopped_at)
+
+    def finish(self, was_running, inventory, stopped_at=None):
+        """After the switch: start the engine on the target when it ran before, confirm it has
+        the same driver, root, images, containers and volumes (starting containers that ran
+        before), then keep the source under a new name or remove it."""
+        result = {"restarted_containers": []}
+        if was_running:
+            try:
+                client = self.engine()
+                if client is None:
+                    self.service.start()
+                    client = self.wait_for_engine()
+                self.checkpoint("after-start")
+                result["restarted_containers"] = self._confirm(client, inventory)
+            except Exception as exc:
+                self._roll_back(was_running, inventory, exc)
+            self.steps.append("the engine runs from %s with everything it had" % self.target)
+        if stopped_at is not None:
+            self.timings["downtime"] = round(time.monotonic() - stopped_at, 3)
+        if not os.path.lexists(self.source):
+            # An earlier run that was stopped after this step kept or removed it already.
+            result["source_kept_at"] = None
+        elif self.remove_source:
+            release_self_bind_mount(self.source)
+            _tree_copy.remove_path(self.source)
+            result["source_kept_at"] = None
+            self.steps.append("removed the old data-root %s" % self.source)
+        else:
+            kept = kept_source_name(self.source)
+            release_self_bind_mount(self.source)
+            os.rename(self.source, kept)
+            result["source_kept_at"] = kept
+            self.steps.append("kept the old data-root as %s" % kept)
+        self.checkpoint("after-source-kept")
+        remove_journal(self.target)
+        return result
+
+    def _confirm(self, client, inventory):
+        info = client.info()
+        problems = []
+        if os.path.normpath(info.get("DockerRootDir") or "") != self.target:
+            problems.append(
+                "the engine reports data-root %s, not %s" % (info.get("DockerRootDir"), self.target)
+            )
+        if info.get("Driver") != self.driver:
+            problems.append(
+                "the engine reports storage driver %s, not %s" % (info.get("Driver"), self.driver)
+            )
+        restarted = []
+        if not problems and inventory is not None:
+            after = engine_inventory(client)
+            for container in sorted(set(inventory["running"]) - set(after["running"])):
+                if container in after["containers"]:
+                    self.start_container(client, container)
+                    restarted.append(container)
+            if restarted:
+                after = engine_inventory(client)
+            problems.extend(inventory_problems(inventory, after))
+        if problems:
+            raise RelocationError("; ".join(problems))
+        return restarted
+
+    def _roll_back(self, was_running, inventory, error):
+        """Put daemon.json back, start the engine on the source, and raise RelocationError."""
+        notes = []
+        if self._switched:
+            try:
+                self.service.stop()
+            except Exception:  # an engine that did not start is stopped already
+                pass
+            try:
+                self.config.restore(self._previous_config)
+                self._switched = False
+                notes.append("daemon.json restored")
+            except Exception as exc:
+                notes.append("daemon.json could NOT be restored (%s)" % exc)
+            else:
+                self._journal(PHASE_COPYING, was_running, inventory)
+        if was_running and not self._switched:
+            try:
+                if self.engine() is None:
+                    self.service.start()
+                    self.wait_for_engine()
+                notes.append("the engine runs on %s again" % self.source)
+            except Exception as exc:
+                notes.append("the engine did NOT start on %s (%s)" % (self.source, exc))
+        raise RelocationError(
+            "%s; rolled back: %s" % (error, ", ".join(notes) or "nothing had changed")
+        ) from None
