@@ -186,29 +186,6 @@ def target_problems(source, target, journal, force, allow_same_filesystem):
     return problems
 
 
-def fit_problems(needed_bytes, needed_inodes, statvfs_result, margin_percent, where):
-    """Reasons why data of ``needed_bytes`` and ``needed_inodes`` plus a margin does not fit the
-    filesystem described by ``statvfs_result``. A filesystem reporting no inode limit (btrfs:
-    f_files = 0) is not checked for inodes."""
-    problems = []
-    factor = 1 + margin_percent / 100.0
-    available = statvfs_result.f_bavail * statvfs_result.f_frsize
-    wanted_bytes = int(needed_bytes * factor)
-    if wanted_bytes > available:
-        problems.append(
-            "%s has %d bytes available, the data-root needs %d (%d used plus %d%% margin)"
-            % (where, available, wanted_bytes, needed_bytes, margin_percent)
-        )
-    if statvfs_result.f_files:
-        wanted_inodes = int(needed_inodes * factor)
-        if wanted_inodes > statvfs_result.f_favail:
-            problems.append(
-                "%s has %d free inodes, the data-root needs %d (%d used plus %d%% margin)"
-                % (where, statvfs_result.f_favail, wanted_inodes, needed_inodes, margin_percent)
-            )
-    return problems
-
-
 def metadata_problems(directory):
     """Reasons why the filesystem of ``directory`` cannot hold an overlay2 store: trusted.* and
     security.* xattrs (opaque and redirect flags, file capabilities) and 0/0 character devices

@@ -1,0 +1,246 @@
+import os
+
+import pytest
+
+from ansible_collections.dockerhost.storage.plugins.module_utils import _relocation
+from ansible_collections.dockerhost.storage.plugins.module_utils._relocation import (
+    PHASE_COPYING,
+    PHASE_SWITCHED,
+    Relocation,
+    RelocationError,
+    inventory_problems,
+    is_within,
+    kept_source_name,
+    read_journal,
+    target_problems,
+)
+
+
+@pytest.mark.parametrize(
+    "path, parent, expected",
+    [
+        ("/var/lib/docker", "/var/lib/docker", True),
+        ("/var/lib/docker/x", "/var/lib/docker", True),
+        ("/var/lib/docker2", "/var/lib/docker", False),
+        ("/srv", "/", True),
+    ],
+)
+def test_is_within(path, parent, expected):
+    assert is_within(path, parent) is expected
+
+
+def test_kept_source_name_is_a_sibling_with_utc_time():
+    assert (
+        kept_source_name("/var/lib/docker/", now=0) == "/var/lib/docker.relocated-19700101T000000Z"
+    )
+
+
+def test_journal_round_trip_and_a_damaged_one_is_named(tmp_path):
+    target = str(tmp_path / "docker")
+    assert read_journal(target) is None
+    _relocation.write_journal(target, {"phase": PHASE_COPYING, "source": "/var/lib/docker"})
+    assert read_journal(target)["phase"] == PHASE_COPYING
+    with open(_relocation.journal_path(target), "w") as handle:
+        handle.write("{not json")
+    with pytest.raises(RelocationError, match="relocation journal .*docker.relocation.json"):
+        read_journal(target)
+
+
+def _problems(source, target, journal=None, force=False, same=True):
+    return target_problems(source, target, journal, force, same)
+
+
+def test_target_rules(tmp_path):
+    source = tmp_path / "source"
+    source.mkdir()
+    target = tmp_path / "target"
+    assert _problems(str(source), str(target)) == []
+    target.mkdir()
+    (target / "stale").write_text("x")
+    assert "is not empty (1 entries, such as stale)" in _problems(str(source), str(target))[0]
+    assert _problems(str(source), str(target), force=True) == []
+    resume = {"source": str(source)}
+    assert _problems(str(source), str(target), journal=resume) == []
+    other = {"source": "/elsewhere"}
+    assert _problems(str(source), str(target), journal=other)
+    assert "inside the current data-root" in _problems(str(source), str(source / "sub"))[0]
+    assert "is inside path" in _problems(str(source), str(tmp_path))[0]
+    link = tmp_path / "link"
+    link.symlink_to(source)
+    assert "is a symlink" in _problems(str(source), str(link))[0]
+    assert "pseudo or runtime filesystem" in _problems(str(source), "/run/docker")[0]
+
+
+def test_same_filesystem_is_refused_unless_allowed(tmp_path):
+    source = tmp_path / "source"
+    source.mkdir()
+    problems = _problems(str(source), str(tmp_path / "t"), same=False)
+    assert "same filesystem" in problems[0] and "allow_same_filesystem" in problems[0]
+
+
+def test_metadata_check_passes_on_a_normal_filesystem_and_leaves_nothing(tmp_path):
+    assert _relocation.metadata_problems(str(tmp_path)) == []
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_inventory_problems_name_what_is_missing():
+    before = {
+        "images": ["sha256:a", "sha256:b"],
+        "containers": ["c1"],
+        "running": ["c1"],
+        "volumes": ["data"],
+    }
+    after = {"images": ["sha256:a"], "containers": ["c1"], "running": [], "volumes": ["data"]}
+    assert inventory_problems(before, after) == [
+        "1 images are missing after the move: sha256:b",
+        "1 running containers are missing after the move: c1",
+    ]
+    assert inventory_problems(before, before) == []
+
+
+class FakeEngine:
+    """The engine as the transaction sees it: answers or not, and what it holds."""
+
+    def __init__(self, root, running=True, start_fails_on=None):
+        self.root = root
+        self.running = running
+        self.start_fails_on = start_fails_on
+        self.calls = []
+
+    def client(self):
+        return self if self.running else None
+
+    def info(self):
+        return {"DockerRootDir": self.root, "Driver": "overlay2"}
+
+    def call(self, method, path):
+        if path.startswith("/images"):
+            return [{"Id": "sha256:img"}]
+        if path.startswith("/containers"):
+            return [{"Id": "c1", "State": "running"}]
+        return {"Volumes": [{"Name": "data"}]}
+
+
+class FakeService:
+    def __init__(self, engine, config):
+        self.engine = engine
+        self.config = config
+
+    def stop(self):
+        self.engine.calls.append("stop")
+        self.engine.running = False
+
+    def start(self):
+        self.engine.calls.append("start")
+        if self.config.root == self.engine.start_fails_on:
+            return
+        self.engine.root = self.config.root
+        self.engine.running = True
+
+
+class FakeConfig:
+    def __init__(self, root):
+        self.root = root
+
+    def switch(self, target, driver):
+        previous, self.root = '{"data-root": "%s"}' % self.root, target
+        return previous
+
+    def restore(self, previous):
+        self.root = previous.split('"')[3]
+
+
+class FakeCopy:
+    def __init__(self):
+        self.changed = set()
+        self.on_progress = None
+        self.runs = 0
+
+    def run(self):
+        self.runs += 1
+        return {"copied": 1, "bytes": 1, "removed": 0}
+
+
+def _relocation_for(tmp_path, engine, differences=0):
+    source = tmp_path / "source"
+    source.mkdir(exist_ok=True)
+    target = str(tmp_path / "target")
+    config = FakeConfig(str(source))
+    service = FakeService(engine, config)
+
+    def wait_for_engine():
+        if not engine.running:
+            raise RuntimeError("the engine did not answer within 1 s")
+        return engine
+
+    collaborators = {
+        "copy": FakeCopy(),
+        "compare": lambda s, t, h: (differences, ["etc/x: mode differs"] if differences else []),
+        "config": config,
+        "service": service,
+        "engine": engine.client,
+        "wait_for_engine": wait_for_engine,
+        "wait_for_engine_gone": lambda client: None,
+        "start_container": lambda client, container: None,
+        "checkpoint": lambda name: engine.calls.append(name),
+    }
+    return Relocation(str(source), target, "overlay2", collaborators), config
+
+
+def test_success_stops_once_switches_then_starts_and_keeps_the_source(tmp_path):
+    engine = FakeEngine(str(tmp_path / "source"))
+    relocation, config = _relocation_for(tmp_path, engine)
+    result = relocation.run()
+    assert engine.calls == [
+        "before-bulk-copy",
+        "after-bulk-copy",
+        "stop",
+        "after-stop",
+        "after-final-pass",
+        "after-verify",
+        "after-config",
+        "start",
+        "after-start",
+        "after-source-kept",
+    ]
+    assert config.root == relocation.target and engine.root == relocation.target
+    assert result["source_kept_at"].startswith(relocation.source + ".relocated-")
+    assert os.path.isdir(result["source_kept_at"])
+    assert read_journal(relocation.target) is None
+
+
+def test_a_copy_that_differs_is_never_switched_to(tmp_path):
+    engine = FakeEngine(str(tmp_path / "source"))
+    relocation, config = _relocation_for(tmp_path, engine, differences=1)
+    with pytest.raises(RelocationError, match="differs .* in 1 entries: etc/x: mode differs"):
+        relocation.run()
+    assert config.root == relocation.source and engine.running
+    assert engine.root == relocation.source
+    assert read_journal(relocation.target)["phase"] == PHASE_COPYING
+
+
+def test_an_engine_that_fails_on_the_new_root_is_started_on_the_old_one(tmp_path):
+    engine = FakeEngine(str(tmp_path / "source"), start_fails_on=str(tmp_path / "target"))
+    relocation, config = _relocation_for(tmp_path, engine)
+    with pytest.raises(RelocationError, match="daemon.json restored, the engine runs on"):
+        relocation.run()
+    assert config.root == relocation.source
+    assert engine.running and engine.root == relocation.source
+    assert os.path.isdir(relocation.source)
+    assert read_journal(relocation.target)["phase"] == PHASE_COPYING
+
+
+def test_a_switched_journal_is_finished_by_the_next_run(tmp_path):
+    engine = FakeEngine(str(tmp_path / "target"), running=False)
+    relocation, config = _relocation_for(tmp_path, engine)
+    config.root = relocation.target
+    _relocation.write_journal(relocation.target, {"phase": PHASE_SWITCHED})
+    inventory = {
+        "images": ["sha256:img"],
+        "containers": ["c1"],
+        "running": ["c1"],
+        "volumes": ["data"],
+    }
+    result = relocation.finish(True, inventory)
+    assert engine.running and result["source_kept_at"]
+    assert read_journal(relocation.target) is None
