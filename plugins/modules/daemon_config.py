@@ -393,7 +393,7 @@ def run(module):
         engine, before_root, after_root, new_config, params["containerd_snapshotter"] is not None
     ):
         pin = _daemon_config.store_pin(
-            engine_info.get("running_driver") if engine_info["version_source"] == "api" else None,
+            engine_info.get("running_driver"),
             uses_containerd_store(engine_info),
             report["recommended"] if report else None,
         )

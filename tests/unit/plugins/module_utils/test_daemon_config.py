@@ -351,3 +351,11 @@ def test_loose_mode_is_reported(tmp_path):
     os.chmod(str(path), 0o666)
     problems = mode_problems(str(path))
     assert any("mode 0666, looser than 0644 (CIS Docker Benchmark 3.18)" in p for p in problems)
+
+
+def test_unreadable_path_is_named(tmp_path):
+    # Even root cannot open a file below a regular file.
+    (tmp_path / "etc").write_text("")
+    path = str(tmp_path / "etc" / "daemon.json")
+    with pytest.raises(DaemonJsonError, match="^cannot read .*/etc/daemon.json: Not a directory"):
+        read_daemon_json_for_update(path)
