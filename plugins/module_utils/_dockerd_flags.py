@@ -97,23 +97,37 @@ def _finding(key, flag, value, path, line, variable=None):
 
 def logical_lines(text):
     """Lines of a systemd unit or shell environment file with backslash continuations joined:
-    ``[(first_line_number, text), ...]``."""
+    ``[(first_line_number, text, segments), ...]``, where ``segments`` lists the physical
+    lines as ``(line_number, text)``."""
     result = []
-    pending = None
-    start = 0
+    segments = []
     for number, line in enumerate(text.splitlines(), 1):
         stripped = line.rstrip()
-        if pending is None:
-            start = number
-            pending = ""
         if stripped.endswith("\\"):
-            pending += stripped[:-1] + " "
+            segments.append((number, stripped[:-1]))
             continue
-        result.append((start, pending + stripped))
-        pending = None
-    if pending is not None:
-        result.append((start, pending))
+        segments.append((number, stripped))
+        result.append((segments[0][0], " ".join(part for _n, part in segments), segments))
+        segments = []
+    if segments:
+        result.append((segments[0][0], " ".join(part for _n, part in segments), segments))
     return result
+
+
+def _locate(found, segments):
+    """``[(key, flag, value, line)]``: each setting with the physical line its flag is on."""
+    located = []
+    cursor = 0
+    for key, flag, value in found:
+        # A long flag ends at "=", a blank or a quote; a short one may carry its value (-svfs).
+        ending = "" if flag in SHORT_FLAGS else r"(?![\w-])"
+        pattern = re.compile(r"(?:^|[\s\"'])" + re.escape(flag) + ending)
+        for index in range(cursor, len(segments)):
+            if pattern.search(segments[index][1]):
+                cursor = index
+                break
+        located.append((key, flag, value, segments[cursor][0]))
+    return located
 
 
 def _read_text(path):
@@ -153,7 +167,8 @@ def _under(host_root, path):
 
 
 def exec_start_lines(files):
-    """The ExecStart= lines in force from ``unit_files``' result: ``[(path, line, command)]``.
+    """The ExecStart= lines in force from ``unit_files``' result:
+    ``[(path, first_line, command, segments)]`` (``segments`` as ``logical_lines`` gives them).
 
     An empty ``ExecStart=`` resets the ones read before it, as systemd does.
     """
@@ -163,7 +178,7 @@ def exec_start_lines(files):
         if text is None:
             continue
         section = None
-        for number, line in logical_lines(text):
+        for number, line, segments in logical_lines(text):
             stripped = line.strip()
             if not stripped or stripped[0] in "#;":
                 continue
@@ -180,14 +195,14 @@ def exec_start_lines(files):
                 lines = []
                 continue
             # Prefixes such as "-" (ignore failure) or "+" (full privileges) precede the path.
-            lines.append((shown, number, value.lstrip("-@:+!")))
+            lines.append((shown, number, value.lstrip("-@:+!"), segments))
     return lines
 
 
 def environment_assignments(text):
-    """Shell variable assignments in an environment file: ``[(line, name, words)]``."""
+    """Shell variable assignments in an environment file: ``[(segments, name, words)]``."""
     found = []
-    for number, line in logical_lines(text):
+    for _number, line, segments in logical_lines(text):
         match = _ASSIGNMENT.match(line)
         if not match:
             continue
@@ -198,7 +213,7 @@ def environment_assignments(text):
         inner = []
         for word in words:
             inner += _split(word) or []
-        found.append((number, match.group(1), inner))
+        found.append((segments, match.group(1), inner))
     return found
 
 
@@ -216,12 +231,12 @@ def find_storage_flags(host_root="/"):
     commands = exec_start_lines(files)
     findings = []
     used_variables = set()
-    for shown, number, command in commands:
+    for shown, _number, command, segments in commands:
         for match in _VARIABLE.finditer(command):
             used_variables.add(match.group(1) or match.group(2))
         words = _split(command) or command.split()
-        for key, flag, value in storage_flags_in_words(words[1:]):
-            findings.append(_finding(key, flag, value, shown, number))
+        for key, flag, value, line in _locate(storage_flags_in_words(words[1:]), segments):
+            findings.append(_finding(key, flag, value, shown, line))
     has_unit = any(shown.endswith("/" + UNIT_NAME) for shown, _real in files)
 
     environment = list(ENVIRONMENT_FILES)
@@ -236,9 +251,9 @@ def find_storage_flags(host_root="/"):
         text = _read_text(real)
         if text is None:
             continue
-        for number, variable, words in environment_assignments(text):
-            for key, flag, value in storage_flags_in_words(words):
-                finding = _finding(key, flag, value, shown, number, variable)
+        for segments, variable, words in environment_assignments(text):
+            for key, flag, value, line in _locate(storage_flags_in_words(words), segments):
+                finding = _finding(key, flag, value, shown, line, variable)
                 if not has_unit or variable in used_variables:
                     findings.append(finding)
                 else:

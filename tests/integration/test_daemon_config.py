@@ -237,12 +237,12 @@ def test_flag_in_a_systemd_drop_in_conflicts_like_dockerd_says(
         path,
         wanted,
         "storage-driver is set in daemon.json",
-        "--storage-driver vfs in /etc/systemd/system/docker.service.d/10-storage.conf:3",
+        "--storage-driver vfs in /etc/systemd/system/docker.service.d/10-storage.conf:4",
     )
     warned = run_module("daemon_config", dict(wanted, path=path, conflicts="warn"))
     assert warned["changed"] is True, warned
     assert any("dockerd refuses to start" in w for w in warned["warnings"])
-    assert warned["flags"][0]["where"] == "/etc/systemd/system/docker.service.d/10-storage.conf:3"
+    assert warned["flags"][0]["where"] == "/etc/systemd/system/docker.service.d/10-storage.conf:4"
 
     reason = refusal(
         start_dockerd,

@@ -55,9 +55,9 @@ def test_flag_forms(words, expected):
     assert storage_flags_in_words(words) == expected
 
 
-def test_continuation_lines_are_joined_and_keep_the_first_line_number():
+def test_continuation_lines_are_joined_and_start_at_the_first_line():
     text = "[Service]\nExecStart=/usr/bin/dockerd \\\n  -s vfs \\\n  -H fd://\nTimeoutSec=0\n"
-    assert logical_lines(text) == [
+    assert [(number, line) for number, line, _segments in logical_lines(text)] == [
         (1, "[Service]"),
         (2, "ExecStart=/usr/bin/dockerd    -s vfs    -H fd://"),
         (5, "TimeoutSec=0"),
@@ -85,9 +85,9 @@ def test_drop_in_resets_exec_start_and_hides_lower_priority_drop_in_of_the_same_
     # The unit's "--storage-driver devicemapper" is reset by the empty ExecStart= of the
     # drop-in; the /run drop-in with vfs is hidden by the /etc one of the same name.
     assert summary(found["findings"]) == [
-        ("storage-opts", "--storage-opt", "dm.basesize=20G", _drop_in(4)),
-        ("storage-driver", "-s", "overlay2", _drop_in(4)),
-        ("data-root", "--data-root", "/srv/docker", _drop_in(4)),
+        ("storage-opts", "--storage-opt", "dm.basesize=20G", _drop_in(6)),
+        ("storage-driver", "-s", "overlay2", _drop_in(7)),
+        ("data-root", "--data-root", "/srv/docker", _drop_in(7)),
     ]
 
 
@@ -127,7 +127,7 @@ def test_exec_start_outside_service_section_is_ignored(tmp_path):
     unit.write_text(
         "[Unit]\nExecStart=/usr/bin/dockerd -s vfs\n[Service]\nExecStart=-/usr/bin/dockerd\n"
     )
-    assert exec_start_lines([("/x/docker.service", str(unit))]) == [
+    assert [line[:3] for line in exec_start_lines([("/x/docker.service", str(unit))])] == [
         ("/x/docker.service", 4, "/usr/bin/dockerd")
     ]
 
@@ -139,6 +139,19 @@ def test_conflict_names_key_file_line_and_both_values():
     )
     assert messages == [
         'storage-driver is set in daemon.json ("vfs") and as the dockerd flag -s overlay2 in '
-        "/etc/systemd/system/docker.service.d/10-storage.conf:4; dockerd refuses to start when "
+        "/etc/systemd/system/docker.service.d/10-storage.conf:7; dockerd refuses to start when "
         "a directive is given both ways: remove one of them"
     ]
+
+
+def test_each_flag_is_named_by_its_own_line_in_a_continued_command(tmp_path):
+    unit = tmp_path / "etc" / "systemd" / "system" / "docker.service"
+    unit.parent.mkdir(parents=True)
+    unit.write_text(
+        "[Service]\n"
+        "ExecStart=/usr/bin/dockerd \\\n"
+        "  -s \\\n"
+        "  overlay2 \\\n"
+        "  --storage-opt=overlay2.size=1G --data-root /srv/docker\n"
+    )
+    assert [f["line"] for f in find_storage_flags(str(tmp_path))["findings"]] == [3, 5, 5]
