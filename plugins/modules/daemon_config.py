@@ -32,7 +32,7 @@ description:
     O(storage_driver) or O(containerd_snapshotter) say otherwise, so that images do not
     silently move to another store.
   - Writes atomically (a temporary file in the same directory, flushed, then renamed over the
-    file). A new file is created root:root with mode 0644, missing directories with 0755; an
+    file). When O(path) is a symbolic link, the file it points to is replaced and the link stays. A new file is created root:root with mode 0644, missing directories with 0755; an
     existing file keeps its owner and mode, with a warning when those are looser than CIS Docker
     Benchmark 3.17 and 3.18 allow.
   - Never restarts dockerd; it reports RV(restart_required) for a handler to act on.
@@ -443,16 +443,18 @@ def run(module):
         validated_by = "%s --validate" % dockerd
 
     backup_file = None
+    # A link to the file stays a link: the file it points to is replaced.
+    target = os.path.realpath(path) if os.path.islink(path) else path
     if changed and not module.check_mode:
         try:
             if raw is not None and params["backup"]:
-                backup_file = module.backup_local(path)
-            _daemon_json.make_parent_directories(path)
-            _daemon_json.write_daemon_json_atomically(path, after_text)
+                backup_file = module.backup_local(target)
+            _daemon_json.make_parent_directories(target)
+            _daemon_json.write_daemon_json_atomically(target, after_text)
         except OSError as exc:
             fail(msg="cannot write %s: %s" % (path, exc.strerror or exc))
     if raw is not None:
-        warnings += _daemon_json.mode_problems(path)
+        warnings += _daemon_json.mode_problems(target)
 
     result = {
         "changed": changed,

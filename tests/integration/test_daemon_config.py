@@ -108,9 +108,14 @@ def test_new_file_and_directory_are_created_root_owned(tmp_path):
     assert (file_stat.st_mode & 0o7777, file_stat.st_uid, file_stat.st_gid) == (0o644, 0, 0)
     assert os.stat(os.path.dirname(path)).st_mode & 0o7777 == 0o755
 
-    removed = run_module("daemon_config", {"path": path, "remove": ["storage-driver"]})
+    # A link to the file (as configuration management tools sometimes leave) stays a link.
+    link = str(tmp_path / "daemon-link.json")
+    os.symlink(path, link)
+    removed = run_module("daemon_config", {"path": link, "remove": ["storage-driver"]})
     assert removed["changed"] is True and removed["config"] == {}
+    assert os.readlink(link) == path
     assert read_bytes(path) == b"{}\n"
+    assert sorted(os.listdir(os.path.dirname(path))) == ["daemon.json"]
 
 
 def test_new_data_root_on_docker_29_pins_the_store_in_use(tmp_path, make_loopfs):
