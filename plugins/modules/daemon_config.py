@@ -302,7 +302,7 @@ def assess(module, config, data_root, engine, engine_info):
     return report, evidence
 
 
-def validate(config, data_root, engine, engine_info, report, evidence):
+def check_settings(config, data_root, engine, engine_info, report, evidence):
     """Raise DaemonConfigError when dockerd would refuse ``config``; return warnings."""
     warnings = []
     snapshotter = _daemon_config.get_snapshotter(config)
@@ -344,6 +344,35 @@ def validate(config, data_root, engine, engine_info, report, evidence):
             )
         warnings += _daemon_config.check_storage_opts(opts, effective, engine, backing=evidence)
     return warnings
+
+
+def pin_image_store(module, engine, engine_info, before_root, after_root, report):
+    """The setting that keeps the image store in use across the data-root move, as
+    ``{key, value, reason}``; fails when nothing tells which store that is."""
+    pin = _daemon_config.store_pin(
+        engine_info.get("running_driver"),
+        uses_containerd_store(engine_info),
+        report["recommended"] if report else None,
+    )
+    if pin is None:
+        module.fail_json(
+            msg="data-root changes from %s to %s, and Docker Engine %s would give the empty "
+            "data-root the containerd image store, leaving the images of the current store "
+            "behind; set storage_driver or containerd_snapshotter to say which store to use"
+            % (before_root, after_root, _drivers.format_version(engine))
+        )
+    return dict(zip(("key", "value", "reason"), pin))
+
+
+def write(module, target, text, backup):
+    """Write ``text`` to ``target`` atomically; return the backup's path (or None)."""
+    try:
+        backup_file = module.backup_local(target) if backup else None
+        _daemon_json.make_parent_directories(target)
+        _daemon_json.write_daemon_json_atomically(target, text)
+    except OSError as exc:
+        module.fail_json(msg="cannot write %s: %s" % (target, exc.strerror or exc))
+    return backup_file
 
 
 def run(module):
@@ -392,25 +421,14 @@ def run(module):
     if _daemon_config.needs_store_pin(
         engine, before_root, after_root, new_config, params["containerd_snapshotter"] is not None
     ):
-        pin = _daemon_config.store_pin(
-            engine_info.get("running_driver"),
-            uses_containerd_store(engine_info),
-            report["recommended"] if report else None,
+        pinned = pin_image_store(module, engine, engine_info, before_root, after_root, report)
+        new_config, pin_changed = _daemon_config.merge_storage_keys(
+            new_config, {pinned["key"]: pinned["value"]}
         )
-        if pin is None:
-            fail(
-                msg="data-root changes from %s to %s, and Docker Engine %s would give the empty "
-                "data-root the containerd image store, leaving the images of the current store "
-                "behind; set storage_driver or containerd_snapshotter to say which store to use"
-                % (before_root, after_root, _drivers.format_version(engine))
-            )
-        key, value, reason = pin
-        new_config, pin_changed = _daemon_config.merge_storage_keys(new_config, {key: value})
         changed_keys += pin_changed
-        pinned = {"key": key, "value": value, "reason": reason}
         warnings.append(
             "%s set to %s so that the image store does not switch with the new data-root (%s)"
-            % (key, value, reason)
+            % (pinned["key"], pinned["value"], pinned["reason"])
         )
         if report is not None:
             # Only the would-pick depends on the snapshotter: no second probe.
@@ -422,7 +440,7 @@ def run(module):
             )
 
     try:
-        warnings += validate(new_config, after_root, engine, engine_info, report, evidence)
+        warnings += check_settings(new_config, after_root, engine, engine_info, report, evidence)
     except _daemon_config.DaemonConfigError as exc:
         fail(msg=str(exc))
 
@@ -442,17 +460,11 @@ def run(module):
             fail(msg="%s --validate refuses the new %s: %s" % (dockerd, path, output))
         validated_by = "%s --validate" % dockerd
 
-    backup_file = None
     # A link to the file stays a link: the file it points to is replaced.
     target = os.path.realpath(path) if os.path.islink(path) else path
+    backup_file = None
     if changed and not module.check_mode:
-        try:
-            if raw is not None and params["backup"]:
-                backup_file = module.backup_local(target)
-            _daemon_json.make_parent_directories(target)
-            _daemon_json.write_daemon_json_atomically(target, after_text)
-        except OSError as exc:
-            fail(msg="cannot write %s: %s" % (path, exc.strerror or exc))
+        backup_file = write(module, target, after_text, backup=raw is not None and params["backup"])
     if raw is not None:
         warnings += _daemon_json.mode_problems(target)
 
