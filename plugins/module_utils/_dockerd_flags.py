@@ -266,26 +266,35 @@ def find_storage_flags(host_root="/"):
 
 
 def conflicts_with_config(findings, config):
-    """The findings whose key daemon.json ``config`` also sets: dockerd refuses to start then.
+    """The findings whose key daemon.json ``config`` also sets.
 
-    Returns sentences, one per finding, naming the key, the file and line, and both values.
+    dockerd refuses to start when a directive is both a flag and a key of the file; the
+    deprecated ``-g``/``--graph`` is the exception: dockerd 20.10 silently prefers the file's
+    data-root, and 23.0 removed the flag. Returns sentences, one per finding, naming the key,
+    the file and line, and both values.
     """
     messages = []
     for finding in findings:
         key = finding["key"]
         if config.get(key) in (None, [], ""):
             continue
-        messages.append(
-            "%s is set in daemon.json (%s) and as the dockerd flag %s %s in %s; dockerd refuses "
-            "to start when a directive is given both ways: remove one of them"
-            % (
-                key,
-                json_value(config[key]),
-                finding["flag"],
-                finding["value"],
-                finding["where"],
-            )
+        both = "%s is set in daemon.json (%s) and as the dockerd flag %s %s in %s" % (
+            key,
+            json_value(config[key]),
+            finding["flag"],
+            finding["value"],
+            finding["where"],
         )
+        if finding["flag"] in ("-g", "--graph"):
+            messages.append(
+                "%s; dockerd 20.10 ignores the deprecated flag in favour of the file, and 23.0 "
+                "and later refuse to start with it: remove the flag" % both
+            )
+        else:
+            messages.append(
+                "%s; dockerd refuses to start when a directive is given both ways: remove one "
+                "of them" % both
+            )
     return messages
 
 

@@ -108,6 +108,13 @@ def test_new_file_and_directory_are_created_root_owned(tmp_path):
     assert (file_stat.st_mode & 0o7777, file_stat.st_uid, file_stat.st_gid) == (0o644, 0, 0)
     assert os.stat(os.path.dirname(path)).st_mode & 0o7777 == 0o755
 
+    # The same data in another layout is left as it is: changed is decided on the data.
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write('{"storage-driver":"vfs"}')
+    again = run_module("daemon_config", {"path": path, "storage_driver": "vfs"})
+    assert again["changed"] is False, again
+    assert read_bytes(path) == b'{"storage-driver":"vfs"}'
+
     # A link to the file (as configuration management tools sometimes leave) stays a link.
     link = str(tmp_path / "daemon-link.json")
     os.symlink(path, link)

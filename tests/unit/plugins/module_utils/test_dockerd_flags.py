@@ -155,3 +155,13 @@ def test_each_flag_is_named_by_its_own_line_in_a_continued_command(tmp_path):
         "  --storage-opt=overlay2.size=1G --data-root /srv/docker\n"
     )
     assert [f["line"] for f in find_storage_flags(str(tmp_path))["findings"]] == [3, 5, 5]
+
+
+def test_deprecated_graph_flag_is_a_conflict_of_its_own_kind():
+    findings = find_storage_flags(tree("debian-default"))["findings"]
+    messages = conflicts_with_config(findings, {"data-root": "/var/lib/docker"})
+    assert messages == [
+        'data-root is set in daemon.json ("/var/lib/docker") and as the dockerd flag -g '
+        "/srv/docker in /etc/default/docker:8; dockerd 20.10 ignores the deprecated flag in "
+        "favour of the file, and 23.0 and later refuse to start with it: remove the flag"
+    ]
