@@ -40,6 +40,8 @@ OPTION_PREFIXES = {"devicemapper": "dm."}
 RETIRED_OPTIONS = {"overlay2.override_kernel_check": ("overlay2", (24, 0))}
 # Options that take a size, parsed as dockerd's units.RAMInBytes does.
 SIZE_OPTIONS = ("overlay2.size", "btrfs.min_space", "size")
+# Size limits dockerd enforces with xfs project quota (its quota code knows only xfs).
+QUOTA_OPTIONS = ("overlay2.size", "size")
 _SIZE = re.compile(r"^\d+(\.\d+)?\s*([kKmMgGtTpP][iI]?)?[bB]?$")
 # Storage options whose driver is named by the key's prefix, for clearer refusals.
 _OPTION_OWNER = {"overlay2.": "overlay2", "dm.": "devicemapper", "btrfs.": "btrfs", "zfs.": "zfs"}
@@ -183,7 +185,7 @@ def check_storage_opts(opts, driver, engine, backing=None):
 
     ``backing`` is the filesystem evidence of the data-root (``backing_fs``,
     ``project_quota``, ``mount_point``) when known; without it the quota rule of
-    ``overlay2.size`` is not checked. Returns a list of warnings.
+    ``overlay2.size`` and vfs's ``size`` is not checked. Returns a list of warnings.
     """
     warnings = []
     driver = graphdriver_for(driver)
@@ -217,24 +219,24 @@ def check_storage_opts(opts, driver, engine, backing=None):
             raise DaemonConfigError(
                 "storage-opts: %s=%s is not a size such as 20G or 512M" % (key, value)
             )
-        if key == "overlay2.size" and backing is not None:
+        if key in QUOTA_OPTIONS and backing is not None:
             fstype = backing.get("backing_fs")
             if fstype != "xfs" or not backing.get("project_quota"):
                 raise DaemonConfigError(
-                    "storage-opts: overlay2.size needs the data-root on xfs mounted with "
-                    "pquota (prjquota), but %s is %s mounted with %s; dockerd refuses to start "
-                    "(overlay2.size not supported: no project quota). Mount the filesystem "
-                    "with -o pquota or remove the option"
+                    "storage-opts: %s needs the data-root on xfs mounted with pquota (prjquota), "
+                    "but %s is %s mounted with %s; dockerd refuses to start (no project quota). "
+                    "Mount the filesystem with -o pquota or remove the option"
                     % (
+                        key,
                         backing.get("mount_point") or "the data-root's filesystem",
                         fstype,
                         backing.get("super_options") or "no quota option",
                     )
                 )
-        elif key == "overlay2.size":
+        elif key in QUOTA_OPTIONS:
             warnings.append(
-                "storage-opts: overlay2.size needs the data-root on xfs mounted with pquota; "
-                "not checked because support_check is false"
+                "storage-opts: %s needs the data-root on xfs mounted with pquota; not checked "
+                "because support_check is false" % key
             )
         if key == "zfs.fsname" and not value.strip():
             raise DaemonConfigError("storage-opts: zfs.fsname needs a dataset name")

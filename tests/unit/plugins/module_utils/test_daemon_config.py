@@ -146,7 +146,7 @@ EXT4 = {"backing_fs": "ext4", "project_quota": False, "mount_point": "/", "super
         (["dm.basesize=20G", "dm.fs=xfs"], "devicemapper", E24, None),
         (["btrfs.min_space=10G"], "btrfs", E29, None),
         (["zfs.fsname=tank/docker"], "zfs", E29, None),
-        (["size=10G"], "vfs", E29, None),
+        (["size=10G"], "vfs", E29, XFS_PQUOTA),
         (["overlay2.size=10G"], "overlayfs", E29, XFS_PQUOTA),
     ],
 )
@@ -179,6 +179,8 @@ def test_accepted_options(opts, driver, engine, backing):
             {"backing_fs": "xfs", "project_quota": False, "mount_point": "/srv"},
             "overlay2.size needs .* /srv is xfs",
         ),
+        (["size=1G"], "vfs", E20, EXT4, "size needs the data-root on xfs mounted with pquota"),
+        (["vfs.size=1G"], "vfs", E20, EXT4, "vfs.size is not an option of the vfs driver"),
         (["overlay2.size=lots"], "overlay2", E20, XFS_PQUOTA, "overlay2.size=lots is not a size"),
         (["overlay2.size"], "overlay2", E20, XFS_PQUOTA, "not of the form key=value"),
         (
