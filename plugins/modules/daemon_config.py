@@ -32,7 +32,8 @@ description:
     O(storage_driver) or O(containerd_snapshotter) say otherwise, so that images do not
     silently move to another store.
   - Writes atomically (a temporary file in the same directory, flushed, then renamed over the
-    file). When O(path) is a symbolic link, the file it points to is replaced and the link stays. A new file is created root:root with mode 0644, missing directories with 0755; an
+    file). When O(path) is a symbolic link, the file it points to is replaced and the link
+    stays. A new file is created root:root with mode 0644, missing directories with 0755; an
     existing file keeps its owner and mode, with a warning when those are looser than CIS Docker
     Benchmark 3.17 and 3.18 allow.
   - Never restarts dockerd; it reports RV(restart_required) for a handler to act on.
@@ -212,18 +213,31 @@ flags:
   type: list
   elements: dict
   sample:
-    - {key: storage-driver, flag: --storage-driver, value: overlay2, file: /etc/systemd/system/docker.service.d/storage.conf,
-       line: 3, where: "/etc/systemd/system/docker.service.d/storage.conf:3", variable: null}
+    - key: storage-driver
+      flag: --storage-driver
+      value: overlay2
+      file: /etc/systemd/system/docker.service.d/storage.conf
+      line: 3
+      where: /etc/systemd/system/docker.service.d/storage.conf:3
+      variable: null
 validated_by:
-  description: The command that validated the candidate file, or null when the installed dockerd has no C(--validate).
+  description:
+    - The command that validated the candidate file; null when nothing changed or the installed
+      dockerd has no C(--validate) (before Docker Engine 23.0).
   returned: always
   type: str
   sample: /usr/sbin/dockerd --validate
 engine:
-  description: The engine the settings were checked for (as M(dockerhost.storage.driver_support_info) returns it).
+  description:
+    - The engine the settings were checked for, as M(dockerhost.storage.driver_support_info)
+      returns it.
   returned: always
   type: dict
-  sample: {version: 20.10.24+dfsg1, version_source: api, running_driver: overlay2, data_root: /var/lib/docker}
+  sample:
+    version: 20.10.24+dfsg1
+    version_source: api
+    running_driver: overlay2
+    data_root: /var/lib/docker
 diff:
   description: The file's text before and after, in diff mode.
   returned: when diff mode is on
