@@ -108,6 +108,19 @@ def merge_storage_keys(config, wanted, remove=()):
     return new, changed
 
 
+def changed_storage_keys(before, after):
+    """The managed keys whose values differ between two parsed configurations, in the order
+    of MANAGED_KEYS (the snapshotter as ``features.containerd-snapshotter``)."""
+    changed = []
+    for key in MANAGED_KEYS:
+        if key == "containerd-snapshotter":
+            if get_snapshotter(before) != get_snapshotter(after):
+                changed.append("features.containerd-snapshotter")
+        elif before.get(key) != after.get(key):
+            changed.append(key)
+    return changed
+
+
 def _remove_snapshotter(config):
     features = config["features"]
     del features["containerd-snapshotter"]

@@ -436,10 +436,17 @@ def run(module):
         engine, before_root, after_root, new_config, params["containerd_snapshotter"] is not None
     ):
         pinned = pin_image_store(module, engine, engine_info, before_root, after_root, report)
-        new_config, pin_changed = _daemon_config.merge_storage_keys(
+        if pinned["key"] in params["remove"]:
+            fail(
+                msg="%s is listed in remove, but data-root moves from %s to %s and Docker Engine "
+                "%s would then choose the image store by itself; set containerd_snapshotter to "
+                "choose it explicitly"
+                % (pinned["key"], before_root, after_root, _drivers.format_version(engine))
+            )
+        new_config = _daemon_config.merge_storage_keys(
             new_config, {pinned["key"]: pinned["value"]}
-        )
-        changed_keys += pin_changed
+        )[0]
+        changed_keys = _daemon_config.changed_storage_keys(config, new_config)
         warnings.append(
             "%s set to %s so that the image store does not switch with the new data-root (%s)"
             % (pinned["key"], pinned["value"], pinned["reason"])

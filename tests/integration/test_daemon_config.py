@@ -144,6 +144,21 @@ def test_new_data_root_on_docker_29_pins_the_store_in_use(tmp_path, make_loopfs)
     assert result["pinned"]["key"] == "storage-driver"
     assert result["config"]["storage-driver"] == result["engine"]["running_driver"]
     assert any("image store does not switch" in w for w in result.get("warnings", []))
+    assert result["changed_keys"] == ["storage-driver", "data-root"]
+
+    # Asking for no driver while moving the data-root leaves the choice of store open: refused.
+    write_config(path, {"storage-driver": "overlay2"})
+    refused = run_module(
+        "daemon_config",
+        {
+            "path": path,
+            "data_root": os.path.join(fs.mount_point, "docker"),
+            "engine_version": "29.0",
+            "remove": ["storage-driver"],
+        },
+    )
+    assert refused.get("failed") is True, refused
+    assert "set containerd_snapshotter to choose it explicitly" in refused["msg"]
 
 
 def refusal(start_dockerd, tmp_path, data_root, config, extra_args=()):

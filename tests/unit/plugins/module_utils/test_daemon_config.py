@@ -5,6 +5,7 @@ import pytest
 
 from ansible_collections.dockerhost.storage.plugins.module_utils._daemon_config import (
     DaemonConfigError,
+    changed_storage_keys,
     check_data_root,
     check_key_types,
     check_storage_driver,
@@ -97,6 +98,14 @@ def test_empty_storage_opts_and_remove_delete_keys():
     assert changed == ["storage-opts", "data-root"]
     # Removing a key that is not there changes nothing.
     assert merge_storage_keys({}, nothing(), remove=["storage-driver"]) == ({}, [])
+
+
+def test_changed_keys_compare_values_not_history():
+    before = {"storage-driver": "overlay2", "features": {"buildkit": True}}
+    after = {"storage-driver": "overlay2", "data-root": "/srv/docker"}
+    assert changed_storage_keys(before, after) == ["data-root"]
+    after["features"] = {"containerd-snapshotter": False}
+    assert changed_storage_keys(before, after) == ["data-root", "features.containerd-snapshotter"]
 
 
 def test_set_and_remove_the_same_key_is_refused():
