@@ -321,6 +321,10 @@ def check_data_root(data_root, lexists=os.path.lexists, readlink=os.readlink):
             "data-root: %s is reached through the symbolic link %s -> %s, and dockerd would use "
             "the link's target instead; give the real path" % (path, current, target)
         )
+    if lexists(path) and not os.path.isdir(path):
+        raise DaemonConfigError(
+            "data-root: %s exists and is not a directory; give a directory" % path
+        )
     return path
 
 

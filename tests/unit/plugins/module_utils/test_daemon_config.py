@@ -269,6 +269,14 @@ def test_data_root_is_normalised_and_may_not_exist_yet(tmp_path):
     assert check_data_root("/runner/docker") == "/runner/docker"
 
 
+def test_data_root_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "docker").write_text("")
+    with pytest.raises(
+        DaemonConfigError, match="data-root: .*/docker exists and is not a directory"
+    ):
+        check_data_root(str(tmp_path / "docker"))
+
+
 def test_data_root_through_a_symlink_is_refused(tmp_path):
     (tmp_path / "real").mkdir()
     os.symlink(str(tmp_path / "real"), str(tmp_path / "link"))
