@@ -101,6 +101,10 @@ def test_written_config_runs_and_keeps_every_other_key(
 
 def test_new_file_and_directory_are_created_root_owned(tmp_path):
     path = str(tmp_path / "etc" / "docker" / "daemon.json")
+    check = run_module("daemon_config", {"path": path, "storage_driver": "vfs"}, check=True)
+    assert check["changed"] is True, check
+    assert not os.path.exists(str(tmp_path / "etc"))
+
     result = run_module("daemon_config", {"path": path, "storage_driver": "vfs"})
     assert result["changed"] is True, result
     assert read_bytes(path) == b'{\n  "storage-driver": "vfs"\n}\n'
@@ -311,3 +315,19 @@ def test_directory_in_place_of_the_file_is_named(tmp_path):
     assert result.get("failed") is True
     assert "%s is a directory, not a file" % path in result["msg"]
     assert os.listdir(str(path)) == []
+
+
+def test_unreadable_file_is_named(tmp_path):
+    path = tmp_path / "daemon.json"
+    path.write_text('{"debug": true}\n')
+    os.chmod(str(path), 0)
+    # Root reads any file; without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH it reads as a
+    # service account would.
+    without_override = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--")
+    result = run_module(
+        "daemon_config", {"path": str(path), "storage_driver": "vfs"}, wrapper=without_override
+    )
+    assert result.get("failed") is True, result
+    assert "cannot read %s: Permission denied" % path in result["msg"]
+    os.chmod(str(path), 0o644)
+    assert path.read_text() == '{"debug": true}\n'
