@@ -1,0 +1,524 @@
+#!/usr/bin/python
+# Copyright: dockerhost.storage maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: daemon_config
+short_description: Set the Docker storage driver, its options and data-root in daemon.json, safely
+version_added: 0.1.0
+description:
+  - Sets or removes C(storage-driver), C(storage-opts), C(data-root) and
+    C(features.containerd-snapshotter) in dockerd's configuration file. Every other key, and the
+    order of all keys, stay as they are.
+  - Checks the result before writing it, and refuses with a message that names the key and the
+    reason when dockerd would not start on it, or would start on something else than asked for.
+    The driver must be known to the engine and able to run on the filesystem of the data-root
+    that will be in force (the checks of M(dockerhost.storage.driver_support_info)); every
+    storage option must be one that driver accepts on that engine and filesystem; the data-root
+    must be an absolute path, not under C(/proc), C(/sys), C(/dev) or C(/run), and not reached
+    through a symbolic link; where the installed dockerd offers C(--validate) (Docker Engine 23.0
+    and later), the candidate file must pass C(dockerd --validate).
+  - Finds the same settings given as dockerd flags (C(-s), C(--storage-driver), C(--storage-opt),
+    C(-g), C(--graph), C(--data-root)) in the ExecStart lines of the docker systemd unit and its
+    drop-ins, and in C(/etc/default/docker) and C(/etc/sysconfig/docker*) when the unit uses
+    their variables. dockerd refuses to start when a directive is both a flag and a key of the
+    file, so the module fails then, naming the file and line.
+  - When data-root changes on Docker Engine 29 or later, which gives an empty data-root the
+    containerd image store, the module pins the store in use (C(storage-driver), or
+    C(features.containerd-snapshotter) when the engine already uses the containerd store) unless
+    O(storage_driver) or O(containerd_snapshotter) say otherwise, so that images do not
+    silently move to another store.
+  - Writes atomically (a temporary file in the same directory, flushed, then renamed over the
+    file). When O(path) is a symbolic link, the file it points to is replaced and the link
+    stays. A new file is created root:root with mode 0644, missing directories with 0755; an
+    existing file keeps its owner and mode, with a warning when those are looser than CIS Docker
+    Benchmark 3.17 and 3.18 allow.
+  - Never restarts dockerd; it reports RV(restart_required) for a handler to act on.
+author:
+  - dockerhost.storage maintainers (!UNKNOWN)
+options:
+  path:
+    description:
+      - The daemon configuration file.
+    type: path
+    default: /etc/docker/daemon.json
+  storage_driver:
+    description:
+      - The storage driver to set, such as C(overlay2).
+      - With O(containerd_snapshotter=true), a containerd snapshotter name (C(overlayfs),
+        C(native)) is also accepted.
+    type: str
+  storage_opts:
+    description:
+      - The storage options to set, replacing the ones in the file, such as
+        C([overlay2.size=20G]).
+      - An empty list means no options and removes the key.
+    type: list
+    elements: str
+  data_root:
+    description:
+      - The data-root to set.
+    type: path
+  containerd_snapshotter:
+    description:
+      - The value of C(features.containerd-snapshotter), which chooses the containerd image
+        store (true) or the graphdriver store (false). Other keys of C(features) are kept.
+    type: bool
+  remove:
+    description:
+      - Keys to remove from the file. A key cannot be both set and removed.
+      - Removing C(containerd-snapshotter) removes C(features.containerd-snapshotter), and the
+        C(features) object too when nothing else is left in it.
+    type: list
+    elements: str
+    choices: [storage-driver, storage-opts, data-root, containerd-snapshotter]
+    default: []
+  backup:
+    description:
+      - Keep a copy of the previous file next to it, with a time stamp in its name.
+    type: bool
+    default: false
+  support_check:
+    description:
+      - Judge the driver and its options against the kernel and the filesystem of the data-root
+        that will be in force, as M(dockerhost.storage.driver_support_info) does.
+      - Set it to false for a host whose filesystems are prepared later; the rules that depend
+        only on the engine version are still applied.
+    type: bool
+    default: true
+  conflicts:
+    description:
+      - What to do when a key of the resulting file is also given as a dockerd flag.
+      - V(fail) refuses to write; V(warn) writes and warns (dockerd will not start until one of
+        the two is removed).
+    type: str
+    choices: [fail, warn]
+    default: fail
+  docker_host:
+    description:
+      - The Engine API socket, asked for the engine version, the running driver and data-root.
+    type: str
+    default: unix:///var/run/docker.sock
+  engine_version:
+    description:
+      - The Docker Engine version to check the settings for, such as C(24.0), for a host where
+        the engine is not installed yet or is about to be upgraded.
+      - Defaults to the version the Engine API reports, else the output of C(dockerd --version),
+        else a current engine (29.0).
+    type: str
+  host_root:
+    description:
+      - The directory that stands for C(/) when looking for dockerd flags in systemd units,
+        C(/etc/default/docker) and C(/etc/sysconfig/docker*). Meant for tests and for hosts
+        managed from a chroot; it does not change O(path) or the data-root.
+    type: path
+    default: /
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+notes:
+  - Needs root to write the file, read the data-root, mount overlay for the support check and
+    reach the Engine API socket.
+  - The settings take effect when dockerd starts next; restart it in a handler when
+    RV(restart_required) is true.
+  - The legacy key C(graph) is not rewritten; rename it to C(data-root) before managing the
+    data-root with this module.
+seealso:
+  - module: dockerhost.storage.driver_support_info
+  - name: Docker daemon configuration file
+    description: The keys of daemon.json and how flags and the file interact.
+    link: https://docs.docker.com/reference/cli/dockerd/#daemon-configuration-file
+"""
+
+EXAMPLES = r"""
+- name: Use overlay2 with a 20 GB size limit per container on an xfs data-root with pquota
+  dockerhost.storage.daemon_config:
+    storage_driver: overlay2
+    storage_opts:
+      - overlay2.size=20G
+    data_root: /srv/docker
+    backup: true
+  register: docker_storage
+  notify: Restart docker
+
+- name: Drop the storage options and let dockerd pick the driver again
+  dockerhost.storage.daemon_config:
+    remove:
+      - storage-driver
+      - storage-opts
+
+- name: Prepare the file for a host whose engine and filesystem come later
+  dockerhost.storage.daemon_config:
+    storage_driver: overlay2
+    engine_version: "27.5"
+    support_check: false
+"""
+
+RETURN = r"""
+path:
+  description: The configuration file.
+  returned: always
+  type: str
+  sample: /etc/docker/daemon.json
+config:
+  description: The whole configuration as it is (or, in check mode, would be) after the task.
+  returned: always
+  type: dict
+  sample: {"log-driver": "journald", "storage-driver": "overlay2", "data-root": "/srv/docker"}
+changed_keys:
+  description:
+    - The keys that changed, C(features.containerd-snapshotter) for the feature; empty when
+      nothing changed.
+  returned: always
+  type: list
+  elements: str
+  sample: [storage-driver, data-root]
+restart_required:
+  description: Whether dockerd must be restarted for the change to take effect.
+  returned: always
+  type: bool
+  sample: true
+backup_file:
+  description: The copy of the previous file, when O(backup=true) and the file was changed.
+  returned: changed and backup is true and the file existed
+  type: str
+  sample: /etc/docker/daemon.json.12345.2026-01-31@10:00:00~
+data_root:
+  description: The data-root that will be in force with the new file, which the checks used.
+  returned: always
+  type: str
+  sample: /srv/docker
+pinned:
+  description:
+    - The setting added to keep the image store when data-root changes on Docker Engine 29 or
+      later, with the reason; null when none was needed.
+  returned: always
+  type: dict
+  sample: {key: storage-driver, value: overlay2, reason: the running engine uses overlay2}
+flags:
+  description:
+    - Storage settings given as dockerd flags, each with C(key) (the daemon.json key),
+      C(flag), C(value), C(file), C(line), C(where) (C(file:line)) and C(variable) (the
+      environment variable holding it, or null).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - key: storage-driver
+      flag: --storage-driver
+      value: overlay2
+      file: /etc/systemd/system/docker.service.d/storage.conf
+      line: 3
+      where: /etc/systemd/system/docker.service.d/storage.conf:3
+      variable: null
+validated_by:
+  description:
+    - The command that validated the candidate file; null when nothing changed or the installed
+      dockerd has no C(--validate) (before Docker Engine 23.0).
+  returned: always
+  type: str
+  sample: /usr/sbin/dockerd --validate
+engine:
+  description:
+    - The engine the settings were checked for, as M(dockerhost.storage.driver_support_info)
+      returns it.
+  returned: always
+  type: dict
+  sample:
+    version: 20.10.24+dfsg1
+    version_source: api
+    running_driver: overlay2
+    data_root: /var/lib/docker
+diff:
+  description: The file's text before and after, in diff mode.
+  returned: when diff mode is on
+  type: dict
+  sample: {before: "{}\n", after: "{\n  \"storage-driver\": \"overlay2\"\n}\n",
+           before_header: /etc/docker/daemon.json, after_header: /etc/docker/daemon.json}
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.dockerhost.storage.plugins.module_utils import (
+    _daemon_config,
+    _daemon_json,
+    _dockerd_flags,
+    _drivers,
+    _support,
+)
+from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
+    find_executable,
+)
+from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state import (
+    EngineStateError,
+    detect_engine,
+    uses_containerd_store,
+)
+
+
+def argument_spec():
+    return dict(
+        path=dict(type="path", default=_daemon_json.DEFAULT_DAEMON_JSON),
+        storage_driver=dict(type="str"),
+        storage_opts=dict(type="list", elements="str"),
+        data_root=dict(type="path"),
+        containerd_snapshotter=dict(type="bool"),
+        remove=dict(
+            type="list", elements="str", choices=list(_daemon_config.MANAGED_KEYS), default=[]
+        ),
+        backup=dict(type="bool", default=False),
+        support_check=dict(type="bool", default=True),
+        conflicts=dict(type="str", choices=["fail", "warn"], default="fail"),
+        docker_host=dict(type="str", default="unix:///var/run/docker.sock"),
+        engine_version=dict(type="str"),
+        host_root=dict(type="path", default="/"),
+    )
+
+
+def data_roots(old_config, new_config, flag_findings, engine_info):
+    """``(before, after)``: the data-root in force now and with the new file."""
+    from_flags = [f["value"] for f in flag_findings if f["key"] == "data-root"]
+    flag = from_flags[-1] if from_flags else None
+
+    def from_file(config):
+        return config.get("data-root") or config.get("graph") or flag
+
+    before = engine_info.get("data_root") or from_file(old_config)
+    after = from_file(new_config) or _daemon_json.DEFAULT_DATA_ROOT
+    return before or _daemon_json.DEFAULT_DATA_ROOT, os.path.normpath(after)
+
+
+def assess(module, config, data_root, engine, engine_info):
+    """``(report, evidence)`` of driver_support_info for ``data_root``; (None, None) when
+    support_check is false."""
+    if not module.params["support_check"]:
+        return None, None
+    try:
+        _checked, evidence, report = _support.assess_data_root(
+            data_root,
+            engine,
+            engine_info["version_source"],
+            containerd_snapshotter=_daemon_config.get_snapshotter(config),
+        )
+    except _support.AssessmentError as exc:
+        module.fail_json(msg=str(exc))
+    return report, evidence
+
+
+def check_settings(config, data_root, engine, engine_info, report, evidence):
+    """Raise DaemonConfigError when dockerd would refuse ``config``; return warnings."""
+    warnings = []
+    snapshotter = _daemon_config.get_snapshotter(config)
+    driver = config.get("storage-driver")
+    where = "%s (%s, Docker Engine %s)" % (
+        data_root,
+        evidence["backing_fs"] if evidence else "filesystem not checked",
+        _drivers.format_version(engine),
+    )
+    if driver:
+        _daemon_config.check_storage_driver(driver, engine, snapshotter)
+        if report is not None:
+            verdict = report["drivers"][_daemon_config.graphdriver_for(driver)]
+            why = "; ".join(verdict["reasons"])
+            if verdict["supported"] is False:
+                raise _daemon_config.DaemonConfigError(
+                    "storage-driver: %s cannot run on %s: %s" % (driver, where, why)
+                )
+            if verdict["supported"] is None:
+                warnings.append(
+                    "storage-driver: cannot tell whether %s runs on %s: %s" % (driver, where, why)
+                )
+    elif report is not None and report["would_pick"]["driver"] is None:
+        raise _daemon_config.DaemonConfigError(
+            "storage-driver is not set and dockerd would refuse to start on %s: %s; set "
+            "storage_driver" % (where, report["would_pick"]["reason"])
+        )
+    opts = config.get("storage-opts") or []
+    if opts:
+        effective = (
+            driver
+            or (report and report["would_pick"]["driver"])
+            or (engine_info.get("running_driver"))
+        )
+        if not effective:
+            raise _daemon_config.DaemonConfigError(
+                "storage-opts apply to the storage driver, and none is set or can be told: set "
+                "storage_driver"
+            )
+        warnings += _daemon_config.check_storage_opts(opts, effective, engine, backing=evidence)
+    return warnings
+
+
+def pin_image_store(module, engine, engine_info, before_root, after_root, report):
+    """The setting that keeps the image store in use across the data-root move, as
+    ``{key, value, reason}``; fails when nothing tells which store that is."""
+    pin = _daemon_config.store_pin(
+        engine_info.get("running_driver"),
+        uses_containerd_store(engine_info),
+        report["recommended"] if report else None,
+    )
+    if pin is None:
+        module.fail_json(
+            msg="data-root changes from %s to %s, and Docker Engine %s would give the empty "
+            "data-root the containerd image store, leaving the images of the current store "
+            "behind; set storage_driver or containerd_snapshotter to say which store to use"
+            % (before_root, after_root, _drivers.format_version(engine))
+        )
+    return dict(zip(("key", "value", "reason"), pin))
+
+
+def write(module, target, text, backup):
+    """Write ``text`` to ``target`` atomically; return the backup's path (or None)."""
+    try:
+        backup_file = module.backup_local(target) if backup else None
+        _daemon_json.make_parent_directories(target)
+        _daemon_json.write_daemon_json_atomically(target, text)
+    except OSError as exc:
+        module.fail_json(msg="cannot write %s: %s" % (target, exc.strerror or exc))
+    return backup_file
+
+
+def run(module):
+    params = module.params
+    path = params["path"]
+    warnings = []
+    fail = module.fail_json
+
+    try:
+        raw, config = _daemon_json.read_daemon_json_for_update(path)
+        _daemon_config.check_key_types(config, path)
+    except (_daemon_json.DaemonJsonError, _daemon_config.DaemonConfigError) as exc:
+        fail(msg=str(exc))
+    data_root = params["data_root"]
+    if data_root is not None:
+        try:
+            data_root = _daemon_config.check_data_root(data_root)
+        except _daemon_config.DaemonConfigError as exc:
+            fail(msg=str(exc))
+    if "graph" in config and (data_root or "data-root" in params["remove"]):
+        fail(
+            msg="%s sets the legacy key graph, which is data-root under its old name; rename it "
+            "to data-root (dockerd 23.0 and later refuse it) and run again" % path
+        )
+    wanted = {
+        "storage-driver": params["storage_driver"],
+        "storage-opts": params["storage_opts"],
+        "data-root": data_root,
+        "containerd-snapshotter": params["containerd_snapshotter"],
+    }
+    try:
+        engine_info, engine, _client = detect_engine(
+            params["docker_host"], params["engine_version"]
+        )
+        new_config, changed_keys = _daemon_config.merge_storage_keys(
+            config, wanted, params["remove"]
+        )
+    except (EngineStateError, _daemon_config.DaemonConfigError) as exc:
+        fail(msg=str(exc))
+
+    flags = _dockerd_flags.find_storage_flags(params["host_root"])
+    before_root, after_root = data_roots(config, new_config, flags["findings"], engine_info)
+    report, evidence = assess(module, new_config, after_root, engine, engine_info)
+
+    pinned = None
+    if _daemon_config.needs_store_pin(
+        engine, before_root, after_root, new_config, params["containerd_snapshotter"] is not None
+    ):
+        pinned = pin_image_store(module, engine, engine_info, before_root, after_root, report)
+        if pinned["key"] in params["remove"]:
+            fail(
+                msg="%s is listed in remove, but data-root moves from %s to %s and Docker Engine "
+                "%s would then choose the image store by itself; set containerd_snapshotter to "
+                "choose it explicitly"
+                % (pinned["key"], before_root, after_root, _drivers.format_version(engine))
+            )
+        new_config = _daemon_config.merge_storage_keys(
+            new_config, {pinned["key"]: pinned["value"]}
+        )[0]
+        changed_keys = _daemon_config.changed_storage_keys(config, new_config)
+        warnings.append(
+            "%s set to %s so that the image store does not switch with the new data-root (%s)"
+            % (pinned["key"], pinned["value"], pinned["reason"])
+        )
+        if report is not None:
+            # Only the would-pick depends on the snapshotter: no second probe.
+            report = _support.build_report(
+                engine,
+                engine_info["version_source"],
+                evidence,
+                _daemon_config.get_snapshotter(new_config),
+            )
+
+    try:
+        warnings += check_settings(new_config, after_root, engine, engine_info, report, evidence)
+    except _daemon_config.DaemonConfigError as exc:
+        fail(msg=str(exc))
+
+    conflicts = _dockerd_flags.conflicts_with_config(flags["findings"], new_config)
+    if conflicts and params["conflicts"] == "fail":
+        fail(msg="; ".join(conflicts), flags=flags["findings"])
+    warnings += conflicts
+
+    before_text = raw.decode("utf-8") if raw is not None else ""
+    after_text = _daemon_config.render_daemon_json(new_config) if changed_keys else before_text
+    changed = bool(changed_keys)
+    validated_by = None
+    dockerd = find_executable("dockerd")
+    if changed and dockerd and _daemon_json.dockerd_offers_validate(dockerd):
+        ok, output = _daemon_json.validate_with_dockerd(dockerd, after_text, module.tmpdir)
+        if not ok:
+            fail(msg="%s --validate refuses the new %s: %s" % (dockerd, path, output))
+        validated_by = "%s --validate" % dockerd
+
+    # A link to the file stays a link: the file it points to is replaced.
+    target = os.path.realpath(path) if os.path.islink(path) else path
+    backup_file = None
+    if changed and not module.check_mode:
+        backup_file = write(module, target, after_text, backup=raw is not None and params["backup"])
+    if raw is not None:
+        warnings += _daemon_json.mode_problems(target)
+
+    result = {
+        "changed": changed,
+        "path": path,
+        "config": new_config,
+        "changed_keys": changed_keys,
+        "restart_required": changed,
+        "data_root": after_root,
+        "pinned": pinned,
+        "flags": flags["findings"],
+        "validated_by": validated_by,
+        "engine": engine_info,
+    }
+    if backup_file:
+        result["backup_file"] = backup_file
+    if module._diff:
+        result["diff"] = {
+            "before": before_text,
+            "after": after_text,
+            "before_header": path if raw is not None else "%s (absent)" % path,
+            "after_header": path,
+        }
+    for warning in warnings:
+        module.warn(warning)
+    module.exit_json(**result)
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    run(module)
+
+
+if __name__ == "__main__":
+    main()

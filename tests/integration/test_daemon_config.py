@@ -1,0 +1,333 @@
+"""daemon_config for real: the module writes daemon.json files, a private dockerd runs on them,
+and for every setting the module refuses, a private dockerd refuses to start too.
+
+Each test points ``path`` at a daemon.json of its own; the host's /etc/docker is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from ansible_module import run_module
+from harness.config_dockerd import start_dockerd_with_config_data_root
+
+
+@pytest.fixture
+def diff_mode(monkeypatch):
+    """Run ansible as ``--diff`` does (run_module passes the environment on)."""
+    monkeypatch.setenv("ANSIBLE_DIFF_ALWAYS", "1")
+
+
+def write_config(path, config):
+    """Write a daemon.json the way an operator might have, not as the module renders it."""
+    text = json.dumps(config, separators=(", ", ": "))
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return text.encode()
+
+
+def read_bytes(path):
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def base_config(tmp_path):
+    """What every daemon.json given to a private dockerd here needs (see harness/dockerd.py):
+    20.10 derives its ID from a trust key, /etc/docker/key.json unless the file says otherwise."""
+    return {"deprecated-key-path": str(tmp_path / "key.json")}
+
+
+UNRELATED = {
+    "log-driver": "json-file",
+    "log-opts": {"max-size": "10m", "max-file": "3", "labels": "site,rack"},
+    "registry-mirrors": ["https://mirror.invalid"],
+    "default-runtime": "test-runc",
+    "runtimes": {"test-runc": {"path": "/usr/sbin/runc", "runtimeArgs": ["--debug"]}},
+    "features": {"buildkit": True},
+}
+
+
+def test_written_config_runs_and_keeps_every_other_key(
+    tmp_path, make_loopfs, start_dockerd, diff_mode
+):
+    fs = make_loopfs("ext4", size_mb=256)
+    data_root = os.path.join(fs.mount_point, "docker-data")
+    path = str(tmp_path / "etc" / "daemon.json")
+    os.makedirs(os.path.dirname(path))
+    original = dict(base_config(tmp_path), **UNRELATED)
+    original_bytes = write_config(path, original)
+    os.chmod(path, 0o640)
+    wanted = {"path": path, "storage_driver": "overlay2", "data_root": data_root}
+
+    check = run_module("daemon_config", dict(wanted), check=True)
+    assert check["changed"] is True, check
+    assert read_bytes(path) == original_bytes
+    assert sorted(check["changed_keys"]) == ["data-root", "storage-driver"]
+    assert check["diff"]["before"] == original_bytes.decode()
+    assert '"storage-driver": "overlay2"' in check["diff"]["after"]
+    assert '"data-root": "%s"' % data_root in check["diff"]["after"]
+
+    first = run_module("daemon_config", dict(wanted, backup=True))
+    assert first["changed"] is True, first
+    assert first["restart_required"] is True
+    assert read_bytes(first["backup_file"]) == original_bytes
+    written = json.loads(read_bytes(path))
+    # Every other key, nested values included, and the order of keys survive.
+    assert list(written) == list(original) + ["storage-driver", "data-root"]
+    for key, value in original.items():
+        assert written[key] == value, key
+    assert first["config"] == written
+    assert first["diff"]["after"] == read_bytes(path).decode()
+    assert os.stat(path).st_mode & 0o7777 == 0o640  # an existing file keeps its mode
+
+    second = run_module("daemon_config", dict(wanted))
+    assert second["changed"] is False, second
+    assert second["changed_keys"] == []
+    assert second["restart_required"] is False
+
+    daemon = start_dockerd_with_config_data_root(start_dockerd, path, data_root)
+    daemon.assert_started()
+    info = daemon.info()
+    assert info["Driver"] == "overlay2"
+    assert info["DockerRootDir"] == data_root
+    assert info["LoggingDriver"] == "json-file"
+    assert info["DefaultRuntime"] == "test-runc"
+    assert "test-runc" in info["Runtimes"]
+    assert info["RegistryConfig"]["Mirrors"] == ["https://mirror.invalid/"]
+    assert os.path.isdir(os.path.join(data_root, "overlay2"))
+
+
+def test_new_file_and_directory_are_created_root_owned(tmp_path):
+    path = str(tmp_path / "etc" / "docker" / "daemon.json")
+    check = run_module("daemon_config", {"path": path, "storage_driver": "vfs"}, check=True)
+    assert check["changed"] is True, check
+    assert not os.path.exists(str(tmp_path / "etc"))
+
+    result = run_module("daemon_config", {"path": path, "storage_driver": "vfs"})
+    assert result["changed"] is True, result
+    assert read_bytes(path) == b'{\n  "storage-driver": "vfs"\n}\n'
+    file_stat = os.stat(path)
+    assert (file_stat.st_mode & 0o7777, file_stat.st_uid, file_stat.st_gid) == (0o644, 0, 0)
+    assert os.stat(os.path.dirname(path)).st_mode & 0o7777 == 0o755
+
+    # The same data in another layout is left as it is: changed is decided on the data.
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write('{"storage-driver":"vfs"}')
+    again = run_module("daemon_config", {"path": path, "storage_driver": "vfs"})
+    assert again["changed"] is False, again
+    assert read_bytes(path) == b'{"storage-driver":"vfs"}'
+
+    # A link to the file (as configuration management tools sometimes leave) stays a link.
+    link = str(tmp_path / "daemon-link.json")
+    os.symlink(path, link)
+    removed = run_module("daemon_config", {"path": link, "remove": ["storage-driver"]})
+    assert removed["changed"] is True and removed["config"] == {}
+    assert os.readlink(link) == path
+    assert read_bytes(path) == b"{}\n"
+    assert sorted(os.listdir(os.path.dirname(path))) == ["daemon.json"]
+
+
+def test_new_data_root_on_docker_29_pins_the_store_in_use(tmp_path, make_loopfs):
+    fs = make_loopfs("ext4", size_mb=256)
+    path = str(tmp_path / "daemon.json")
+    write_config(path, {})
+    result = run_module(
+        "daemon_config",
+        {
+            "path": path,
+            "data_root": os.path.join(fs.mount_point, "docker"),
+            "engine_version": "29.0",
+        },
+        check=True,
+    )
+    # The host's engine runs overlay2 on its graphdriver store; an empty data-root would get
+    # the containerd store on 29 unless the driver is pinned.
+    assert result["changed"] is True, result
+    assert result["pinned"]["key"] == "storage-driver"
+    assert result["config"]["storage-driver"] == result["engine"]["running_driver"]
+    assert any("image store does not switch" in w for w in result.get("warnings", []))
+    assert result["changed_keys"] == ["storage-driver", "data-root"]
+
+    # Asking for no driver while moving the data-root leaves the choice of store open: refused.
+    write_config(path, {"storage-driver": "overlay2"})
+    refused = run_module(
+        "daemon_config",
+        {
+            "path": path,
+            "data_root": os.path.join(fs.mount_point, "docker"),
+            "engine_version": "29.0",
+            "remove": ["storage-driver"],
+        },
+    )
+    assert refused.get("failed") is True, refused
+    assert "set containerd_snapshotter to choose it explicitly" in refused["msg"]
+
+
+def refusal(start_dockerd, tmp_path, data_root, config, extra_args=()):
+    """Start a private dockerd on ``config`` (written to a file of its own); return its refusal."""
+    path = str(tmp_path / "dockerd-check.json")
+    write_config(path, dict(base_config(tmp_path), **config))
+    daemon = start_dockerd_with_config_data_root(
+        start_dockerd, path, data_root, extra_args=extra_args
+    )
+    assert not daemon.started, "dockerd started on %s" % config
+    return daemon.refusal
+
+
+def assert_refused_and_untouched(path, args, *phrases):
+    before = read_bytes(path)
+    result = run_module("daemon_config", dict(args, path=path))
+    assert result.get("failed") is True, result
+    for phrase in phrases:
+        assert phrase in result["msg"], result["msg"]
+    assert read_bytes(path) == before
+    return result["msg"]
+
+
+def test_dm_basesize_on_overlay2_is_refused_like_dockerd_does(tmp_path, make_loopfs, start_dockerd):
+    fs = make_loopfs("ext4", size_mb=256)
+    data_root = os.path.join(fs.mount_point, "docker")
+    path = str(tmp_path / "daemon.json")
+    write_config(path, base_config(tmp_path))
+    wanted = {
+        "storage_driver": "overlay2",
+        "storage_opts": ["dm.basesize=20G"],
+        "data_root": data_root,
+    }
+    assert_refused_and_untouched(
+        path, wanted, "storage-opts: dm.basesize is not an option of the overlay2 driver"
+    )
+    reason = refusal(
+        start_dockerd,
+        tmp_path,
+        data_root,
+        {"storage-driver": "overlay2", "storage-opts": ["dm.basesize=20G"], "data-root": data_root},
+    )
+    assert "overlay2: unknown option dm.basesize" in reason
+
+
+def test_overlay2_size_on_ext4_is_refused_like_dockerd_does(tmp_path, make_loopfs, start_dockerd):
+    fs = make_loopfs("ext4", size_mb=256)
+    data_root = os.path.join(fs.mount_point, "docker")
+    path = str(tmp_path / "daemon.json")
+    write_config(path, base_config(tmp_path))
+    wanted = {
+        "storage_driver": "overlay2",
+        "storage_opts": ["overlay2.size=1G"],
+        "data_root": data_root,
+    }
+    assert_refused_and_untouched(
+        path, wanted, "overlay2.size needs the data-root on xfs mounted with pquota", " is ext4 "
+    )
+    reason = refusal(
+        start_dockerd,
+        tmp_path,
+        data_root,
+        {
+            "storage-driver": "overlay2",
+            "storage-opts": ["overlay2.size=1G"],
+            "data-root": data_root,
+        },
+    )
+    assert "overlay2.size" in reason
+
+
+def test_overlay2_without_d_type_is_refused_like_dockerd_does(tmp_path, make_loopfs, start_dockerd):
+    fs = make_loopfs("ext4", size_mb=256, features=["^filetype"])
+    data_root = os.path.join(fs.mount_point, "docker")
+    path = str(tmp_path / "daemon.json")
+    write_config(path, base_config(tmp_path))
+    wanted = {"storage_driver": "overlay2", "data_root": data_root}
+    assert_refused_and_untouched(path, wanted, "storage-driver: overlay2 cannot run on", "d_type")
+    reason = refusal(
+        start_dockerd,
+        tmp_path,
+        data_root,
+        {"storage-driver": "overlay2", "data-root": data_root},
+    )
+    assert "d_type" in reason
+
+
+def test_flag_in_a_systemd_drop_in_conflicts_like_dockerd_says(
+    tmp_path, make_loopfs, start_dockerd
+):
+    fs = make_loopfs("ext4", size_mb=256)
+    data_root = os.path.join(fs.mount_point, "docker")
+    host_root = tmp_path / "host"
+    drop_in_dir = host_root / "etc" / "systemd" / "system" / "docker.service.d"
+    drop_in_dir.mkdir(parents=True)
+    (drop_in_dir / "10-storage.conf").write_text(
+        "[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd -H fd:// \\\n    --storage-driver=vfs\n"
+    )
+    path = str(tmp_path / "daemon.json")
+    write_config(path, base_config(tmp_path))
+    wanted = {"storage_driver": "overlay2", "data_root": data_root, "host_root": str(host_root)}
+    assert_refused_and_untouched(
+        path,
+        wanted,
+        "storage-driver is set in daemon.json",
+        "--storage-driver vfs in /etc/systemd/system/docker.service.d/10-storage.conf:4",
+    )
+    warned = run_module("daemon_config", dict(wanted, path=path, conflicts="warn"))
+    assert warned["changed"] is True, warned
+    assert any("dockerd refuses to start" in w for w in warned["warnings"])
+    assert warned["flags"][0]["where"] == "/etc/systemd/system/docker.service.d/10-storage.conf:4"
+
+    reason = refusal(
+        start_dockerd,
+        tmp_path,
+        data_root,
+        {"storage-driver": "overlay2", "data-root": data_root},
+        extra_args=("--storage-driver=vfs",),
+    )
+    assert "specified both as a flag and in the configuration file" in reason
+    assert "storage-driver" in reason
+
+
+BAD_FILES = [
+    (b'\xef\xbb\xbf{"debug": true}\n', "byte-order mark"),
+    (b"", "is empty"),
+    (b'{"debug": true,\n}\n', "is not valid JSON at line 2"),
+    (b'["overlay2"]\n', "must hold a JSON object"),
+    (b'{"storage-driver": "vfs", "storage-driver": "overlay2"}\n', "more than once"),
+    (b'{"storage-opts": "overlay2.size=1G"}\n', "key storage-opts must be an array of strings"),
+]
+
+
+@pytest.mark.parametrize("raw, phrase", BAD_FILES, ids=lambda v: v if isinstance(v, str) else "")
+def test_bad_file_is_named_and_left_alone(tmp_path, raw, phrase):
+    path = str(tmp_path / "daemon.json")
+    with open(path, "wb") as handle:
+        handle.write(raw)
+    message = assert_refused_and_untouched(
+        path, {"storage_driver": "vfs", "support_check": False}, phrase
+    )
+    assert path in message
+    assert sorted(os.listdir(str(tmp_path))) == ["daemon.json"]
+
+
+def test_directory_in_place_of_the_file_is_named(tmp_path):
+    path = tmp_path / "daemon.json"
+    path.mkdir()
+    result = run_module("daemon_config", {"path": str(path), "storage_driver": "vfs"})
+    assert result.get("failed") is True
+    assert "%s is a directory, not a file" % path in result["msg"]
+    assert os.listdir(str(path)) == []
+
+
+def test_unreadable_file_is_named(tmp_path):
+    path = tmp_path / "daemon.json"
+    path.write_text('{"debug": true}\n')
+    os.chmod(str(path), 0)
+    # Root reads any file; without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH it reads as a
+    # service account would.
+    without_override = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--")
+    result = run_module(
+        "daemon_config", {"path": str(path), "storage_driver": "vfs"}, wrapper=without_override
+    )
+    assert result.get("failed") is True, result
+    assert "cannot read %s: Permission denied" % path in result["msg"]
+    os.chmod(str(path), 0o644)
+    assert path.read_text() == '{"debug": true}\n'
