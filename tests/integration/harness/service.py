@@ -34,12 +34,12 @@ running() {{ [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }}
 case "$1" in
 start)
     running && exit 0
-    # A host whose start command also passes --data-root for one root (as a stray drop-in
-    # would): dockerd then refuses to start there, as it does for any directive given twice.
+    # A host whose start command also passes the storage driver for one root (as a stray
+    # drop-in would): dockerd refuses to start there, as for any directive given twice.
     extra_root=""
     if [ -f "$RUN/refuse-root" ] &&
-        grep -qF "\"data-root\": \"$(cat "$RUN/refuse-root")\"" "$RUN/daemon.json"; then
-        extra_root="--data-root=$(cat "$RUN/refuse-root")"
+        grep -qF "\\"data-root\\": \\"$(cat "$RUN/refuse-root")\\"" "$RUN/daemon.json"; then
+        extra_root="--storage-driver=overlay2"
     fi
     setsid unshare --net -- {dockerd} --config-file="$RUN/daemon.json" --exec-root="$RUN/exec" \\
         --pidfile="$PIDFILE" --host="unix://$RUN/docker.sock" --bridge=none --iptables=false \\
