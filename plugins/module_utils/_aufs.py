@@ -8,7 +8,7 @@ with the branches ``diff/<id>=rw`` then ``diff/<parent>=ro+wh`` for each parent.
 the branches of a mount (super option ``si=<hex>``) in ``/sys/fs/aufs/si_<hex>/br<index>``, one
 ``<path>=<permission>`` per file.
 
-Paths under /sys are read below ``host_root`` so tests can hand in fixture trees. Private to the
+Files (/sys and the data-root) are read below ``host_root`` so tests can hand in fixture trees. Private to the
 dockerhost.storage collection: the API may change without notice.
 """
 
@@ -37,7 +37,7 @@ def parse_branch(text):
 def read_aufs_branches(si, host_root="/"):
     """Branches of the aufs mount ``si`` (the hex id of its ``si=`` option), in index order, as
     ``(path, permission)``; None when ``/sys/fs/aufs/si_<si>`` does not exist."""
-    directory = os.path.join(host_root, "sys/fs/aufs", "si_" + si)
+    directory = _under(host_root, os.path.join("/sys/fs/aufs", "si_" + si))
     try:
         names = os.listdir(directory)
     except FileNotFoundError:
@@ -51,19 +51,25 @@ def read_aufs_branches(si, host_root="/"):
     return [branch for _index, branch in sorted(indexed)]
 
 
-def read_aufs_parents(data_root, layer_id):
+def _under(host_root, path):
+    return os.path.join(host_root, path.lstrip("/"))
+
+
+def read_aufs_parents(data_root, layer_id, host_root="/"):
     """Parent layer ids of ``layer_id``, nearest first, from ``aufs/layers/<id>``; None when
     the file is missing."""
+    path = _under(host_root, os.path.join(data_root, "aufs", "layers", layer_id))
     try:
-        with open(os.path.join(data_root, "aufs", "layers", layer_id), encoding="utf-8") as handle:
+        with open(path, encoding="utf-8") as handle:
             return [line.strip() for line in handle if line.strip()]
     except FileNotFoundError:
         return None
 
 
-def read_aufs_mount_id(data_root, container_id):
+def read_aufs_mount_id(data_root, container_id, host_root="/"):
     """The aufs layer id of a container from ``image/aufs/layerdb/mounts/<id>/mount-id``."""
     path = os.path.join(data_root, "image", "aufs", "layerdb", "mounts", container_id, "mount-id")
+    path = _under(host_root, path)
     try:
         with open(path, encoding="utf-8") as handle:
             return handle.read().strip() or None
@@ -89,13 +95,13 @@ def check_aufs_container(container, data_root, running, mounts_at, host_root="/"
     ``(problems, details)`` with ``details``: ``merged_dir``, ``mounted``, ``layers``.
     """
     details = {"merged_dir": None, "mounted": False, "layers": None}
-    layer_id = read_aufs_mount_id(data_root, container)
+    layer_id = read_aufs_mount_id(data_root, container, host_root)
     if layer_id is None:
         path = os.path.join(data_root, "image", "aufs", "layerdb", "mounts", container)
         return [problem(container, "aufs_mount_id", path, "a mount-id file", "nothing")], details
     merged = os.path.join(data_root, "aufs", "mnt", layer_id)
     details["merged_dir"] = merged
-    parents = read_aufs_parents(data_root, layer_id)
+    parents = read_aufs_parents(data_root, layer_id, host_root)
     if parents is None:
         path = os.path.join(data_root, "aufs", "layers", layer_id)
         return [problem(container, "aufs_layers", path, "the layer's parent list", "nothing")], (
@@ -106,7 +112,7 @@ def check_aufs_container(container, data_root, running, mounts_at, host_root="/"
     problems = [
         problem(container, "aufs_diff", path, "an existing diff directory", "nothing")
         for path, _permission in wanted
-        if not os.path.isdir(os.path.join(host_root, path.lstrip("/")))
+        if not os.path.isdir(_under(host_root, path))
     ]
     if not running:
         return problems, details
