@@ -145,7 +145,15 @@ def dockerd_binary_version(search_path=DEFAULT_SEARCH_PATH):
 # engine that stopped answering instead of surfacing a bare "timed out".
 
 
-class EngineNotFound(EngineUnavailable):
+class EngineError(EngineUnavailable):
+    """The engine answered, with an error status; ``engine_message`` is the engine's own."""
+
+    def __init__(self, message, engine_message=None):
+        super().__init__(message)
+        self.engine_message = engine_message
+
+
+class EngineNotFound(EngineError):
     """The engine answered 404 for an object (a container or an image)."""
 
 
@@ -166,8 +174,8 @@ class ContainerEngineClient(EngineClient):
     def call(self, method, path, body=None, ok_statuses=(200,)):
         """Send one request; return the decoded JSON answer (None for an empty body).
 
-        Raises EngineNotFound on 404 and EngineUnavailable, naming the socket, for anything
-        else that is not in ``ok_statuses``.
+        Raises EngineNotFound on 404, EngineError for another status not in ``ok_statuses``
+        and EngineUnavailable, naming the socket, when the engine does not answer.
         """
         connection = _UnixHTTPConnection(self.socket_path, self.timeout)
         headers = {"Host": "docker"}
@@ -202,12 +210,14 @@ class ContainerEngineClient(EngineClient):
             connection.close()
         if response.status == 404:
             raise EngineNotFound(
-                "%s %s on %s: %s" % (method, path, self.socket_path, _error_message(raw))
+                "%s %s on %s: %s" % (method, path, self.socket_path, _error_message(raw)),
+                _error_message(raw),
             )
         if response.status not in ok_statuses:
-            raise EngineUnavailable(
+            raise EngineError(
                 "Engine API %s %s on %s answered HTTP %d: %s"
-                % (method, path, self.socket_path, response.status, _error_message(raw))
+                % (method, path, self.socket_path, response.status, _error_message(raw)),
+                _error_message(raw),
             )
         if not raw.strip():
             return None

@@ -97,9 +97,11 @@ def read_layerdb_references(data_root, driver="overlay2"):
 
 def _check_short_links(home, layer_ids):
     """Problems of ``l/``: every entry a link to ``../<id>/diff`` of an existing layer.
-    Returns ``(problems, links)`` where ``links`` maps a short name to the layer id it names."""
+    Returns ``(problems, links, dangling)``: ``links`` maps a short name to the layer id it
+    names, ``dangling`` is the set of short names whose layer is missing."""
     problems = []
     links = {}
+    dangling = set()
     link_dir = os.path.join(home, LINK_DIR)
     for short in _list_dir(link_dir):
         path = os.path.join(link_dir, short)
@@ -120,6 +122,7 @@ def _check_short_links(home, layer_ids):
             continue
         links[short] = parts[1]
         if parts[1] not in layer_ids or not os.path.isdir(os.path.join(home, parts[1], "diff")):
+            dangling.add(short)
             problems.append(
                 problem(
                     None,
@@ -129,12 +132,12 @@ def _check_short_links(home, layer_ids):
                     "a dangling link to %s (no layer directory %s)" % (target, parts[1]),
                 )
             )
-    return problems, links
+    return problems, links, dangling
 
 
-def _check_layer(home, layer_id, links):
+def _check_layer(home, layer_id, links, dangling):
     """Problems of one layer directory: ``diff/`` present, ``link`` names its own ``l/`` entry,
-    every entry of ``lower`` names an existing ``l/`` link."""
+    every entry of ``lower`` names an ``l/`` link to an existing layer."""
     problems = []
     base = os.path.join(home, layer_id)
     if not os.path.isdir(os.path.join(base, "diff")):
@@ -167,16 +170,20 @@ def _check_layer(home, layer_id, links):
     if lower is not None:
         for entry in lower.split(":"):
             name = entry[len(LINK_DIR) + 1 :] if entry.startswith(LINK_DIR + "/") else None
-            if not name or name not in links:
-                problems.append(
-                    problem(
-                        None,
-                        "store_lower",
-                        lower_file,
-                        "l/<short> entries naming existing links",
-                        "%s, which does not exist" % (entry or "an empty entry"),
-                    )
+            if name and name in links and name not in dangling:
+                continue
+            found = "%s, which does not exist" % (entry or "an empty entry")
+            if name in dangling:
+                found = "%s, a link to the missing layer %s" % (entry, links[name])
+            problems.append(
+                problem(
+                    None,
+                    "store_lower",
+                    lower_file,
+                    "l/<short> entries naming links to existing layers",
+                    found,
                 )
+            )
     return problems
 
 
@@ -204,10 +211,10 @@ def check_layer_store(data_root, known_containers=None, measure_orphans=True):
         report["reason"] = "%s does not exist: this data-root has no overlay2 store" % home
         return report
     layer_ids = {name for name in _list_dir(home) if name != LINK_DIR}
-    problems, links = _check_short_links(home, layer_ids)
+    problems, links, dangling = _check_short_links(home, layer_ids)
     for layer_id in sorted(layer_ids):
         if os.path.isdir(os.path.join(home, layer_id)):
-            problems.extend(_check_layer(home, layer_id, links))
+            problems.extend(_check_layer(home, layer_id, links, dangling))
 
     cache_ids, mounts = read_layerdb_references(data_root)
     referenced = set()

@@ -10,12 +10,19 @@ nothing. Private to the dockerhost.storage collection: the API may change withou
 from __future__ import annotations
 
 import os
+import re
 
 from ansible_collections.dockerhost.storage.plugins.module_utils import _aufs, _overlay_mounts
-from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import EngineNotFound
+from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
+    EngineError,
+    EngineNotFound,
+)
 from ansible_collections.dockerhost.storage.plugins.module_utils._layer_store import (
     check_layer_store,
 )
+
+# The first absolute path in an engine error, such as "readlink /var/lib/docker/overlay2/l/X: ...".
+_FIRST_PATH = re.compile(r"(?<![\w.])/[^\s,;\"']+")
 
 
 class ContainerSelectionError(Exception):
@@ -51,6 +58,36 @@ def select_containers(listing, wanted):
             "docker ps -a lists them" % ", ".join(repr(m) for m in missing)
         )
     return chosen
+
+
+def uninspectable_container(summary, message):
+    """The report entry of a container the engine failed to inspect (``message`` says why)."""
+    name = container_name(summary)
+    path = _FIRST_PATH.search(message)
+    running = summary.get("State") in ("running", "paused")
+    return {
+        "id": summary.get("Id"),
+        "name": name,
+        "state": summary.get("State"),
+        "running": running,
+        "driver": None,
+        "status": "problems",
+        "reason": None,
+        "merged_dir": None,
+        "mounted": None,
+        "layers": None,
+        "relative_paths": None,
+        "options": {},
+        "problems": [
+            _overlay_mounts.problem(
+                name,
+                "engine_inspect",
+                path.group(0).rstrip(":") if path else None,
+                "the engine describes the container's layers",
+                message,
+            )
+        ],
+    }
 
 
 def check_container(inspection, name, mounts_at, data_root, host_root="/"):
@@ -132,6 +169,11 @@ def build_report(client, data_root, mounts, wanted=None, check_store=False, host
             inspection = client.inspect_container(summary["Id"])
         except EngineNotFound:
             continue  # removed between the listing and the inspection
+        except EngineError as exc:
+            # dockerd cannot describe a container whose layer chain is broken (it reads the
+            # lower file and every l/ link to answer): that is a finding, not a failure.
+            containers.append(uninspectable_container(summary, exc.engine_message or str(exc)))
+            continue
         containers.append(
             check_container(inspection, container_name(summary), mounts_at, data_root, host_root)
         )

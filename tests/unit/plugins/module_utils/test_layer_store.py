@@ -62,6 +62,11 @@ def test_a_removed_layer_directory_is_named_by_its_link_and_its_cache_id(store, 
     assert "store_cache_id" in checks
     cache = next(p for p in report["problems"] if p["check"] == "store_cache_id")
     assert cache["found"] == "base2, which does not exist"
+    # Every layer above it names it in its lower file.
+    lower = next(
+        p for p in report["problems"] if p["path"] == os.path.join(home, "layer1", "lower")
+    )
+    assert lower["found"] == "l/%s, a link to the missing layer base2" % short_name("base2")
 
 
 def test_a_link_that_points_elsewhere_is_named(store):
