@@ -130,7 +130,7 @@ RETURN = r"""
 ok:
   description:
     - True when no problem was found in the containers, the store or the probe.
-    - Containers that could not be checked (see RV(summary.not_checked)) do not make it false.
+    - Containers that could not be checked (see C(summary.not_checked)) do not make it false.
   returned: always
   type: bool
   sample: true
@@ -166,7 +166,7 @@ containers:
       description: The storage driver or snapshotter the engine reports for it.
       type: str
     status:
-      description: C(ok), C(problems), or C(not_checked) (see RV(containers[].reason)).
+      description: C(ok), C(problems), or C(not_checked) (see C(reason)).
       type: str
     reason:
       description: Why it was not checked, else null.
@@ -187,7 +187,7 @@ containers:
       description: Other options of the overlay mount, such as C(index), C(userxattr), C(redirect_dir).
       type: dict
     problems:
-      description: This container's problems, shaped as RV(problems).
+      description: This container's problems, shaped as C(problems).
       type: list
       elements: dict
 problems:
@@ -255,7 +255,7 @@ store:
       description: Links found in C(l/).
       type: int
     problems:
-      description: Problems of the store, shaped as RV(problems).
+      description: Problems of the store, shaped as C(problems).
       type: list
       elements: dict
     orphaned_layers:
