@@ -160,7 +160,7 @@ containers:
       description: The engine's state, such as C(running) or C(exited).
       type: str
     running:
-      description: Whether it runs (paused counts as running: its mount stays).
+      description: Whether it runs (paused counts as running, its mount stays).
       type: bool
     driver:
       description: The storage driver or snapshotter the engine reports for it.

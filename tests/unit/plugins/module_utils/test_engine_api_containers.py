@@ -53,7 +53,9 @@ def test_an_engine_that_never_answers_times_out_with_a_sentence(tmp_path):
     server.listen(1)
     try:
         started = time.monotonic()
-        with pytest.raises(EngineUnavailable, match=r"did not answer GET /containers/json\?all=1 within 0.5 s"):
+        with pytest.raises(
+            EngineUnavailable, match=r"did not answer GET /containers/json\?all=1 within 0.5 s"
+        ):
             ContainerEngineClient("unix://" + path, timeout=0.5).containers()
         assert time.monotonic() - started < 5
     finally:
