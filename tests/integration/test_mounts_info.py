@@ -29,7 +29,9 @@ def engine(busybox_dockerd_module):
             "run", "-d", "--network", "none", "--name", "web%02d" % index, BUSYBOX.name,
             "sleep", "3600",
         )  # fmt: skip
-    return daemon
+    yield daemon
+    # PID 1 ignores SIGTERM: without this, dockerd's stop waits 10 s for the containers.
+    daemon.docker("rm", "-f", *["web%02d" % index for index in range(CONTAINERS)])
 
 
 def docker_host(daemon):
@@ -200,6 +202,46 @@ def test_a_merged_directory_unmounted_by_hand_is_named(engine):
     assert broken["name"] == "unmounted"
     assert broken["mounted"] is False
     assert [(p["check"], p["path"]) for p in broken["problems"]] == [("merged_mount", merged)]
+
+
+def long_data_root(base, length=900):
+    """A data-root path of about ``length`` bytes: long enough that a container with three lower
+    layers does not fit in one page of mount data, short enough for dockerd's own overlay check
+    (four paths) to pass."""
+    parts = [base]
+    while len(os.path.join(*parts)) < length - 210:
+        parts.append("long-" + "x" * 195)
+    parts.append("d" * max(1, length - len(os.path.join(*parts)) - 8))
+    parts.append("docker")
+    return os.path.join(*parts)
+
+
+def test_relative_lowerdirs_of_a_long_data_root_are_resolved(
+    tmp_path, start_dockerd, busybox_image, import_test_image
+):
+    data_root = long_data_root(str(tmp_path))
+    os.makedirs(data_root)
+    daemon = start_dockerd(data_root, storage_driver="overlay2")
+    daemon.assert_started()
+    import_test_image(daemon, busybox_image)
+    # A second image layer: with the -init layer, three lowers.
+    daemon.docker("run", "--network", "none", "--name", "base", BUSYBOX.name, "touch", "/layer2")
+    daemon.docker("commit", "base", "two-layers:latest")
+    daemon.docker(
+        "run", "-d", "--network", "none", "--name", "long", "two-layers:latest", "sleep", "3600"
+    )  # fmt: skip
+    result = run_module(
+        "mounts_info",
+        {"docker_host": docker_host(daemon), "containers": ["long"], "check_store": True},
+    )
+    assert result.get("failed") is not True, result.get("msg")
+    [container] = result["containers"]
+    # dockerd mounted with l/... and <id>/diff relative to the overlay2 home.
+    assert container["relative_paths"] is True
+    assert container["layers"] == 3
+    assert container["status"] == "ok", container["problems"]
+    assert result["ok"] is True
+    daemon.docker("rm", "-f", "long")  # a quick teardown (see engine)
 
 
 def test_the_probe_proves_write_and_whiteout_and_leaves_nothing(engine):
