@@ -210,11 +210,15 @@ def check_layer_store(data_root, known_containers=None, measure_orphans=True):
     if not os.path.isdir(home):
         report["reason"] = "%s does not exist: this data-root has no overlay2 store" % home
         return report
-    layer_ids = {name for name in _list_dir(home) if name != LINK_DIR}
+    # Only directories: on xfs with quota the home also holds a device node, backingFsBlockDev.
+    layer_ids = {
+        name
+        for name in _list_dir(home)
+        if name != LINK_DIR and os.path.isdir(os.path.join(home, name))
+    }
     problems, links, dangling = _check_short_links(home, layer_ids)
     for layer_id in sorted(layer_ids):
-        if os.path.isdir(os.path.join(home, layer_id)):
-            problems.extend(_check_layer(home, layer_id, links, dangling))
+        problems.extend(_check_layer(home, layer_id, links, dangling))
 
     cache_ids, mounts = read_layerdb_references(data_root)
     referenced = set()

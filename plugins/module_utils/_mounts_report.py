@@ -90,11 +90,14 @@ def uninspectable_container(summary, message):
     }
 
 
-def check_container(inspection, name, mounts_at, data_root, host_root="/"):
-    """Check one inspected container; return its entry of the report's ``containers`` list."""
+def check_container(inspection, name, mounts_at, data_root, host_root="/", containerd_store=False):
+    """Check one inspected container; return its entry of the report's ``containers`` list.
+
+    ``containerd_store``: the engine keeps images in containerd (its /info says so).
+    """
     state = inspection.get("State") or {}
     running = bool(state.get("Running"))
-    driver, data, reason = _overlay_mounts.graphdriver_layout(inspection)
+    driver, data, reason = _overlay_mounts.graphdriver_layout(inspection, containerd_store)
     entry = {
         "id": inspection.get("Id"),
         "name": name,
@@ -154,7 +157,15 @@ def summarise(containers, store, probe):
     return summary, ok
 
 
-def build_report(client, data_root, mounts, wanted=None, check_store=False, host_root="/"):
+def build_report(
+    client,
+    data_root,
+    mounts,
+    wanted=None,
+    check_store=False,
+    host_root="/",
+    containerd_store=False,
+):
     """Everything mounts_info returns except the engine facts and the probe.
 
     ``client`` is a ContainerEngineClient, ``mounts`` the parsed mountinfo (a list of
@@ -175,7 +186,14 @@ def build_report(client, data_root, mounts, wanted=None, check_store=False, host
             containers.append(uninspectable_container(summary, exc.engine_message or str(exc)))
             continue
         containers.append(
-            check_container(inspection, container_name(summary), mounts_at, data_root, host_root)
+            check_container(
+                inspection,
+                container_name(summary),
+                mounts_at,
+                data_root,
+                host_root,
+                containerd_store,
+            )
         )
     if check_store:
         store = check_layer_store(data_root, known_containers={c.get("Id") for c in listing})

@@ -119,29 +119,33 @@ def mounts_by_point(mounts):
     return {mount.mount_point: mount for mount in mounts}
 
 
-def graphdriver_layout(inspection):
+def graphdriver_layout(inspection, containerd_store=False):
     """The engine's storage view of a container from its inspection.
 
     Returns ``(driver, data, reason)``: the GraphDriver name and its Data dict
     (LowerDir, UpperDir, WorkDir, MergedDir), or ``data`` None with the reason they cannot be
-    checked (the containerd image store reports snapshots, not directories).
+    checked. On the containerd image store (``containerd_store``, or an inspection with
+    ``Storage.RootFS.Snapshot`` and no GraphDriver data, as Docker 29 answers) the engine
+    reports a snapshot, not directories.
     """
     graph = inspection.get("GraphDriver")
-    storage = inspection.get("Storage") or {}
-    snapshot = ((storage.get("RootFS") or {}).get("Snapshot") or {}).get("Name")
-    if not isinstance(graph, dict) or not graph.get("Data"):
-        driver = (graph or {}).get("Name") if isinstance(graph, dict) else None
-        driver = driver or snapshot or None
+    graph = graph if isinstance(graph, dict) else {}
+    storage = inspection.get("Storage")
+    rootfs = storage.get("RootFS") if isinstance(storage, dict) else None
+    snapshot = rootfs.get("Snapshot") if isinstance(rootfs, dict) else None
+    snapshotter = snapshot.get("Name") if isinstance(snapshot, dict) else None
+    driver = graph.get("Name") or snapshotter
+    data = graph.get("Data")
+    if data and isinstance(data, dict):
+        return driver, data, None
+    if containerd_store or snapshotter or not graph:
         return (
             driver,
             None,
             "the engine reports no layer directories for this container (containerd image "
             "store, snapshotter %s): its snapshot mounts are not checked" % (driver or "unknown"),
         )
-    data = graph["Data"]
-    if not isinstance(data, dict):
-        return graph.get("Name"), None, "the engine's GraphDriver.Data is not an object"
-    return graph.get("Name"), data, None
+    return driver, None, "the engine reports no layer directories for driver %s" % driver
 
 
 def problem(container, check, path, expected, found):

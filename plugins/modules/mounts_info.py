@@ -345,8 +345,14 @@ def collect(params, check_mode=False):
         mounts = read_mountinfo(path)
     except (OSError, ValueError) as exc:
         raise EngineStateError("cannot read the mount table %s: %s" % (path, exc)) from None
+    containerd_store = uses_containerd_store(info)
     report = build_report(
-        client, data_root, mounts, wanted=params["containers"], check_store=params["check_store"]
+        client,
+        data_root,
+        mounts,
+        wanted=params["containers"],
+        check_store=params["check_store"],
+        containerd_store=containerd_store,
     )
     probe = {"attempted": False, "ok": None, "skipped_reason": "probe is false", "problems": []}
     if params["probe"] and check_mode:
@@ -364,7 +370,7 @@ def collect(params, check_mode=False):
             "version": info["version"],
             "api_version": info["api_version"],
             "driver": info["running_driver"],
-            "image_store": "containerd" if uses_containerd_store(info) else "graphdriver",
+            "image_store": "containerd" if containerd_store else "graphdriver",
         },
     )
     return report
@@ -374,7 +380,12 @@ def describe_problems(result, limit=5):
     """A one-line account of the first problems, for a failure message."""
     lines = [
         "%s%s: expected %s, found %s"
-        % ("%s: " % p["container"] if p["container"] else "", p["path"], p["expected"], p["found"])
+        % (
+            "%s: " % p["container"] if p["container"] else "",
+            p["path"] or "(no path)",
+            p["expected"],
+            p["found"],
+        )
         for p in result["problems"]
     ] + ["probe: %s" % text for text in result["probe"].get("problems") or []]
     more = len(lines) - limit

@@ -121,3 +121,13 @@ def test_a_data_root_without_overlay2_is_not_checked(tmp_path):
     report = check_layer_store(str(tmp_path))
     assert report["checked"] is False
     assert "has no overlay2 store" in report["reason"]
+
+
+def test_a_device_node_in_the_home_is_not_a_layer(store):
+    data_root, home = store
+    # What overlay2 leaves on xfs with project quota; a plain file stands in for the device.
+    with open(os.path.join(home, "backingFsBlockDev"), "w"):
+        pass
+    report = check_layer_store(data_root)
+    assert report["orphaned_layers"] == []
+    assert report["layers"] == 6

@@ -200,3 +200,17 @@ def test_the_containerd_store_is_not_checked_and_says_why():
     assert summary["not_checked"] == 1
     assert summary["ok"] == 0
     assert ok is True  # nothing was found wrong; not_checked says what was not looked at
+
+
+def test_a_snapshotter_without_data_is_the_containerd_store_when_the_engine_says_so():
+    inspection = {"State": {"Running": True}, "GraphDriver": {"Name": "overlayfs", "Data": None}}
+    driver, data, reason = graphdriver_layout(inspection, containerd_store=True)
+    assert (driver, data) == ("overlayfs", None)
+    assert "containerd image store, snapshotter overlayfs" in reason
+
+
+def test_a_graphdriver_without_directories_is_not_checked_and_named():
+    inspection = {"State": {"Running": True}, "GraphDriver": {"Name": "vfs", "Data": None}}
+    entry = check_container(inspection, "web", {}, "/var/lib/docker")
+    assert entry["status"] == "not_checked"
+    assert entry["reason"] == "the engine reports no layer directories for driver vfs"
