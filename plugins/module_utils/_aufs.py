@@ -8,8 +8,8 @@ with the branches ``diff/<id>=rw`` then ``diff/<parent>=ro+wh`` for each parent.
 the branches of a mount (super option ``si=<hex>``) in ``/sys/fs/aufs/si_<hex>/br<index>``, one
 ``<path>=<permission>`` per file.
 
-Files (/sys and the data-root) are read below ``host_root`` so tests can hand in fixture trees. Private to the
-dockerhost.storage collection: the API may change without notice.
+Files (/sys and the data-root) are read below ``host_root`` so tests can hand in fixture trees.
+Private to the dockerhost.storage collection: the API may change without notice.
 """
 
 from __future__ import annotations

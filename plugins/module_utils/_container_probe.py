@@ -45,7 +45,8 @@ def pick_lower_file(lower_dirs, max_entries=5000):
 
     ``lower_dirs`` are the container's lower diff directories, topmost first; ``-init`` layers
     (files the engine manages) are skipped. The first regular file found breadth first in the
-    topmost image layer wins, looking in ``/etc`` first. Returns None when no layer holds a regular file.
+    topmost image layer that has one wins, looking in ``/etc`` first. Returns None when no layer
+    holds a regular file.
     """
     for layer in lower_dirs:
         if os.path.basename(os.path.dirname(layer)).endswith("-init"):

@@ -184,7 +184,8 @@ containers:
       description: Whether the kernel shows the mount with paths relative to the overlay2 home.
       type: bool
     options:
-      description: Other options of the overlay mount, such as C(index), C(userxattr), C(redirect_dir).
+      description:
+        - Other options of the overlay mount, such as C(index), C(userxattr), C(redirect_dir).
       type: dict
     problems:
       description: This container's problems, shaped as C(problems).

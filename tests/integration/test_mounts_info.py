@@ -43,6 +43,12 @@ def short_link_of(layer_dir):
         return handle.read().strip()
 
 
+def layer_of(daemon, container, key):
+    """The layer directory id behind GraphDriver.Data[key] (the topmost one for LowerDir)."""
+    path = daemon.api("GET", "/containers/%s/json" % container)["GraphDriver"]["Data"][key]
+    return os.path.basename(os.path.dirname(path.split(":")[0]))
+
+
 def no_traceback(result):
     """A failure the module chose (fail_json), not a crash."""
     assert "Traceback" not in result.get("msg", "")
@@ -77,7 +83,7 @@ def test_twenty_running_containers_are_all_ok(engine):
     assert store["orphaned_layers"] == []
 
 
-def test_check_mode_gives_the_same_report(engine):
+def test_check_mode_checks_the_chosen_container(engine):
     result = run_module(
         "mounts_info", {"docker_host": docker_host(engine), "containers": ["web03"]}, check=True
     )
@@ -100,20 +106,9 @@ def damaged_copy(engine, tmp_path):
 
 def test_damage_in_a_copy_of_the_store_is_each_named(engine, damaged_copy):
     home = os.path.join(damaged_copy, "overlay2")
-    inspect = engine.api("GET", "/containers/web05/json")["GraphDriver"]["Data"]
-    web05 = os.path.basename(os.path.dirname(inspect["UpperDir"]))
-    web06 = os.path.basename(
-        os.path.dirname(
-            engine.api("GET", "/containers/web06/json")["GraphDriver"]["Data"]["UpperDir"]
-        )
-    )
-    web07_init = os.path.basename(
-        os.path.dirname(
-            engine.api("GET", "/containers/web07/json")["GraphDriver"]["Data"]["LowerDir"].split(
-                ":"
-            )[0]
-        )
-    )
+    web05 = layer_of(engine, "web05", "UpperDir")
+    web06 = layer_of(engine, "web06", "UpperDir")
+    web07_init = layer_of(engine, "web07", "LowerDir")
 
     # 1. A deleted l/ link (web05's own layer).
     deleted_link = os.path.join(home, "l", short_link_of(os.path.join(home, web05)))
