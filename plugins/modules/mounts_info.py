@@ -97,6 +97,8 @@ attributes:
 notes:
   - Needs root to reach the Engine API socket and read the data-root.
   - The probe leaves nothing behind, so the module never reports a change.
+  - How dockerd mounts overlay2 and what each kind of damage looks like is described in
+    C(docs/mounts.md) in the collection.
 seealso:
   - module: dockerhost.storage.driver_support_info
   - name: OverlayFS storage driver
