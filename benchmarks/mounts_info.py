@@ -97,8 +97,8 @@ def run_naive(socket_path, container_ids):
     return time.perf_counter() - started, mounted
 
 
-def start_containers(daemon, count):
-    ids = []
+def start_containers(daemon, count, ids):
+    """Create and start ``count`` containers; their ids go into ``ids`` as they start."""
     for index in range(count):
         answer = daemon.api(
             "POST",
@@ -112,7 +112,16 @@ def start_containers(daemon, count):
         )
         daemon.api("POST", "/containers/%s/start" % answer["Id"])
         ids.append(answer["Id"])
-    return ids
+
+
+def remove_containers(daemon, ids):
+    """Remove the containers before the daemon stops: a dockerd stopped (or killed) with running
+    containers can leave their processes behind, holding the loop filesystem busy."""
+    for container_id in ids:
+        try:
+            daemon.api("DELETE", "/containers/%s?force=1" % container_id)
+        except Exception as error:  # keep removing the others
+            print("could not remove %s: %s" % (container_id, error), file=sys.stderr)
 
 
 def main():
@@ -126,13 +135,14 @@ def main():
     workdir = tempfile.mkdtemp(prefix="bench-mounts-info-")
     loops = LoopfsFactory(workdir)
     daemons = DockerdFactory(log_dir=workdir)
+    daemon, ids = None, []
     try:
         fs = loops("ext4", size_mb=1024)
         daemon = daemons(os.path.join(fs.mount_point, "docker"), storage_driver="overlay2")
         daemon.assert_started()
         import_image(daemon, BUSYBOX)
         started = time.perf_counter()
-        ids = start_containers(daemon, args.containers)
+        start_containers(daemon, args.containers, ids)
         print("%d containers started in %.1f s" % (len(ids), time.perf_counter() - started))
         docker_host = "unix://" + daemon.socket
 
@@ -188,6 +198,8 @@ def main():
             json.dump({"summary": summary, "rounds": rounds}, handle, indent=2)
         return 0 if summary["target_met"] else 1
     finally:
+        if daemon is not None and daemon.started:
+            remove_containers(daemon, ids)
         daemons.stop_all()
         loops.destroy_all()
         subprocess.run(["rm", "-rf", workdir], check=False)
