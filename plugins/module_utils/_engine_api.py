@@ -16,6 +16,7 @@ import os
 import re
 import socket
 import subprocess
+from urllib.parse import quote
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 DEFAULT_SEARCH_PATH = (
@@ -138,3 +139,141 @@ def dockerd_binary_version(search_path=DEFAULT_SEARCH_PATH):
     if version is None:
         return None, binary, "%s --version printed no version" % binary
     return version, binary, None
+
+
+# Container calls used by mounts_info. They share one error mapping, and a timeout names the
+# engine that stopped answering instead of surfacing a bare "timed out".
+
+
+class EngineError(EngineUnavailable):
+    """The engine answered, with an error status; ``engine_message`` is the engine's own."""
+
+    def __init__(self, message, engine_message=None):
+        super().__init__(message)
+        self.engine_message = engine_message
+
+
+class EngineNotFound(EngineError):
+    """The engine answered 404 for an object (a container or an image)."""
+
+
+def _error_message(raw):
+    """The ``message`` of an Engine API error body, or the body itself, shortened."""
+    try:
+        decoded = json.loads(raw.decode("utf-8"))
+    except ValueError:
+        decoded = None
+    if isinstance(decoded, dict) and isinstance(decoded.get("message"), str):
+        return decoded["message"].strip()
+    return raw.decode("utf-8", "replace").strip()[:200]
+
+
+class ContainerEngineClient(EngineClient):
+    """EngineClient plus the container calls: list, inspect, create, start, remove."""
+
+    def call(self, method, path, body=None, ok_statuses=(200,)):
+        """Send one request; return the decoded JSON answer (None for an empty body).
+
+        Raises EngineNotFound on 404, EngineError for another status not in ``ok_statuses``
+        and EngineUnavailable, naming the socket, when the engine does not answer.
+        """
+        connection = _UnixHTTPConnection(self.socket_path, self.timeout)
+        headers = {"Host": "docker"}
+        payload = None
+        if body is not None:
+            payload = json.dumps(body).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        try:
+            connection.request(method, path, body=payload, headers=headers)
+            response = connection.getresponse()
+            raw = response.read()
+        except FileNotFoundError:
+            raise EngineUnavailable("no Docker engine socket at %s" % self.socket_path) from None
+        except ConnectionRefusedError:
+            raise EngineUnavailable(
+                "nothing listens on %s (is dockerd running?)" % self.socket_path
+            ) from None
+        except PermissionError:
+            raise EngineUnavailable(
+                "permission denied on %s (run as root)" % self.socket_path
+            ) from None
+        except socket.timeout:
+            raise EngineUnavailable(
+                "the engine on %s did not answer %s %s within %s s (is dockerd hung?)"
+                % (self.socket_path, method, path, self.timeout)
+            ) from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise EngineUnavailable(
+                "Engine API on %s failed: %s" % (self.socket_path, exc)
+            ) from None
+        finally:
+            connection.close()
+        if response.status == 404:
+            raise EngineNotFound(
+                "%s %s on %s: %s" % (method, path, self.socket_path, _error_message(raw)),
+                _error_message(raw),
+            )
+        if response.status not in ok_statuses:
+            raise EngineError(
+                "Engine API %s %s on %s answered HTTP %d: %s"
+                % (method, path, self.socket_path, response.status, _error_message(raw)),
+                _error_message(raw),
+            )
+        if not raw.strip():
+            return None
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except ValueError:
+            raise EngineUnavailable(
+                "Engine API %s on %s did not answer JSON" % (path, self.socket_path)
+            ) from None
+
+    def containers(self):
+        """GET /containers/json?all=1: every container, running or not (a list of dicts)."""
+        answer = self.call("GET", "/containers/json?all=1")
+        if not isinstance(answer, list):
+            raise EngineUnavailable(
+                "the Engine API on %s answered /containers/json with something other than a "
+                "list" % self.socket_path
+            )
+        return answer
+
+    def inspect_container(self, container_id):
+        """GET /containers/{id}/json; EngineNotFound when it has gone meanwhile."""
+        answer = self.call("GET", "/containers/%s/json" % quote(container_id, safe=""))
+        if not isinstance(answer, dict):
+            raise EngineUnavailable(
+                "the Engine API on %s answered the inspection of %s with something other than "
+                "a JSON object" % (self.socket_path, container_id)
+            )
+        return answer
+
+    def inspect_image(self, image):
+        """GET /images/{name}/json; EngineNotFound when the image is not present."""
+        return self.call("GET", "/images/%s/json" % quote(image, safe=""))
+
+    def create_container(self, name, config):
+        """POST /containers/create?name=...; return the new container's id."""
+        answer = self.call(
+            "POST",
+            "/containers/create?name=%s" % quote(name, safe=""),
+            body=config,
+            ok_statuses=(201,),
+        )
+        return answer["Id"]
+
+    def start_container(self, container_id):
+        """POST /containers/{id}/start."""
+        self.call(
+            "POST",
+            "/containers/%s/start" % quote(container_id, safe=""),
+            ok_statuses=(204, 304),
+        )
+
+    def remove_container(self, container_id):
+        """DELETE /containers/{id}?force=1&v=1: stop it if needed, remove it and its volumes."""
+        self.call(
+            "DELETE",
+            "/containers/%s?force=1&v=1" % quote(container_id, safe=""),
+            ok_statuses=(204,),
+        )

@@ -162,3 +162,27 @@ def busybox_dockerd(make_loopfs, start_dockerd, busybox_image) -> PrivateDockerd
     daemon.assert_started()
     import_image(daemon, busybox_image)
     return daemon
+
+
+@pytest.fixture(scope="module")
+def start_dockerd_module(tmp_path_factory: pytest.TempPathFactory):
+    """start_dockerd for module-scoped fixtures: every daemon is stopped after the test module.
+
+    A failing test's report does not show these daemons' logs; their log files stay under the
+    test's base temporary directory (``dockerd-logs*``).
+    """
+    factory = DockerdFactory(log_dir=tmp_path_factory.mktemp("dockerd-logs"))
+    yield factory
+    factory.stop_all()
+
+
+@pytest.fixture(scope="module")
+def busybox_dockerd_module(
+    make_loopfs_module, start_dockerd_module, busybox_image
+) -> PrivateDockerd:
+    """busybox_dockerd shared by a whole test module (for tests that need many containers)."""
+    fs = make_loopfs_module("ext4", size_mb=512)
+    daemon = start_dockerd_module(os.path.join(fs.mount_point, "docker"), storage_driver="overlay2")
+    daemon.assert_started()
+    import_image(daemon, busybox_image)
+    return daemon

@@ -1,0 +1,212 @@
+# Copyright: dockerhost.storage maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The mounts_info report: every container's storage as the engine sees it, checked against the
+kernel's mount table and the layer store, with summary counts.
+
+It reads the Engine API (list and inspect), one parsed mountinfo and the data-root; it writes
+nothing. Private to the dockerhost.storage collection: the API may change without notice.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from ansible_collections.dockerhost.storage.plugins.module_utils import _aufs, _overlay_mounts
+from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
+    EngineError,
+    EngineNotFound,
+)
+from ansible_collections.dockerhost.storage.plugins.module_utils._layer_store import (
+    check_layer_store,
+)
+
+# The first absolute path in an engine error, such as "readlink /var/lib/docker/overlay2/l/X: ...".
+_FIRST_PATH = re.compile(r"(?<![\w.])/[^\s,;\"']+")
+
+
+class ContainerSelectionError(Exception):
+    """A name or id in the ``containers`` option matches no container of the engine."""
+
+
+def container_name(summary):
+    """The name of a container from /containers/json (``Names`` start with ``/``)."""
+    names = summary.get("Names") or []
+    return names[0].lstrip("/") if names else summary.get("Id", "")[:12]
+
+
+def select_containers(listing, wanted):
+    """The containers of ``listing`` named (or with an id starting with) an entry of ``wanted``;
+    all of them when ``wanted`` is empty. Raises ContainerSelectionError naming what matched
+    nothing."""
+    if not wanted:
+        return list(listing)
+    chosen, missing = [], []
+    for entry in wanted:
+        matches = [
+            c
+            for c in listing
+            if container_name(c) == entry.lstrip("/")
+            or (len(entry) >= 4 and c.get("Id", "").startswith(entry))
+        ]
+        if not matches:
+            missing.append(entry)
+        chosen.extend(c for c in matches if c not in chosen)
+    if missing:
+        raise ContainerSelectionError(
+            "containers: the engine has no container named %s (nor with such an id); "
+            "docker ps -a lists them" % ", ".join(repr(m) for m in missing)
+        )
+    return chosen
+
+
+def uninspectable_container(summary, message):
+    """The report entry of a container the engine failed to inspect (``message`` says why)."""
+    name = container_name(summary)
+    path = _FIRST_PATH.search(message)
+    running = summary.get("State") in ("running", "paused")
+    return {
+        "id": summary.get("Id"),
+        "name": name,
+        "state": summary.get("State"),
+        "running": running,
+        "driver": None,
+        "status": "problems",
+        "reason": None,
+        "merged_dir": None,
+        "mounted": None,
+        "layers": None,
+        "relative_paths": None,
+        "options": {},
+        "problems": [
+            _overlay_mounts.problem(
+                name,
+                "engine_inspect",
+                path.group(0).rstrip(":") if path else None,
+                "the engine describes the container's layers",
+                message,
+            )
+        ],
+    }
+
+
+def check_container(inspection, name, mounts_at, data_root, host_root="/", containerd_store=False):
+    """Check one inspected container; return its entry of the report's ``containers`` list.
+
+    ``containerd_store``: the engine keeps images in containerd (its /info says so).
+    """
+    state = inspection.get("State") or {}
+    running = bool(state.get("Running"))
+    driver, data, reason = _overlay_mounts.graphdriver_layout(inspection, containerd_store)
+    entry = {
+        "id": inspection.get("Id"),
+        "name": name,
+        "state": state.get("Status"),
+        "running": running,
+        "driver": driver,
+        "status": "not_checked",
+        "reason": None,
+        "merged_dir": None,
+        "mounted": None,
+        "layers": None,
+        "relative_paths": None,
+        "options": {},
+        "problems": [],
+    }
+    if driver == "aufs":
+        problems, details = _aufs.check_aufs_container(
+            entry["id"], data_root, running, mounts_at, host_root
+        )
+        for item in problems:
+            item["container"] = name
+        entry.update(details, problems=problems)
+    elif data is None:
+        entry["reason"] = reason
+        return entry
+    elif driver != "overlay2":
+        entry["reason"] = "storage driver %s keeps no overlay mounts to check" % driver
+        return entry
+    else:
+        entry["merged_dir"] = data.get("MergedDir")
+        if running:
+            # The overlay2 home from the engine's own paths: <home>/<id>/merged.
+            home = os.path.dirname(os.path.dirname(data.get("MergedDir") or ""))
+            problems, details = _overlay_mounts.check_running_container(name, data, mounts_at, home)
+            entry.update(details)
+        else:
+            problems = _overlay_mounts.check_stopped_container(name, data)
+        entry["problems"] = problems
+    entry["status"] = "problems" if entry["problems"] else "ok"
+    return entry
+
+
+def summarise(containers, store, probe):
+    """Summary counts and the overall ``ok`` (no problem found anywhere that was checked)."""
+    summary = {
+        "containers": len(containers),
+        "running": sum(1 for c in containers if c["running"]),
+        "ok": sum(1 for c in containers if c["status"] == "ok"),
+        "with_problems": sum(1 for c in containers if c["status"] == "problems"),
+        "not_checked": sum(1 for c in containers if c["status"] == "not_checked"),
+        "problems": sum(len(c["problems"]) for c in containers),
+        "store_problems": len(store["problems"]),
+        "orphaned_layers": len(store["orphaned_layers"]),
+        "probe_problems": len(probe.get("problems") or []),
+    }
+    ok = not (summary["problems"] or summary["store_problems"] or summary["probe_problems"])
+    return summary, ok
+
+
+def build_report(
+    client,
+    data_root,
+    mounts,
+    wanted=None,
+    check_store=False,
+    host_root="/",
+    containerd_store=False,
+):
+    """Everything mounts_info returns except the engine facts and the probe.
+
+    ``client`` is a ContainerEngineClient, ``mounts`` the parsed mountinfo (a list of
+    ``_mountinfo.Mount``), ``wanted`` the ``containers`` option. Returns a dict with
+    ``containers``, ``problems`` (all container and store problems in one list) and ``store``.
+    """
+    listing = client.containers()
+    mounts_at = _overlay_mounts.mounts_by_point(mounts)
+    containers = []
+    for summary in select_containers(listing, wanted):
+        try:
+            inspection = client.inspect_container(summary["Id"])
+        except EngineNotFound:
+            continue  # removed between the listing and the inspection
+        except EngineError as exc:
+            # dockerd cannot describe a container whose layer chain is broken (it reads the
+            # lower file and every l/ link to answer): that is a finding, not a failure.
+            containers.append(uninspectable_container(summary, exc.engine_message or str(exc)))
+            continue
+        containers.append(
+            check_container(
+                inspection,
+                container_name(summary),
+                mounts_at,
+                data_root,
+                host_root,
+                containerd_store,
+            )
+        )
+    if check_store:
+        store = check_layer_store(data_root, known_containers={c.get("Id") for c in listing})
+    else:
+        store = {
+            "checked": False,
+            "reason": "check_store is false",
+            "path": os.path.join(data_root, "overlay2"),
+            "layers": 0,
+            "links": 0,
+            "problems": [],
+            "orphaned_layers": [],
+            "orphaned_bytes": 0,
+        }
+    problems = [p for c in containers for p in c["problems"]] + store["problems"]
+    return {"containers": containers, "problems": problems, "store": store}

@@ -1,0 +1,133 @@
+import os
+
+import pytest
+from overlay_store import make_store, short_name
+
+from ansible_collections.dockerhost.storage.plugins.module_utils._layer_store import (
+    check_layer_store,
+    disk_usage,
+)
+
+IMAGES = ("base1", "base2")
+
+
+@pytest.fixture
+def store(tmp_path):
+    data_root = str(tmp_path / "docker")
+    home = make_store(data_root, images=IMAGES, containers=[("c1", "layer1"), ("c2", "layer2")])
+    return data_root, home
+
+
+def findings(report):
+    return [(p["check"], p["path"]) for p in report["problems"]]
+
+
+def test_a_sound_store_has_no_problems_and_no_orphans(store):
+    data_root, home = store
+    report = check_layer_store(data_root, known_containers={"c1", "c2"})
+    assert report["checked"] is True
+    assert report["problems"] == []
+    assert report["layers"] == 6  # two image layers, two containers with their -init layers
+    assert report["links"] == 6
+    assert report["orphaned_layers"] == []
+
+
+def test_a_deleted_short_link_is_named_where_it_is_used(store):
+    data_root, home = store
+    os.unlink(os.path.join(home, "l", short_name("base1")))
+    report = check_layer_store(data_root)
+    # base1's own link file, and every lower file that chains through base1.
+    assert ("store_link_file", os.path.join(home, "base1", "link")) in findings(report)
+    for layer in ("base2", "layer1", "layer1-init", "layer2", "layer2-init"):
+        assert ("store_lower", os.path.join(home, layer, "lower")) in findings(report)
+    problem = next(p for p in report["problems"] if p["check"] == "store_link_file")
+    assert problem["found"] == "l/%s is missing" % short_name("base1")
+
+
+def test_an_edited_lower_file_is_named(store):
+    data_root, home = store
+    with open(os.path.join(home, "layer1", "lower"), "w") as handle:
+        handle.write("l/%s:l/NOSUCHLINK" % short_name("layer1-init"))
+    report = check_layer_store(data_root)
+    assert findings(report) == [("store_lower", os.path.join(home, "layer1", "lower"))]
+    assert report["problems"][0]["found"] == "l/NOSUCHLINK, which does not exist"
+
+
+def test_a_removed_layer_directory_is_named_by_its_link_and_its_cache_id(store, tmp_path):
+    data_root, home = store
+    os.rename(os.path.join(home, "base2"), str(tmp_path / "base2-elsewhere"))
+    report = check_layer_store(data_root)
+    checks = {check for check, _path in findings(report)}
+    assert ("store_link", os.path.join(home, "l", short_name("base2"))) in findings(report)
+    assert "store_cache_id" in checks
+    cache = next(p for p in report["problems"] if p["check"] == "store_cache_id")
+    assert cache["found"] == "base2, which does not exist"
+    # Every layer above it names it in its lower file.
+    lower = next(
+        p for p in report["problems"] if p["path"] == os.path.join(home, "layer1", "lower")
+    )
+    assert lower["found"] == "l/%s, a link to the missing layer base2" % short_name("base2")
+
+
+def test_a_link_that_points_elsewhere_is_named(store):
+    data_root, home = store
+    link = os.path.join(home, "l", short_name("layer2"))
+    os.unlink(link)
+    os.symlink("/tmp/somewhere", link)
+    report = check_layer_store(data_root)
+    assert ("store_link", link) in findings(report)
+    found = next(p["found"] for p in report["problems"] if p["path"] == link)
+    assert found == "a link to /tmp/somewhere"
+
+
+def test_a_missing_mount_id_layer_and_an_unknown_container_are_named(store):
+    data_root, home = store
+    mounts = os.path.join(data_root, "image", "overlay2", "layerdb", "mounts")
+    with open(os.path.join(mounts, "c2", "mount-id"), "w") as handle:
+        handle.write("gone")
+    report = check_layer_store(data_root, known_containers={"c1"})
+    by_check = {p["check"]: p for p in report["problems"]}
+    assert by_check["store_mount_id"]["container"] == "c2"
+    assert by_check["store_mount_id"]["found"] == "gone, which does not exist"
+    assert by_check["store_mount_entry"]["path"] == os.path.join(mounts, "c2")
+
+
+def test_orphaned_layer_directories_are_listed_with_their_size(store):
+    data_root, home = store
+    orphan = os.path.join(home, "f00d")
+    os.makedirs(os.path.join(orphan, "diff"))
+    with open(os.path.join(orphan, "diff", "blob"), "wb") as handle:
+        handle.write(b"x" * 100000)
+    with open(os.path.join(orphan, "link"), "w") as handle:
+        handle.write(short_name("f00d"))
+    os.symlink("../f00d/diff", os.path.join(home, "l", short_name("f00d")))
+    report = check_layer_store(data_root)
+    assert report["problems"] == []
+    assert [o["id"] for o in report["orphaned_layers"]] == ["f00d"]
+    size = report["orphaned_layers"][0]["size_bytes"]
+    assert size == disk_usage(orphan)
+    assert size >= 100000
+    assert report["orphaned_bytes"] == size
+
+
+def test_disk_usage_counts_hard_links_once(tmp_path):
+    (tmp_path / "a").write_bytes(b"y" * 50000)
+    single = disk_usage(str(tmp_path))
+    os.link(str(tmp_path / "a"), str(tmp_path / "b"))
+    assert disk_usage(str(tmp_path)) == single
+
+
+def test_a_data_root_without_overlay2_is_not_checked(tmp_path):
+    report = check_layer_store(str(tmp_path))
+    assert report["checked"] is False
+    assert "has no overlay2 store" in report["reason"]
+
+
+def test_a_device_node_in_the_home_is_not_a_layer(store):
+    data_root, home = store
+    # What overlay2 leaves on xfs with project quota; a plain file stands in for the device.
+    with open(os.path.join(home, "backingFsBlockDev"), "w"):
+        pass
+    report = check_layer_store(data_root)
+    assert report["orphaned_layers"] == []
+    assert report["layers"] == 6
