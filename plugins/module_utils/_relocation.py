@@ -22,9 +22,19 @@ import tempfile
 import time
 
 from ansible_collections.dockerhost.storage.plugins.module_utils import (
+    _daemon_config,
+    _daemon_json,
+    _engine_service,
     _filesystem_probe,
     _mountinfo,
     _tree_copy,
+)
+from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
+    ContainerEngineClient,
+    EngineUnavailable,
+)
+from ansible_collections.dockerhost.storage.plugins.module_utils._tree_manifest import (
+    compare_trees,
 )
 
 JOURNAL_PREFIX = "."
@@ -454,16 +464,23 @@ class Relocation:
             )
         restarted = []
         if not problems and inventory is not None:
-            after = engine_inventory(client)
-            for container in sorted(set(inventory["running"]) - set(after["running"])):
-                if container in after["containers"]:
-                    self.start_container(client, container)
-                    restarted.append(container)
-            if restarted:
-                after = engine_inventory(client)
-            problems.extend(inventory_problems(inventory, after))
+            restarted = self._start_stopped(client, inventory)
+            problems.extend(inventory_problems(inventory, engine_inventory(client)))
         if problems:
             raise RelocationError("; ".join(problems))
+        return restarted
+
+    def _start_stopped(self, client, inventory):
+        """Start the containers that ran before the engine stopped and do not run now (only
+        those with a restart policy come back by themselves). Returns their IDs."""
+        if not inventory:
+            return []
+        now = engine_inventory(client)
+        restarted = []
+        for container in sorted(set(inventory["running"]) - set(now["running"])):
+            if container in now["containers"]:
+                self.start_container(client, container)
+                restarted.append(container)
         return restarted
 
     def _roll_back(self, was_running, inventory, error):
@@ -484,12 +501,80 @@ class Relocation:
                 self._journal(PHASE_COPYING, was_running, inventory)
         if was_running and not self._switched:
             try:
-                if self.engine() is None:
+                client = self.engine()
+                if client is None:
                     self.service.start()
-                    self.wait_for_engine()
+                    client = self.wait_for_engine()
                 notes.append("the engine runs on %s again" % self.source)
+                restarted = self._start_stopped(client, inventory)
+                if restarted:
+                    notes.append("%d containers that ran before were started" % len(restarted))
             except Exception as exc:
                 notes.append("the engine did NOT start on %s (%s)" % (self.source, exc))
         raise RelocationError(
             "%s; rolled back: %s" % (error, ", ".join(notes) or "nothing had changed")
         ) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# The live collaborators: daemon.json, the Engine API, the service manager
+
+
+class DaemonJsonSwitch:
+    """Writes data-root and the pinned driver into daemon.json, and puts the old text back."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def switch(self, data_root, driver):
+        raw, config = _daemon_json.read_daemon_json_for_update(self.path)
+        new, _changed = _daemon_config.merge_storage_keys(
+            config, {"data-root": data_root, "storage-driver": driver}
+        )
+        if "graph" in new:  # the legacy key would fight the new one
+            del new["graph"]
+        _daemon_json.write_daemon_json_atomically(self.path, _daemon_config.render_daemon_json(new))
+        return raw.decode("utf-8") if raw is not None else None
+
+    def restore(self, previous):
+        if previous is None:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+        else:
+            _daemon_json.write_daemon_json_atomically(self.path, previous)
+
+
+def engine_client(docker_host, timeout):
+    """A client when the engine answers on ``docker_host``, else None."""
+    client = ContainerEngineClient(docker_host, timeout=timeout)
+    try:
+        client.info()
+    except EngineUnavailable:
+        return None
+    return client
+
+
+def wait_for_engine(docker_host, timeout):
+    """A client once the engine answers on ``docker_host``; ServiceError after ``timeout``."""
+    client = ContainerEngineClient(docker_host, timeout=timeout)
+    _engine_service.wait_for_engine(client, timeout)
+    return client
+
+
+def live_collaborators(copy, service, config_path, docker_host, timeout, checkpoint=None):
+    """The collaborators of a Relocation on this host (see Relocation)."""
+    return {
+        "copy": copy,
+        "compare": compare_trees,
+        "config": DaemonJsonSwitch(config_path),
+        "service": service,
+        "engine": lambda: engine_client(docker_host, timeout),
+        "wait_for_engine": lambda: wait_for_engine(docker_host, timeout),
+        "wait_for_engine_gone": lambda client: _engine_service.wait_for_engine_gone(
+            client, timeout
+        ),
+        "start_container": lambda client, container: client.start_container(container),
+        "checkpoint": checkpoint or (lambda name: None),
+    }
