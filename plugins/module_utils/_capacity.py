@@ -158,9 +158,13 @@ def validate_thresholds(thresholds):
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise CapacityError("%s must be a number from 0 to 100, got %r" % (name, value)) from None
+            raise CapacityError(
+                "%s must be a number from 0 to 100, got %r" % (name, value)
+            ) from None
         if not 0 <= number <= 100:
-            raise CapacityError("%s must be from 0 to 100 (a percentage free), got %s" % (name, value))
+            raise CapacityError(
+                "%s must be from 0 to 100 (a percentage free), got %s" % (name, value)
+            )
         checked[name] = number
     for kind in ("inode", "bytes"):
         warn, fail = checked[kind + "_warn_percent"], checked[kind + "_fail_percent"]

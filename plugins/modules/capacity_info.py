@@ -446,16 +446,16 @@ def walk(path, top_layers=10):
     try:
         return tree_usage(path, top_layers=top_layers)
     except OSError as exc:
-        raise _capacity.CapacityError(
-            "cannot walk %s: %s" % (path, exc.strerror or exc)
-        ) from None
+        raise _capacity.CapacityError("cannot walk %s: %s" % (path, exc.strerror or exc)) from None
 
 
 def run(module):
     params = module.params
     warnings = []
     try:
-        thresholds = _capacity.validate_thresholds({name: params[name] for name in THRESHOLD_OPTIONS})
+        thresholds = _capacity.validate_thresholds(
+            {name: params[name] for name in THRESHOLD_OPTIONS}
+        )
     except _capacity.CapacityError as exc:
         module.fail_json(msg=str(exc))
     if params["top_layers"] < 0:
