@@ -113,7 +113,7 @@ def test_worse_of_bytes_and_inodes_wins_and_both_are_named():
 
 
 def test_zero_thresholds_never_warn():
-    thresholds = _capacity.validate_thresholds({name: 0 for name in _capacity.DEFAULT_THRESHOLDS})
+    thresholds = _capacity.validate_thresholds(dict.fromkeys(_capacity.DEFAULT_THRESHOLDS, 0))
     st = statvfs(blocks=1000, bfree=0, bavail=0, files=10, ffree=0)
     status, _ = _capacity.threshold_status(
         _capacity.byte_figures(st), _capacity.inode_figures(st), thresholds
