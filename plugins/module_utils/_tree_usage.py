@@ -206,11 +206,13 @@ def _worker(plan, queue_fd, result_fd):
         os._exit(status)
 
 
-def _run_in_workers(plan, workers):
-    """Count every task in ``workers`` child processes that share a pipe of task indices.
+def _run_in_workers(plan, order, workers):
+    """Count every task in ``workers`` child processes that take task indices, in ``order``,
+    from a shared pipe.
 
-    Returns ``{task: (inodes, blocks, errors)}`` with every multi-link inode counted once.
-    Falls back to this process when fork is not possible.
+    Returns ``{task: (inodes, blocks, errors)}`` with every multi-link inode counted once, in
+    the task earliest in ``order`` that holds it, as a single process would. Falls back to this
+    process when fork is not possible.
     """
     queue_read, queue_write = os.pipe()
     children = []
@@ -234,14 +236,12 @@ def _run_in_workers(plan, workers):
         if not children:
             os.close(queue_write)
             queue_write = None
-            links = {}
-            return _run_tasks(plan, range(len(plan.tasks)), links)
-        # Tasks without a layer first: a single one (volumes, say) may be the biggest.
-        order = sorted(range(len(plan.tasks)), key=lambda task: plan.tasks[task][3] is not None)
+            return _run_tasks(plan, order, {})
         for task in order:
             os.write(queue_write, task.to_bytes(_INDEX, "little"))
         os.close(queue_write)
         queue_write = None
+        rank = {task: position for position, task in enumerate(order)}
         results = {}
         counted_links = {}
         for pid, result_read in children:
@@ -253,12 +253,17 @@ def _run_in_workers(plan, workers):
             child_results, child_links = marshal.loads(payload)
             results.update(child_results)
             for inode, (blocks, task) in child_links.items():
-                if inode in counted_links:
-                    # Another worker counted this inode through another of its names.
-                    inodes_, blocks_, errors_ = results[task]
-                    results[task] = (inodes_ - 1, blocks_ - blocks, errors_)
-                else:
+                if inode not in counted_links:
                     counted_links[inode] = (blocks, task)
+                    continue
+                # Two workers counted this inode through different names: keep it in the task
+                # that comes first, take it out of the other.
+                other = counted_links[inode][1]
+                if rank[task] < rank[other]:
+                    counted_links[inode] = (blocks, task)
+                    task = other
+                inodes_, blocks_, errors_ = results[task]
+                results[task] = (inodes_ - 1, blocks_ - blocks, errors_)
         children = []
         return results
     finally:
@@ -284,8 +289,9 @@ def tree_usage(data_root, top_layers=10, workers=WORKERS):
       others in LAYER_PARENTS);
     - ``skipped``: entries that vanished or could not be read during the walk, usually 0.
 
-    A multi-link inode counts once, in the first task that reached it. ``workers`` > 1 walks
-    in that many child processes. Raises OSError when ``data_root`` cannot be opened.
+    A multi-link inode counts once: in the first top-level entry by name that holds it (entries
+    outside layer directories before layers). ``workers`` > 1 walks in that many child
+    processes. Raises OSError when ``data_root`` cannot be opened.
     """
     root_fd = os.open(data_root, _DIR_FLAGS)
     root_st = os.fstat(root_fd)
@@ -298,10 +304,13 @@ def tree_usage(data_root, top_layers=10, workers=WORKERS):
                 _plan_directory(plan, root_fd, name, name, name)
             else:
                 plan.tasks.append((root_fd, name, name, None))
+        # Tasks outside layer directories first (a single one, volumes say, may be the
+        # biggest), then the layers; each group by name, as planned.
+        order = sorted(range(len(plan.tasks)), key=lambda task: plan.tasks[task][3] is not None)
         if workers > 1 and len(plan.tasks) > 1:
-            results = _run_in_workers(plan, workers)
+            results = _run_in_workers(plan, order, workers)
         else:
-            results = _run_tasks(plan, range(len(plan.tasks)), {})
+            results = _run_tasks(plan, order, {})
     finally:
         for fd in plan.fds:
             os.close(fd)
