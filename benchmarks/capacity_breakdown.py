@@ -2,14 +2,15 @@
 
     sudo .venv/bin/python benchmarks/capacity_breakdown.py [--files 100000 200000] [--runs 7]
 
-For each file count it builds an overlay2-shaped data-root (layers ``overlay2/<id>/diff`` full
-of small files and a few hard links, ``overlay2/l`` symlinks, ``image/`` layer metadata,
+For each file count it builds an overlay2-shaped data-root (250 layers ``overlay2/<id>/diff``
+full of small files and four hard links each, ``overlay2/l`` symlinks, ``image/`` layer metadata,
 ``containers/``, ``volumes/``) on a fresh loop-mounted ext4 (as root; otherwise in a temporary
 directory), warms the cache with one walk of each, then runs the breakdown and du alternately
 ``--runs`` times and reports the median wall times and their ratio. Peak memory is measured in
 a child process that runs only the breakdown: its maximum resident set size (``wait4``) and
-the peak of Python allocations (``tracemalloc``, which a larger tree would make grow if the walk
-kept anything per file). The totals of both are compared as well. Results are printed and
+the peak of Python allocations (``tracemalloc``). The layer count and the hard links stay the
+same at every size (the walk keeps one small record per layer and per multi-link inode, as du
+does), so a peak that grew with the file count would mean the walk keeps something per file. The totals of both are compared as well. Results are printed and
 written as JSON to ``benchmarks/results/capacity_breakdown-<time>.json``.
 """
 
@@ -35,13 +36,15 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._tree_usage imp
 )
 
 C_ENV = dict(os.environ, LANG="C", LC_ALL="C")
-FILES_PER_LAYER = 400
+LAYERS = 250  # fixed, so that a larger tree means larger layers, not more of them
+HARD_LINKS_PER_LAYER = 4
 FILES_PER_DIR = 20
 
 
 def make_tree(root, files):
     """Write an overlay2-shaped data-root of about ``files`` inodes below ``root``."""
-    layers = max(1, files // FILES_PER_LAYER)
+    layers = LAYERS
+    per_layer = max(1, files // layers)
     os.makedirs(os.path.join(root, "overlay2", "l"))
     written = 0
     for layer in range(layers):
@@ -53,7 +56,7 @@ def make_tree(root, files):
         with open(os.path.join(layer_dir, "link"), "w") as handle:
             handle.write(short)
         # Layers differ in size so that the top-N list has something to sort.
-        in_layer = FILES_PER_LAYER // 2 + (layer * 37) % FILES_PER_LAYER
+        in_layer = per_layer // 2 + (layer * 37) % per_layer
         previous = None
         for index in range(in_layer):
             directory = os.path.join(
@@ -62,7 +65,7 @@ def make_tree(root, files):
             if index % FILES_PER_DIR == 0:
                 os.makedirs(directory)
             path = os.path.join(directory, "f%d" % index)
-            if index % 50 == 49 and previous:
+            if index < HARD_LINKS_PER_LAYER * 2 and index % 2 and previous:
                 os.link(previous, path)  # hard links, counted once
             else:
                 with open(path, "wb") as handle:

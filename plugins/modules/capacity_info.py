@@ -73,7 +73,9 @@ options:
         walk never leaves the data-root's filesystem - mounts inside it (running containers'
         merged directories, C(shm), volumes on other devices, btrfs subvolumes) are not counted,
         as with C(du -x).
-      - Memory stays bounded however many files there are. The walk runs in two processes.
+      - Memory does not grow with the number of files, only with the number of layers and of
+        hard-linked files (one small record each, as C(du) keeps). The walk runs in two
+        processes.
     type: bool
     default: false
   top_layers:
