@@ -200,7 +200,7 @@ def measure(files, runs, workdir):
         du_inodes(place.root)
         breakdown(place.root)
         du_times, walk_times = [], []
-        for _ in range(runs):
+        for _run in range(runs):
             seconds, du_count = du_inodes(place.root)
             du_times.append(seconds)
             seconds, result = breakdown(place.root)
@@ -229,7 +229,7 @@ def measure(files, runs, workdir):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--files", type=int, nargs="+", default=[100000, 200000])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--workdir", default="/var/tmp")

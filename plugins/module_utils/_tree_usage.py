@@ -217,7 +217,7 @@ def _run_in_workers(plan, order, workers):
     queue_read, queue_write = os.pipe()
     children = []
     try:
-        for _ in range(workers):
+        for _worker_number in range(workers):
             result_read, result_write = os.pipe()
             try:
                 pid = os.fork()

@@ -94,7 +94,7 @@ def test_inode_levels_at_exact_counts(free, expected):
 def test_byte_levels_judge_available_not_free(available, expected):
     # free (root's reserve included) stays high; only available counts
     st = statvfs(blocks=1000, bfree=900, bavail=available, files=100, ffree=100)
-    status, _ = _capacity.threshold_status(
+    status, _reasons = _capacity.threshold_status(
         _capacity.byte_figures(st), _capacity.inode_figures(st), _capacity.DEFAULT_THRESHOLDS
     )
     assert status == expected
@@ -115,7 +115,7 @@ def test_worse_of_bytes_and_inodes_wins_and_both_are_named():
 def test_zero_thresholds_never_warn():
     thresholds = _capacity.validate_thresholds(dict.fromkeys(_capacity.DEFAULT_THRESHOLDS, 0))
     st = statvfs(blocks=1000, bfree=0, bavail=0, files=10, ffree=0)
-    status, _ = _capacity.threshold_status(
+    status, _reasons = _capacity.threshold_status(
         _capacity.byte_figures(st), _capacity.inode_figures(st), thresholds
     )
     assert status == "ok"
