@@ -236,7 +236,7 @@ filesystems:
       type: str
       sample: /var/lib/docker
     role:
-      description: C(data_root), C(containerd_root) or C(path).
+      description: C(data_root), C(containerd_root) or C(path); C(target) in RV(target.filesystem).
       type: str
       sample: data_root
     mount_point:
@@ -409,7 +409,8 @@ def argument_spec():
 
 def examined_path(value, option, mounts, must_exist=True):
     """``(real path, mount)`` of a path to examine; CapacityError naming the option when it is
-    relative, missing, or on a pseudo filesystem."""
+    relative, missing, or on a pseudo filesystem. Without ``must_exist`` the nearest existing
+    ancestor stands in for a path that does not exist yet."""
     try:
         path = check_absolute_path(value, option)
     except EngineStateError as exc:
@@ -451,58 +452,107 @@ def walk(path, top_layers=10):
         raise _capacity.CapacityError("cannot walk %s: %s" % (path, exc.strerror or exc)) from None
 
 
+def check_options(params):
+    """The thresholds to apply; CapacityError naming the first bad option."""
+    thresholds = _capacity.validate_thresholds({name: params[name] for name in THRESHOLD_OPTIONS})
+    if params["top_layers"] < 0:
+        raise _capacity.CapacityError("top_layers must be 0 or more, got %d" % params["top_layers"])
+    if params["target_margin_percent"] < 0:
+        raise _capacity.CapacityError(
+            "target_margin_percent must be 0 or more, got %s" % params["target_margin_percent"]
+        )
+    if params["data_root"]:
+        try:
+            given = check_absolute_path(params["data_root"], "data_root")
+        except EngineStateError as exc:
+            raise _capacity.CapacityError(str(exc)) from None
+        if os.path.exists(given) and not os.path.isdir(given):
+            raise _capacity.CapacityError(
+                "data_root %s is not a directory; give the data-root directory" % given
+            )
+    return thresholds
+
+
+def containerd_root_to_examine(params, containerd_store, warnings):
+    """``(root, source)`` of containerd's root to report, or ``(None, None)``."""
+    if params["containerd_root"]:
+        return params["containerd_root"], "option"
+    root, source = _capacity.read_containerd_root(params["containerd_config"])
+    if os.path.isdir(root):
+        return root, source
+    if containerd_store:
+        warnings.append(
+            "the engine keeps images in the containerd image store, but containerd's root %s "
+            "(from %s) is not a directory; give containerd_root" % (root, source)
+        )
+    return None, None
+
+
+def target_report(params, mounts, thresholds, data_root_entry, used):
+    """The ``target`` result: would ``used`` (bytes and inodes) fit on the target's filesystem."""
+    checked, mount = examined_path(params["target"], "target", mounts, must_exist=False)
+    entry = report_path(checked, "target", mount, mounts, thresholds)
+    inodes = entry["inodes"]
+    report = {
+        "path": os.path.normpath(params["target"]),
+        "checked_path": checked,
+        "filesystem": entry,
+        "same_filesystem": entry["device_number"] == data_root_entry["device_number"],
+        "used": used,
+    }
+    report.update(
+        _capacity.fit_on_target(
+            used["bytes"],
+            used["inodes"],
+            entry["bytes"]["available"],
+            inodes["free"] if inodes["limited"] else None,
+            params["target_margin_percent"],
+        )
+    )
+    return report
+
+
+def describe(entry, reasons):
+    return "%s (%s on %s): %s" % (entry["path"], entry["fstype"], entry["mount_point"], reasons)
+
+
 def run(module):
     params = module.params
     warnings = []
     try:
-        thresholds = _capacity.validate_thresholds(
-            {name: params[name] for name in THRESHOLD_OPTIONS}
-        )
+        thresholds = check_options(params)
     except _capacity.CapacityError as exc:
         module.fail_json(msg=str(exc))
-    if params["top_layers"] < 0:
-        module.fail_json(msg="top_layers must be 0 or more, got %d" % params["top_layers"])
-    if params["target_margin_percent"] < 0:
-        module.fail_json(
-            msg="target_margin_percent must be 0 or more, got %s" % params["target_margin_percent"]
-        )
     try:
         settings = storage_settings(read_daemon_json(params["config_path"]))
     except DaemonJsonError as exc:
         warnings.append(str(exc))
         settings = storage_settings({})
     try:
-        if params["data_root"]:
-            given = check_absolute_path(params["data_root"], "data_root")
-            if os.path.exists(given) and not os.path.isdir(given):
-                module.fail_json(msg="data_root %s is not a directory; give the data-root" % given)
         engine_info, _engine, _client = detect_engine(params["docker_host"])
         data_root, data_root_source = resolve_data_root(params["data_root"], engine_info, settings)
+        mounts = _mountinfo.read_mountinfo()
     except EngineStateError as exc:
         module.fail_json(msg=str(exc))
+    except (OSError, ValueError) as exc:
+        module.fail_json(msg="cannot read /proc/self/mountinfo: %s" % exc)
     containerd_store = uses_containerd_store(engine_info)
 
     try:
-        mounts = _mountinfo.read_mountinfo()
-    except (OSError, ValueError) as exc:
-        module.fail_json(msg="cannot read /proc/self/mountinfo: %s" % exc)
-
-    try:
+        if data_root_source != "option" and not os.path.isdir(data_root):
+            raise _capacity.CapacityError(
+                "the data-root %s (from %s) does not exist; is Docker installed? Give data_root"
+                % (data_root, data_root_source)
+            )
         real_root, mount = examined_path(data_root, "data_root", mounts)
         filesystems = [report_path(real_root, "data_root", mount, mounts, thresholds)]
-
-        containerd_root, containerd_source = params["containerd_root"], "option"
-        if not containerd_root:
-            containerd_root, containerd_source = _capacity.read_containerd_root(
-                params["containerd_config"]
-            )
-            if not (containerd_store or os.path.isdir(containerd_root)):
-                containerd_root = containerd_source = None
-        real_containerd = None
+        containerd_root, containerd_source = containerd_root_to_examine(
+            params, containerd_store, warnings
+        )
         if containerd_root:
-            real_containerd, mount = examined_path(containerd_root, "containerd_root", mounts)
+            containerd_root, mount = examined_path(containerd_root, "containerd_root", mounts)
             filesystems.append(
-                report_path(real_containerd, "containerd_root", mount, mounts, thresholds)
+                report_path(containerd_root, "containerd_root", mount, mounts, thresholds)
             )
         for value in params["paths"]:
             real, mount = examined_path(value, "paths", mounts)
@@ -513,38 +563,19 @@ def run(module):
             usage = walk(real_root, params["top_layers"])
         target = None
         if params["target"]:
-            checked, mount = examined_path(params["target"], "target", mounts, must_exist=False)
-            target_fs = report_path(checked, "target", mount, mounts, thresholds)
             used = {"bytes": usage["bytes"], "inodes": usage["inodes"]}
-            if containerd_store and real_containerd:
-                extra = walk(real_containerd)
-                used = {
-                    "bytes": used["bytes"] + extra["bytes"],
-                    "inodes": used["inodes"] + extra["inodes"],
-                }
-            inodes = target_fs["inodes"]
-            fit = _capacity.fit_on_target(
-                used["bytes"],
-                used["inodes"],
-                target_fs["bytes"]["available"],
-                inodes["free"] if inodes["limited"] else None,
-                params["target_margin_percent"],
-            )
-            target = {
-                "path": check_absolute_path(params["target"], "target"),
-                "checked_path": checked,
-                "filesystem": target_fs,
-                "same_filesystem": target_fs["device_number"] == filesystems[0]["device_number"],
-                "used": used,
-            }
-            target.update(fit)
+            if containerd_store and containerd_root:
+                # Images live there on the containerd image store; a move takes them along.
+                extra = walk(containerd_root, 0)
+                used = {key: used[key] + extra[key] for key in used}
+            target = target_report(params, mounts, thresholds, filesystems[0], used)
     except _capacity.CapacityError as exc:
         module.fail_json(msg=str(exc))
 
     result = {
         "data_root": real_root,
         "data_root_source": data_root_source,
-        "containerd_root": real_containerd,
+        "containerd_root": containerd_root,
         "containerd_root_source": containerd_source,
         "image_store": (
             ("containerd" if containerd_store else "graphdriver")
@@ -559,9 +590,7 @@ def run(module):
         "filesystems": filesystems,
         "status": _capacity.worst_status([entry["status"] for entry in filesystems]),
         "reasons": [
-            "%s (%s on %s): %s" % (entry["path"], entry["fstype"], entry["mount_point"], reason)
-            for entry in filesystems
-            for reason in entry["reasons"]
+            describe(entry, reason) for entry in filesystems for reason in entry["reasons"]
         ],
         "thresholds": thresholds,
         "breakdown": usage if params["breakdown"] else None,
@@ -571,8 +600,7 @@ def run(module):
         module.warn(warning)
     if params["fail_on_threshold"] and result["status"] == "fail":
         failing = [
-            "%s (%s on %s): %s"
-            % (entry["path"], entry["fstype"], entry["mount_point"], "; ".join(entry["reasons"]))
+            describe(entry, "; ".join(entry["reasons"]))
             for entry in filesystems
             if entry["status"] == "fail"
         ]
