@@ -149,6 +149,41 @@ def test_inode_thresholds_trip_at_exact_counts(make_loopfs, quiet_host):
     assert relaxed["status"] == "ok"
 
 
+def test_containerd_root_and_extra_paths_in_check_mode(make_loopfs, tmp_path):
+    data_fs = make_loopfs("ext4")
+    containerd_fs = make_loopfs("xfs")
+    data = os.path.join(data_fs.mount_point, "docker")
+    containerd = os.path.join(containerd_fs.mount_point, "containerd")
+    os.mkdir(data)
+    os.mkdir(containerd)
+    config = tmp_path / "config.toml"
+    config.write_text('version = 2\nroot = "%s"\n[plugins]\n  root = "/elsewhere"\n' % containerd)
+
+    result = run_module(
+        "capacity_info",
+        {
+            "data_root": data,
+            "docker_host": NO_ENGINE,
+            "containerd_config": str(config),
+            "paths": [data_fs.mount_point],
+        },
+        check=True,
+    )
+    assert not result.get("failed"), result.get("msg")
+    assert result["changed"] is False
+    assert (result["containerd_root"], result["containerd_root_source"]) == (
+        containerd,
+        str(config),
+    )
+    assert [(entry["role"], entry["path"], entry["fstype"]) for entry in result["filesystems"]] == [
+        ("data_root", data, "ext4"),
+        ("containerd_root", containerd, "xfs"),
+        ("path", data_fs.mount_point, "ext4"),
+    ]
+    assert result["image_store"] is None  # no engine answered
+    assert result["engine"]["problem"]
+
+
 def test_target_fit(make_loopfs, quiet_host):
     source = make_loopfs("ext4")
     data = os.path.join(source.mount_point, "docker")
