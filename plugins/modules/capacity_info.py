@@ -236,7 +236,9 @@ filesystems:
       type: str
       sample: /var/lib/docker
     role:
-      description: C(data_root), C(containerd_root) or C(path); C(target) in RV(target.filesystem).
+      description:
+        - C(data_root), C(containerd_root) or C(path); C(target) for the filesystem entry inside
+          RV(target).
       type: str
       sample: data_root
     mount_point:
