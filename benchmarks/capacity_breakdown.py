@@ -1,17 +1,21 @@
 """Benchmark: capacity_info's breakdown walk against ``du -x --inodes -s`` on the same tree.
 
-    sudo .venv/bin/python benchmarks/capacity_breakdown.py [--files 100000 200000] [--runs 7]
+    sudo .venv/bin/python benchmarks/capacity_breakdown.py [--files 100000 250000] [--runs 11]
 
 For each file count it builds an overlay2-shaped data-root (250 layers ``overlay2/<id>/diff``
-full of small files and four hard links each, ``overlay2/l`` symlinks, ``image/`` layer metadata,
-``containers/``, ``volumes/``) on a fresh loop-mounted ext4 (as root; otherwise in a temporary
-directory), warms the cache with one walk of each, then runs the breakdown and du alternately
-``--runs`` times and reports the median wall times and their ratio. Peak memory is measured in
-a child process that runs only the breakdown: its maximum resident set size (``wait4``) and
-the peak of Python allocations (``tracemalloc``). The layer count and the hard links stay the
-same at every size (the walk keeps one small record per layer and per multi-link inode, as du
-does), so a peak that grew with the file count would mean the walk keeps something per file. The totals of both are compared as well. Results are printed and
-written as JSON to ``benchmarks/results/capacity_breakdown-<time>.json``.
+full of small files and four hard links each, ``overlay2/l`` symlinks, ``image/`` layer
+metadata, ``containers/``, ``volumes/``) on a fresh loop-mounted ext4 (as root; otherwise in a
+temporary directory), warms the cache with one walk of each, then runs du and the breakdown
+alternately ``--runs`` times. It reports the median wall times and their ratio, the ratio of
+the fastest runs and of the CPU time both used (on a shared machine the wall times swing with
+the load of others), and checks that both totals agree.
+
+Peak memory is measured in a child process that runs only the breakdown: its maximum resident
+set size (``wait4``) and the peak of Python allocations (``tracemalloc``). The layer count and
+the hard links stay the same at every size (the walk keeps one small record per layer and per
+multi-link inode, as du does), so a peak that grew with the file count would mean the walk
+keeps something per file. Results are printed and written as JSON to
+``benchmarks/results/capacity_breakdown-<time>.json``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -90,6 +95,15 @@ def make_tree(root, files):
         with open(os.path.join(volume, "v%d" % index), "w") as handle:
             handle.write("v")
     return written
+
+
+def cpu_seconds():
+    """User and system time of this process and its waited-for children (du, the workers)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
 
 
 def du_inodes(path):
@@ -199,11 +213,15 @@ def measure(files, runs, workdir):
         # Warm the cache for both (and the page cache of both programs) before timing.
         du_inodes(place.root)
         breakdown(place.root)
-        du_times, walk_times = [], []
+        du_times, walk_times, du_cpu, walk_cpu = [], [], [], []
         for _run in range(runs):
+            before = cpu_seconds()
             seconds, du_count = du_inodes(place.root)
+            du_cpu.append(cpu_seconds() - before)
             du_times.append(seconds)
+            before = cpu_seconds()
             seconds, result = breakdown(place.root)
+            walk_cpu.append(cpu_seconds() - before)
             walk_times.append(seconds)
         memory = breakdown_memory(place.root)
         row = {
@@ -217,12 +235,19 @@ def measure(files, runs, workdir):
             "runs": runs,
             "du_median_s": round(statistics.median(du_times), 4),
             "breakdown_median_s": round(statistics.median(walk_times), 4),
+            "du_min_s": round(min(du_times), 4),
+            "breakdown_min_s": round(min(walk_times), 4),
+            "du_cpu_median_s": round(statistics.median(du_cpu), 3),
+            "breakdown_cpu_median_s": round(statistics.median(walk_cpu), 3),
+            "loadavg": os.getloadavg()[0],
             "du_times_s": [round(t, 4) for t in du_times],
             "breakdown_times_s": [round(t, 4) for t in walk_times],
             "maxrss_kib": memory["maxrss_kib"],
             "tracemalloc_peak_bytes": memory["tracemalloc_peak"],
         }
         row["ratio"] = round(row["breakdown_median_s"] / row["du_median_s"], 3)
+        row["ratio_of_minimums"] = round(row["breakdown_min_s"] / row["du_min_s"], 3)
+        row["cpu_ratio"] = round(row["breakdown_cpu_median_s"] / row["du_cpu_median_s"], 3)
         return row
     finally:
         place.remove()
@@ -244,7 +269,8 @@ def main():
         row = measure(files, args.runs, args.workdir)
         report["rows"].append(row)
         print(
-            "%7d inodes (du %d): breakdown %.3f s, du %.3f s, ratio %.2f; "
+            "%7d inodes (du %d): median breakdown %.3f s, du %.3f s, ratio %.2f "
+            "(fastest runs %.2f, CPU time %.2f, load %.1f); "
             "peak RSS %d KiB, traced peak %d KiB; bytes %d (du %d)"
             % (
                 row["inodes"],
@@ -252,6 +278,9 @@ def main():
                 row["breakdown_median_s"],
                 row["du_median_s"],
                 row["ratio"],
+                row["ratio_of_minimums"],
+                row["cpu_ratio"],
+                row["loadavg"],
                 row["maxrss_kib"],
                 row["tracemalloc_peak_bytes"] // 1024,
                 row["bytes"],
