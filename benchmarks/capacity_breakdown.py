@@ -214,15 +214,18 @@ def measure(files, runs, workdir):
         du_inodes(place.root)
         breakdown(place.root)
         du_times, walk_times, du_cpu, walk_cpu = [], [], [], []
-        for _run in range(runs):
-            before = cpu_seconds()
-            seconds, du_count = du_inodes(place.root)
-            du_cpu.append(cpu_seconds() - before)
-            du_times.append(seconds)
-            before = cpu_seconds()
-            seconds, result = breakdown(place.root)
-            walk_cpu.append(cpu_seconds() - before)
-            walk_times.append(seconds)
+        for run in range(runs):
+            # Alternate which goes first, so that a change of load in between hits both.
+            for which in ("du", "walk") if run % 2 == 0 else ("walk", "du"):
+                before = cpu_seconds()
+                if which == "du":
+                    seconds, du_count = du_inodes(place.root)
+                    du_cpu.append(cpu_seconds() - before)
+                    du_times.append(seconds)
+                else:
+                    seconds, result = breakdown(place.root)
+                    walk_cpu.append(cpu_seconds() - before)
+                    walk_times.append(seconds)
         memory = breakdown_memory(place.root)
         row = {
             "files_written": written,
