@@ -12,6 +12,10 @@ import os
 import subprocess
 import tempfile
 
+from ansible_collections.dockerhost.storage.plugins.module_utils._atomic_file import (
+    write_text_atomically,
+)
+
 DEFAULT_DAEMON_JSON = "/etc/docker/daemon.json"
 DEFAULT_DATA_ROOT = "/var/lib/docker"
 
@@ -213,38 +217,9 @@ def make_parent_directories(path):
 
 
 def write_daemon_json_atomically(path, text):
-    """Replace ``path`` with ``text`` in one step: a temporary file in the same directory,
-    flushed to disk, given the owner and mode of the file it replaces (root:root 0644 for a
-    new file), then renamed over it; the directory is flushed too, so the rename survives a
-    crash. Raises OSError; the temporary file is removed then.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        current = os.stat(path)
-        mode, uid, gid = current.st_mode & 0o7777, current.st_uid, current.st_gid
-    except FileNotFoundError:
-        mode, uid, gid = NEW_FILE_MODE, 0, 0
-    handle, temporary = tempfile.mkstemp(
-        prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory
-    )
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(text.encode("utf-8"))
-            stream.flush()
-            os.fsync(stream.fileno())
-            if os.geteuid() == 0:
-                os.fchown(stream.fileno(), uid, gid)
-            os.fchmod(stream.fileno(), mode)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.lexists(temporary):
-            os.unlink(temporary)
-        raise
-    directory_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(directory_fd)
-    finally:
-        os.close(directory_fd)
+    """Replace daemon.json at ``path`` with ``text`` in one step (``write_text_atomically``):
+    the owner and mode of the file it replaces are kept, a new file is root:root 0644."""
+    write_text_atomically(path, text, NEW_FILE_MODE)
 
 
 def dockerd_offers_validate(dockerd):

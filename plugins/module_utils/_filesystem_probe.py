@@ -108,7 +108,16 @@ def read_dirent_types(directory):
     return types
 
 
-def _mount(source, target, fstype, data):
+MS_BIND = 0x1000
+
+
+def bind_mount(source, target):
+    """Bind-mount the directory ``source`` on ``target`` (not recursive: mounts below
+    ``source`` are not carried along); raise OSError naming ``target`` when refused."""
+    _mount(source, target, "none", None, MS_BIND)
+
+
+def _mount(source, target, fstype, data, flags=0):
     libc = _load_libc()
     libc.mount.argtypes = [
         ctypes.c_char_p,
@@ -119,7 +128,11 @@ def _mount(source, target, fstype, data):
     ]
     if (
         libc.mount(
-            os.fsencode(source), os.fsencode(target), os.fsencode(fstype), 0, os.fsencode(data)
+            os.fsencode(source),
+            os.fsencode(target),
+            os.fsencode(fstype),
+            flags,
+            os.fsencode(data) if data is not None else None,
         )
         != 0
     ):

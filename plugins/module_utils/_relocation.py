@@ -29,6 +29,9 @@ from ansible_collections.dockerhost.storage.plugins.module_utils import (
     _mountinfo,
     _tree_copy,
 )
+from ansible_collections.dockerhost.storage.plugins.module_utils._atomic_file import (
+    write_text_atomically,
+)
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
     ContainerEngineClient,
     EngineUnavailable,
@@ -77,24 +80,9 @@ def read_journal(target):
 
 
 def write_journal(target, data):
-    """Write the journal atomically (temporary file, fsync, rename, fsync of the directory)."""
-    path = journal_path(target)
-    directory = os.path.dirname(path)
-    fd, temporary = tempfile.mkstemp(prefix=".relocation-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
-    fsync_directory(directory)
+    """Write the journal atomically: a crash leaves the previous journal or this one."""
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    write_text_atomically(journal_path(target), text, 0o600)
 
 
 def remove_journal(target):
@@ -102,15 +90,6 @@ def remove_journal(target):
         os.unlink(journal_path(target))
     except FileNotFoundError:
         pass
-    fsync_directory(os.path.dirname(journal_path(target)))
-
-
-def fsync_directory(directory):
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def kept_source_name(source, now=None):
@@ -319,6 +298,9 @@ class Relocation:
             setattr(self, name, collaborators[name])
         self.verify_full = verify_full
         self.remove_source = remove_source
+        # The path the engine reports as its data-root once the move is done: the target when
+        # daemon.json is switched, the old path when the target is bind-mounted over it.
+        self.engine_root = target if self.config.moves_data_root else source
         self.steps = []
         self.timings = {}
         self._previous_config = None
@@ -329,6 +311,7 @@ class Relocation:
             self.target,
             {
                 "phase": phase,
+                "method": "config" if self.config.moves_data_root else "mount",
                 "source": self.source,
                 "target": self.target,
                 "driver": self.driver,
@@ -407,13 +390,17 @@ class Relocation:
             self._previous_config = previous
             self._switched = True
             self._journal(PHASE_SWITCHED, was_running, inventory)
-            self.steps.append(
-                "daemon.json names data-root %s and storage-driver %s" % (self.target, self.driver)
-            )
+            self.steps.append(self.config.describe(self.source, self.target, self.driver))
             self.checkpoint("after-config")
         except Exception as exc:
             self._roll_back(was_running, inventory, exc)
         return self.finish(was_running, inventory, stopped_at)
+
+    def resume_switched(self, journal):
+        """Take over the switch an earlier, interrupted run made, so that a failure in
+        ``finish`` can still put the previous configuration back."""
+        self._switched = True
+        self._previous_config = journal.get("previous_config")
 
     def finish(self, was_running, inventory, stopped_at=None):
         """After the switch: start the engine on the target when it ran before, confirm it has
@@ -430,10 +417,21 @@ class Relocation:
                 result["restarted_containers"] = self._confirm(client, inventory)
             except Exception as exc:
                 self._roll_back(was_running, inventory, exc)
-            self.steps.append("the engine runs from %s with everything it had" % self.target)
+            self.steps.append("the engine runs from %s with everything it had" % self.engine_root)
         if stopped_at is not None:
             self.timings["downtime"] = round(time.monotonic() - stopped_at, 3)
-        if not os.path.lexists(self.source):
+        if not self.config.moves_data_root:
+            # The old data is beneath the bind mount: it cannot be renamed there.
+            result["source_kept_at"] = None
+            if self.remove_source:
+                self.config.remove_hidden(self.source)
+                self.steps.append("removed the old data beneath the bind mount at %s" % self.source)
+            else:
+                self.steps.append(
+                    "the old data stays beneath the bind mount at %s (remove_source removes it)"
+                    % self.source
+                )
+        elif not os.path.lexists(self.source):
             # An earlier run that was stopped after this step kept or removed it already.
             result["source_kept_at"] = None
         elif self.remove_source:
@@ -454,10 +452,13 @@ class Relocation:
     def _confirm(self, client, inventory):
         info = client.info()
         problems = []
-        if os.path.normpath(info.get("DockerRootDir") or "") != self.target:
+        if os.path.normpath(info.get("DockerRootDir") or "") != self.engine_root:
             problems.append(
-                "the engine reports data-root %s, not %s" % (info.get("DockerRootDir"), self.target)
+                "the engine reports data-root %s, not %s"
+                % (info.get("DockerRootDir"), self.engine_root)
             )
+        elif not os.path.samefile(self.engine_root, self.target):
+            problems.append("%s does not show the copy at %s" % (self.engine_root, self.target))
         if info.get("Driver") != self.driver:
             problems.append(
                 "the engine reports storage driver %s, not %s" % (info.get("Driver"), self.driver)
@@ -523,8 +524,14 @@ class Relocation:
 class DaemonJsonSwitch:
     """Writes data-root and the pinned driver into daemon.json, and puts the old text back."""
 
+    moves_data_root = True
+
     def __init__(self, path):
         self.path = path
+
+    @staticmethod
+    def describe(source, target, driver):
+        return "daemon.json names data-root %s and storage-driver %s" % (target, driver)
 
     def switch(self, data_root, driver):
         raw, config = _daemon_json.read_daemon_json_for_update(self.path)
@@ -563,12 +570,100 @@ def wait_for_engine(docker_host, timeout):
     return client
 
 
-def live_collaborators(copy, service, config_path, docker_host, timeout, checkpoint=None):
-    """The collaborators of a Relocation on this host (see Relocation)."""
+def fstab_escape(path):
+    """A path as fstab writes it: space, tab, newline and backslash as octal escapes."""
+    return "".join("\\%03o" % ord(c) if c in " \t\n\\" else c for c in path)
+
+
+def fstab_entries_for(text, mount_point):
+    """``(line number, line)`` of the fstab lines that mount something on ``mount_point``."""
+    found = []
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if len(fields) >= 2 and not fields[0].startswith("#"):
+            if _mountinfo.unescape_mount_field(fields[1]).rstrip("/") == mount_point.rstrip("/"):
+                found.append((number, line))
+    return found
+
+
+def fstab_with_bind(text, target, mount_point):
+    """fstab ``text`` with a line that bind-mounts ``target`` on ``mount_point`` at boot."""
+    line = "%s %s none bind 0 0\n" % (fstab_escape(target), fstab_escape(mount_point))
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return text + "# data-root moved by dockerhost.storage.data_root\n" + line
+
+
+class MountSwitch:
+    """Bind-mounts the target over the old data-root path, with an fstab line for boot, for
+    setups that hard-code /var/lib/docker; daemon.json is not touched."""
+
+    moves_data_root = False
+
+    def __init__(self, mount_point, fstab_path, target):
+        self.mount_point = mount_point
+        self.fstab_path = fstab_path
+        self.target = target
+
+    @staticmethod
+    def describe(source, target, driver):
+        return "%s is bind-mounted on %s, and /etc/fstab mounts it at boot" % (target, source)
+
+    def _read(self):
+        try:
+            with open(self.fstab_path, encoding="utf-8") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return None
+
+    def switch(self, target, driver):
+        previous = self._read()
+        write_text_atomically(
+            self.fstab_path, fstab_with_bind(previous or "", target, self.mount_point)
+        )
+        release_self_bind_mount(self.mount_point)
+        _filesystem_probe.bind_mount(target, self.mount_point)
+        return previous
+
+    def restore(self, previous):
+        if os.path.samefile(self.mount_point, self.target):
+            _filesystem_probe.unmount(self.mount_point)
+        if previous is None:
+            try:
+                os.unlink(self.fstab_path)
+            except FileNotFoundError:
+                pass
+        else:
+            write_text_atomically(self.fstab_path, previous)
+
+    def remove_hidden(self, path):
+        """Remove the content of ``path`` that the bind mount hides, through a private,
+        non-recursive bind mount of the filesystem that holds it."""
+        mount = _mountinfo.mount_for_path(
+            _mountinfo.read_mountinfo(), os.path.dirname(path.rstrip("/")) or "/"
+        )
+        view = tempfile.mkdtemp(prefix="dockerhost-storage-hidden-", dir="/run")
+        try:
+            _filesystem_probe.bind_mount(mount.mount_point, view)
+            try:
+                hidden = os.path.join(view, os.path.relpath(path, mount.mount_point))
+                for name in os.listdir(hidden):
+                    _tree_copy.remove_path(os.path.join(hidden, name))
+            finally:
+                _filesystem_probe.unmount(view)
+        finally:
+            os.rmdir(view)
+
+
+def live_collaborators(
+    copy, service, config_path, docker_host, timeout, checkpoint=None, switch=None
+):
+    """The collaborators of a Relocation on this host (see Relocation). ``switch`` is a
+    MountSwitch for ``method: mount``; daemon.json at ``config_path`` is switched otherwise."""
     return {
         "copy": copy,
         "compare": compare_trees,
-        "config": DaemonJsonSwitch(config_path),
+        "config": switch or DaemonJsonSwitch(config_path),
         "service": service,
         "engine": lambda: engine_client(docker_host, timeout),
         "wait_for_engine": lambda: wait_for_engine(docker_host, timeout),

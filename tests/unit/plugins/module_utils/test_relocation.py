@@ -139,8 +139,14 @@ class FakeService:
 
 
 class FakeConfig:
+    moves_data_root = True
+
     def __init__(self, root):
         self.root = root
+
+    @staticmethod
+    def describe(source, target, driver):
+        return "switched to %s" % target
 
     def switch(self, target, driver):
         previous, self.root = '{"data-root": "%s"}' % self.root, target
@@ -234,6 +240,7 @@ def test_a_switched_journal_is_finished_by_the_next_run(tmp_path):
     engine = FakeEngine(str(tmp_path / "target"), running=False)
     relocation, config = _relocation_for(tmp_path, engine)
     config.root = relocation.target
+    os.makedirs(relocation.target)
     _relocation.write_journal(relocation.target, {"phase": PHASE_SWITCHED})
     inventory = {
         "images": ["sha256:img"],
@@ -244,3 +251,14 @@ def test_a_switched_journal_is_finished_by_the_next_run(tmp_path):
     result = relocation.finish(True, inventory)
     assert engine.running and result["source_kept_at"]
     assert read_journal(relocation.target) is None
+
+
+def test_fstab_line_escapes_and_keeps_the_rest():
+    text = "UUID=1 / ext4 defaults 0 1"
+    result = _relocation.fstab_with_bind(text, "/srv/docker data", "/var/lib/docker")
+    assert result.startswith("UUID=1 / ext4 defaults 0 1\n# data-root moved by")
+    assert result.endswith("/srv/docker\\040data /var/lib/docker none bind 0 0\n")
+    assert _relocation.fstab_entries_for(result, "/var/lib/docker/") == [
+        (3, "/srv/docker\\040data /var/lib/docker none bind 0 0")
+    ]
+    assert _relocation.fstab_entries_for("# /dev/sdb1 /var/lib/docker xfs", "/var/lib/docker") == []

@@ -1,0 +1,488 @@
+#!/usr/bin/python
+# Copyright: dockerhost.storage maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: data_root
+short_description: Move Docker's data-root to another filesystem without losing anything
+version_added: 0.1.0
+description:
+  - Relocates the data-root the engine uses (such as C(/var/lib/docker)) to O(path), as one
+    transaction, with the engine stopped only for a final incremental pass.
+  - Preflight, changing nothing and listing every reason when it refuses. The source is the
+    data-root in force. The target is absent or empty, on another filesystem, neither inside
+    the other. Its filesystem passes the driver checks of M(dockerhost.storage.driver_support_info)
+    for the driver in use (d_type, a real overlay mount). It has room for the used bytes and
+    inodes plus a margin. It keeps C(trusted.*) and C(security.*) extended attributes and
+    device nodes. No C(--data-root) flag is set in the docker unit or its environment files.
+  - Then a bulk copy while the engine runs, a stop of the engine, a final pass that copies
+    what changed, a check of the copy entry by entry (type, mode, owner, size, mtime, device
+    numbers, every extended attribute and ACL, hard-link groups, symlink targets, sparse
+    extents, and the content of what changed after the bulk copy), the switch of C(data-root)
+    in daemon.json with the storage driver pinned, and a start of the engine, confirmed over
+    the Engine API. The engine must run the same driver from the new root with every image,
+    container and volume. Containers that ran before run again.
+  - Any failure after the engine stopped puts daemon.json back and starts the engine on the
+    original data-root before the task fails. The source is never modified; after success it
+    is kept as C(<source>.relocated-<UTC time>) unless O(remove_source=true).
+  - A journal next to the target (C(.<name>.relocation.json)) lets a run that was killed at any
+    moment be completed by the next run.
+  - The copy is made by the collection's own copier (see C(docs/relocation.md)), not rsync.
+author:
+  - dockerhost.storage maintainers (!UNKNOWN)
+options:
+  path:
+    description:
+      - The new data-root, an absolute path on the filesystem that should hold Docker's data.
+      - Missing directories are created.
+    type: path
+    required: true
+  state:
+    description:
+      - C(relocated) makes the engine run from O(path) with everything it had.
+    type: str
+    choices: [relocated]
+    default: relocated
+  method:
+    description:
+      - C(config) writes the new C(data-root) into daemon.json (with C(storage-driver) pinned, so
+        that the engine keeps its driver and image store on the new root).
+      - C(mount) leaves daemon.json alone and bind-mounts O(path) over the old data-root path, with
+        a line in O(fstab_path) that mounts it at boot, for setups that hard-code
+        C(/var/lib/docker). The old data then stays beneath the mount (it cannot be renamed
+        there); O(remove_source=true) removes it.
+    type: str
+    choices: [config, mount]
+    default: config
+  fstab_path:
+    description:
+      - The fstab that gets the bind mount line with O(method=mount).
+    type: path
+    default: /etc/fstab
+  force:
+    description:
+      - Copy into a O(path) that is not empty. Entries there that are not in the source are
+        removed.
+    type: bool
+    default: false
+  allow_same_filesystem:
+    description:
+      - Allow a target on the same filesystem as the source (it frees no space).
+    type: bool
+    default: false
+  remove_source:
+    description:
+      - Remove the old data-root after success instead of keeping it under a new name.
+    type: bool
+    default: false
+  verify:
+    description:
+      - C(changed) hashes the content of the files that changed after the bulk copy; all other
+        attributes of every entry are compared either way.
+      - C(full) hashes the content of every file (slower; used automatically when a killed run
+        is resumed).
+    type: str
+    choices: [changed, full]
+    default: changed
+  margin_percent:
+    description:
+      - Room to keep on the target beyond what the data-root uses, in percent of its bytes and
+        inodes, and at least 1 GiB and 10000 inodes, as in M(dockerhost.storage.capacity_info).
+    type: int
+    default: 10
+  config_path:
+    description:
+      - The daemon configuration file the engine reads.
+    type: path
+    default: /etc/docker/daemon.json
+  docker_host:
+    description:
+      - The Engine API socket.
+    type: str
+    default: unix:///var/run/docker.sock
+  service_manager:
+    description:
+      - How the engine is stopped and started. C(auto) uses systemd when it is the init system
+        (C(docker.socket) and C(docker.service)), else the init script O(init_script).
+    type: str
+    choices: [auto, systemd, sysvinit]
+    default: auto
+  init_script:
+    description:
+      - The init script used when O(service_manager) is C(sysvinit).
+    type: path
+    default: /etc/init.d/docker
+  timeout:
+    description:
+      - Seconds to wait for the engine to stop, and to answer again after a start.
+    type: int
+    default: 120
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Runs the whole preflight and returns the plan; nothing is copied or stopped.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+notes:
+  - Needs root.
+  - Engines on the containerd image store (the default of Docker Engine 29 on a fresh
+    data-root, or C(features.containerd-snapshotter)) keep their images under containerd's
+    root; such engines are refused, with the reason, rather than moved halfway.
+seealso:
+  - module: dockerhost.storage.capacity_info
+  - module: dockerhost.storage.daemon_config
+"""
+
+EXAMPLES = r"""
+- name: Move Docker's data to the filesystem mounted on /srv
+  dockerhost.storage.data_root:
+    path: /srv/docker
+  register: moved
+
+- name: Show how long the engine was down
+  ansible.builtin.debug:
+    msg: "{{ moved.timings.downtime | default('not stopped') }} s"
+
+- name: Only check whether the move would work, and what it would stop
+  dockerhost.storage.data_root:
+    path: /srv/docker
+  check_mode: true
+  register: plan
+"""
+
+RETURN = r"""
+source:
+  description: The data-root in force before the move.
+  returned: always
+  type: str
+  sample: /var/lib/docker
+path:
+  description: The new data-root.
+  returned: always
+  type: str
+  sample: /srv/docker
+driver:
+  description: The storage driver the engine uses, pinned in daemon.json with the new data-root.
+  returned: always
+  type: str
+  sample: overlay2
+plan:
+  description: What the move needs and does; returned in check mode and on success.
+  returned: when the data-root changes or would change
+  type: dict
+  sample:
+    bytes: 1073741824
+    inodes: 120345
+    engine_running: true
+    stops: "systemctl stop/start docker.socket docker.service"
+    target_filesystem: xfs
+    resumed: false
+    method: config
+steps:
+  description: What was done, in order.
+  returned: when the data-root changed
+  type: list
+  elements: str
+timings:
+  description: Seconds spent in C(bulk_copy), C(final_pass), C(verify), and C(downtime) (from the
+    stop until the engine answered again).
+  returned: when the data-root changed
+  type: dict
+source_kept_at:
+  description: Where the old data-root was kept, or null when it was removed.
+  returned: when the data-root changed
+  type: str
+  sample: /var/lib/docker.relocated-20261124T021500Z
+restarted_containers:
+  description: Containers that ran before the move and were started again after it.
+  returned: when the data-root changed
+  type: list
+  elements: str
+problems:
+  description: Every reason the preflight refused the move.
+  returned: on failure in preflight
+  type: list
+  elements: str
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.dockerhost.storage.plugins.module_utils import (
+    _capacity,
+    _daemon_json,
+    _dockerd_flags,
+    _engine_service,
+    _relocation,
+    _support,
+    _tree_usage,
+)
+from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state import (
+    EngineStateError,
+    check_absolute_path,
+    detect_engine,
+    resolve_data_root,
+    uses_containerd_store,
+)
+from ansible_collections.dockerhost.storage.plugins.module_utils._tree_copy import (
+    CopyError,
+    TreeCopy,
+)
+
+# Set only by the fault-injection tests: the name of a step at which the run kills itself.
+FAULT_VARIABLE = "DOCKERHOST_STORAGE_FAULT_AT"
+
+
+def argument_spec():
+    return dict(
+        path=dict(type="path", required=True),
+        state=dict(type="str", choices=["relocated"], default="relocated"),
+        method=dict(type="str", choices=["config", "mount"], default="config"),
+        fstab_path=dict(type="path", default="/etc/fstab"),
+        force=dict(type="bool", default=False),
+        allow_same_filesystem=dict(type="bool", default=False),
+        remove_source=dict(type="bool", default=False),
+        verify=dict(type="str", choices=["changed", "full"], default="changed"),
+        margin_percent=dict(type="int", default=10),
+        config_path=dict(type="path", default="/etc/docker/daemon.json"),
+        docker_host=dict(type="str", default="unix:///var/run/docker.sock"),
+        service_manager=dict(type="str", choices=["auto", "systemd", "sysvinit"], default="auto"),
+        init_script=dict(type="path", default="/etc/init.d/docker"),
+        timeout=dict(type="int", default=120),
+    )
+
+
+def fault_injection(name):
+    if os.environ.get(FAULT_VARIABLE) == name:
+        os.kill(os.getpid(), 9)
+
+
+def current_state(module):
+    """``(source, driver, engine_info, engine_version, config, on_containerd)``."""
+    params = module.params
+    try:
+        _raw, config = _daemon_json.read_daemon_json_for_update(params["config_path"])
+        settings = _daemon_json.storage_settings(config)
+        engine_info, engine, _client = detect_engine(params["docker_host"])
+        source, _where = resolve_data_root(None, engine_info, settings)
+    except (_daemon_json.DaemonJsonError, EngineStateError) as exc:
+        module.fail_json(msg=str(exc))
+    driver = engine_info["running_driver"] or settings["storage_driver"]
+    if not driver and engine_info["version_source"] != "api":
+        prior = _support.prior_drivers(source)
+        driver = prior[0] if len(prior) == 1 else None
+    on_containerd = uses_containerd_store(engine_info) or (
+        engine_info["version_source"] != "api" and settings["containerd_snapshotter"] is True
+    )
+    return source, driver, engine_info, engine, config, on_containerd
+
+
+def preflight(module, source, target, driver, engine_info, engine, config, journal):
+    """Every reason the move cannot be made, and the plan when it can."""
+    params = module.params
+    problems = _relocation.target_problems(
+        source, target, journal, params["force"], params["allow_same_filesystem"]
+    )
+    if not os.path.isdir(source):
+        problems.append("the data-root in force, %s, is not a directory" % source)
+        return problems, {}
+    if not driver:
+        problems.append(
+            "cannot tell which storage driver %s holds (the engine does not answer, daemon.json "
+            "sets no storage-driver, and %s has no single graphdriver directory); set "
+            "storage-driver in %s first" % (source, source, params["config_path"])
+        )
+    flags = _dockerd_flags.find_storage_flags("/")
+    for finding in flags["findings"]:
+        if finding["key"] == "data-root":
+            problems.append(
+                "the data-root is also given as the dockerd flag %s %s in %s; daemon.json cannot "
+                "move it: remove the flag first"
+                % (finding["flag"], finding["value"], finding["where"])
+            )
+    if params["method"] == "mount":
+        try:
+            with open(params["fstab_path"], encoding="utf-8") as handle:
+                fstab = handle.read()
+        except FileNotFoundError:
+            fstab = ""
+        except OSError as exc:
+            problems.append("cannot read %s: %s" % (params["fstab_path"], exc.strerror or exc))
+            fstab = ""
+        for number, line in _relocation.fstab_entries_for(fstab, source):
+            problems.append(
+                "%s:%d already mounts something on %s (%s); with method: mount the bind mount would "
+                "hide it: remove that line or use method: config"
+                % (params["fstab_path"], number, source, line.strip())
+            )
+    nearest = _relocation.nearest_existing(target)
+    plan = {"engine_running": engine_info["version_source"] == "api", "resumed": bool(journal)}
+    if driver:
+        try:
+            _checked, evidence, report = _support.assess_data_root(
+                target, engine, engine_info["version_source"]
+            )
+        except _support.AssessmentError as exc:
+            problems.append(str(exc))
+        else:
+            plan["target_filesystem"] = evidence["backing_fs"]
+            verdict = report["drivers"].get(driver)
+            if verdict is None or verdict["supported"] is not True:
+                reasons = "; ".join(verdict["reasons"]) if verdict else "unknown driver"
+                problems.append(
+                    "%s cannot run on %s (%s): %s"
+                    % (driver, target, evidence["backing_fs"], reasons or "support unknown")
+                )
+    if os.path.isdir(nearest):
+        problems.extend(_relocation.metadata_problems(nearest))
+    try:
+        usage = _tree_usage.tree_usage(source, top_layers=0)
+        target_fs = os.statvfs(nearest)
+    except OSError as exc:
+        problems.append("cannot measure %s: %s" % (exc.filename or source, exc.strerror or exc))
+    else:
+        plan.update(bytes=usage["bytes"], inodes=usage["inodes"])
+        fit = _capacity.fit_on_target(
+            usage["bytes"],
+            usage["inodes"],
+            target_fs.f_bavail * target_fs.f_frsize,
+            target_fs.f_favail if target_fs.f_files else None,
+            params["margin_percent"],
+        )
+        problems.extend("%s %s" % (target, reason) for reason in fit["reasons"])
+    return problems, plan
+
+
+def already_there(source, target):
+    """True when the data-root in force is the target, or shows it (a bind mount)."""
+    if os.path.normpath(source) == target:
+        return True
+    try:
+        return os.path.samefile(source, target)
+    except OSError:
+        return False
+
+
+def finish_interrupted(module, journal, target, collaborators, result):
+    """An earlier run switched to the target and was stopped before it finished."""
+    if module.check_mode:
+        module.exit_json(changed=True, msg="would finish the interrupted move", **result)
+    relocation = _relocation.Relocation(
+        journal["source"],
+        target,
+        journal["driver"],
+        collaborators(None, journal.get("method", "config")),
+        remove_source=module.params["remove_source"],
+    )
+    relocation.resume_switched(journal)
+    try:
+        done = relocation.finish(journal.get("engine_was_running"), journal.get("inventory"))
+    except _relocation.RelocationError as exc:
+        module.fail_json(msg=str(exc), steps=relocation.steps, **result)
+    result.update(done, changed=True, steps=relocation.steps, source=journal["source"])
+    module.exit_json(**result)
+
+
+def run(module):
+    params = module.params
+    try:
+        target = check_absolute_path(params["path"])
+    except EngineStateError as exc:
+        module.fail_json(msg=str(exc))
+    if params["margin_percent"] < 0:
+        module.fail_json(msg="margin_percent must be 0 or more, got %d" % params["margin_percent"])
+    try:
+        journal = _relocation.read_journal(target)
+    except _relocation.RelocationError as exc:
+        module.fail_json(msg=str(exc))
+    source, driver, engine_info, engine, config, on_containerd = current_state(module)
+    result = {"changed": False, "source": source, "path": target, "driver": driver}
+
+    try:
+        manager = _engine_service.detect_manager(params["service_manager"], params["init_script"])
+        manager_problem = None
+    except _engine_service.ServiceError as exc:
+        manager, manager_problem = None, str(exc)
+    service = _engine_service.EngineService(manager, params["init_script"], params["timeout"])
+
+    def collaborators(copy, method, data_root=source):
+        switch = None
+        if method == "mount":
+            switch = _relocation.MountSwitch(data_root, params["fstab_path"], target)
+        return _relocation.live_collaborators(
+            copy,
+            service,
+            params["config_path"],
+            params["docker_host"],
+            params["timeout"],
+            checkpoint=fault_injection,
+            switch=switch,
+        )
+
+    switched = journal is not None and journal.get("phase") == _relocation.PHASE_SWITCHED
+    if already_there(source, target):
+        if switched:
+            finish_interrupted(module, journal, target, collaborators, result)
+        module.exit_json(**result)
+    if switched:
+        module.fail_json(
+            msg="the journal %s says the engine was switched to %s, but it uses %s; check %s, "
+            "then remove the journal to start over"
+            % (_relocation.journal_path(target), target, source, params["config_path"]),
+            **result,
+        )
+    if on_containerd:
+        module.fail_json(
+            msg="the engine keeps its images in the containerd image store, under containerd's "
+            "root, not under %s; moving the data-root alone would leave them behind, and "
+            "moving containerd's root is not supported by this module yet" % source,
+            **result,
+        )
+    problems, plan = preflight(module, source, target, driver, engine_info, engine, config, journal)
+    if manager_problem and plan.get("engine_running"):
+        problems.append(manager_problem)
+    plan["stops"] = service.describe() if plan.get("engine_running") and manager else None
+    plan["method"] = params["method"]
+    result["plan"] = plan
+    if problems:
+        module.fail_json(
+            msg="cannot move the data-root %s to %s: %s" % (source, target, "; ".join(problems)),
+            problems=problems,
+            **result,
+        )
+    if module.check_mode:
+        result["changed"] = True
+        module.exit_json(**result)
+
+    copy = TreeCopy(source, target, trust_existing=bool(journal) or params["force"])
+    relocation = _relocation.Relocation(
+        source,
+        target,
+        driver,
+        collaborators(copy, params["method"]),
+        verify_full=params["verify"] == "full" or params["force"],
+        remove_source=params["remove_source"],
+    )
+    try:
+        done = relocation.run(journal)
+    except (_relocation.RelocationError, CopyError) as exc:
+        module.fail_json(msg=str(exc), steps=relocation.steps, timings=relocation.timings, **result)
+    result.update(done, changed=True, steps=relocation.steps, timings=relocation.timings)
+    module.exit_json(**result)
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    run(module)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,271 @@
+"""data_root moves the data-root of a real dockerd, managed through an init script as on a host
+without systemd, from ext4 to xfs and btrfs, and nothing the engine holds is lost: images,
+containers (running and stopped, with their files, whiteouts and opaque directories), volumes
+and a large sparse file. Faults: the module killed at ten moments, targets that are too small
+or lack d_type, and a daemon that will not start on the new root."""
+
+import glob
+import os
+import subprocess
+
+import pytest
+from ansible_module import run_module
+from harness.service import ServiceDockerd
+
+pytestmark = pytest.mark.integration
+
+BUSYBOX_IMAGE = "dockerhost-test/busybox:latest"
+RUN = ("run", "--network", "none")
+
+
+def _module_args(daemon, path, **extra):
+    args = {
+        "path": path,
+        "config_path": daemon.config_file,
+        "docker_host": daemon.docker_host,
+        "service_manager": "sysvinit",
+        "init_script": daemon.init_script,
+        "timeout": 60,
+    }
+    args.update(extra)
+    return args
+
+
+def engine_view(daemon, full=True):
+    """What an operator sees of the engine: the listings and, when ``full``, each container's
+    diff and the content of files inside the containers and the volume."""
+    images = daemon.docker("images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}")
+    containers = daemon.docker(
+        "ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}} {{.Image}} {{.State}}"
+    )
+    volumes = daemon.docker("volume", "ls", "-q")
+    view = {
+        "images": sorted(images.stdout.splitlines()),
+        "containers": sorted(containers.stdout.splitlines()),
+        "volumes": sorted(volumes.stdout.splitlines()),
+    }
+    if not full:
+        return view
+    for line in view["containers"]:
+        name = line.split()[1]
+        view["diff " + name] = sorted(daemon.docker("diff", name).stdout.splitlines())
+    view["runner files"] = daemon.docker(
+        "exec", "runner", "sh", "-c", "cat /tmp/new /etc/only; ls /etc /bin | wc -l; wc -c /sparse"
+    ).stdout
+    view["volume files"] = daemon.docker(
+        *RUN, "--rm", "-v", "data:/data", BUSYBOX_IMAGE, "cat", "/data/kept"
+    ).stdout
+    return view
+
+
+@pytest.fixture
+def populated(make_loopfs, busybox_image, import_test_image):
+    """A dockerd on ext4 with two images, a running and a stopped container that created,
+    changed and deleted files, a named volume and a 1 GiB sparse file."""
+    # Sizes cost nothing (sparse images); the preflight wants room for a 1 GiB margin.
+    source_fs = make_loopfs("ext4", size_mb=3072)
+    daemon = ServiceDockerd(os.path.join(source_fs.mount_point, "docker"))
+    roots = []
+    try:
+        daemon.start()
+        import_test_image(daemon, busybox_image)
+        daemon.docker("volume", "create", "data")
+        stopped_script = "echo kept > /data/kept; echo stopped > /stopped-file; rm /bin/vi"
+        daemon.docker(
+            *RUN, "-v", "data:/data", "--name", "stopped", BUSYBOX_IMAGE, "sh", "-c", stopped_script
+        )
+        runner_script = (
+            "echo new > /tmp/new; rm /bin/ls; rm -rf /etc; mkdir /etc; echo only > /etc/only; "
+            "truncate -s 1G /sparse; echo end >> /sparse; exec sleep 3600"
+        )
+        # --stop-timeout: sh as PID 1 ignores SIGTERM, and each stop would wait 10 s.
+        daemon.docker(
+            *RUN,
+            "-d",
+            "--stop-timeout",
+            "1",
+            "--name",
+            "runner",
+            BUSYBOX_IMAGE,
+            "sh",
+            "-c",
+            runner_script,
+        )
+        daemon.docker("exec", "runner", "sh", "-c", "while [ ! -s /etc/only ]; do sleep 0.05; done")
+        daemon.docker("commit", "stopped", "dockerhost-test/committed:1")
+        yield daemon, source_fs, roots
+    finally:
+        daemon.destroy(extra_roots=tuple(roots))
+
+
+@pytest.mark.parametrize("target_fs", ["xfs", "btrfs"])
+def test_move_keeps_everything_the_engine_had(populated, make_loopfs, target_fs):
+    daemon, source_fs, roots = populated
+    source = os.path.join(source_fs.mount_point, "docker")
+    target_mount = make_loopfs(target_fs, size_mb=2048).mount_point
+    target = os.path.join(target_mount, "docker")
+    roots.append(target)
+    before = engine_view(daemon)
+
+    planned = run_module("data_root", _module_args(daemon, target), check=True)
+    assert not planned.get("failed"), planned.get("msg")
+    assert planned["changed"] and planned["plan"]["engine_running"]
+    assert planned["plan"]["target_filesystem"] == target_fs
+    assert not os.path.exists(target) and daemon.info()["DockerRootDir"] == source
+
+    moved = run_module("data_root", _module_args(daemon, target))
+    assert not moved.get("failed"), moved.get("msg")
+    assert moved["changed"] and moved["driver"] == "overlay2"
+    info = daemon.info()
+    assert info["DockerRootDir"] == target and info["Driver"] == "overlay2"
+    assert daemon.settings()["data-root"] == target
+    assert daemon.settings()["shutdown-timeout"] == 1, "other daemon.json keys must survive"
+    assert engine_view(daemon) == before
+    assert moved["source_kept_at"].startswith(source + ".relocated-")
+    assert os.path.isdir(moved["source_kept_at"]) and not os.path.exists(source)
+    sparse = glob.glob(os.path.join(target, "overlay2", "*", "diff", "sparse"))
+    assert len(sparse) == 1 and os.stat(sparse[0]).st_blocks * 512 < 1 << 20
+    assert moved["timings"]["downtime"] < 30
+    print("timings", moved["timings"])
+
+    again = run_module("data_root", _module_args(daemon, target))
+    assert not again.get("failed"), again.get("msg")
+    assert again["changed"] is False
+
+
+def test_move_with_the_engine_stopped(populated, make_loopfs):
+    daemon, source_fs, roots = populated
+    before = engine_view(daemon)
+    daemon.service("stop")
+    target = os.path.join(make_loopfs("xfs", size_mb=2048).mount_point, "docker")
+    roots.append(target)
+    moved = run_module("data_root", _module_args(daemon, target))
+    assert not moved.get("failed"), moved.get("msg")
+    assert not daemon.answers(), "an engine that was stopped stays stopped"
+    assert daemon.settings()["data-root"] == target
+    daemon.start()
+    daemon.docker("start", "runner")
+    assert engine_view(daemon) == before
+
+
+def test_preflight_refusals_change_nothing(populated, make_loopfs):
+    daemon, source_fs, roots = populated
+    source = os.path.join(source_fs.mount_point, "docker")
+    settings_before = daemon.settings()
+    cases = {
+        "too small in bytes": (make_loopfs("ext4", size_mb=48), "bytes"),
+        "too few inodes": (make_loopfs("ext4", size_mb=2048, inodes=256), "inodes"),
+        "no d_type": (make_loopfs("ext4", size_mb=2048, features=["^filetype"]), "d_type"),
+    }
+    for case, (fs, expected) in cases.items():
+        result = run_module("data_root", _module_args(daemon, os.path.join(fs.mount_point, "d")))
+        assert result.get("failed"), case
+        assert expected in result["msg"], (case, result["msg"])
+        assert not os.path.exists(os.path.join(fs.mount_point, "d")), case
+    same = run_module("data_root", _module_args(daemon, os.path.join(source_fs.mount_point, "x")))
+    assert same.get("failed") and "same filesystem" in same["msg"]
+    inside = run_module("data_root", _module_args(daemon, os.path.join(source, "sub")))
+    assert inside.get("failed") and "inside the current data-root" in inside["msg"]
+    relative = run_module("data_root", _module_args(daemon, "srv/docker"))
+    assert relative.get("failed") and "must be absolute" in relative["msg"]
+    assert daemon.info()["DockerRootDir"] == source
+    assert daemon.settings() == settings_before
+
+
+def test_daemon_failing_on_the_new_root_is_rolled_back(populated, make_loopfs):
+    daemon, source_fs, roots = populated
+    source = os.path.join(source_fs.mount_point, "docker")
+    before = engine_view(daemon)
+    settings_before = daemon.settings()
+    target = os.path.join(make_loopfs("xfs", size_mb=2048).mount_point, "docker")
+    roots.append(target)
+    daemon.refuse_to_start_on(target)
+    result = run_module("data_root", _module_args(daemon, target, timeout=15))
+    assert result.get("failed")
+    assert "rolled back" in result["msg"] and "daemon.json restored" in result["msg"]
+    assert "runs on %s again" % source in result["msg"]
+    assert daemon.info()["DockerRootDir"] == source
+    assert daemon.settings() == settings_before
+    assert engine_view(daemon) == before
+    assert os.path.isdir(source), "the source stays where it was"
+
+
+FAULT_POINTS = (
+    "before-bulk-copy",
+    "during-bulk-copy",
+    "after-bulk-copy",
+    "after-stop",
+    "during-final-pass",
+    "after-final-pass",
+    "after-verify",
+    "after-config",
+    "after-start",
+    "after-source-kept",
+)
+
+
+def test_killed_at_any_moment_the_rerun_completes(populated, make_loopfs):
+    """One engine is moved ten times, between ext4 and xfs, each move killed (SIGKILL) at
+    another step; after each kill the engine can start and has everything, and a rerun of the
+    same task completes the move."""
+    daemon, source_fs, roots = populated
+    before = engine_view(daemon)
+    listed = engine_view(daemon, full=False)
+    xfs = make_loopfs("xfs", size_mb=3072)
+    filesystems = (xfs.mount_point, source_fs.mount_point)
+    for number, fault in enumerate(FAULT_POINTS):
+        source = daemon.info()["DockerRootDir"]
+        target = os.path.join(filesystems[number % 2], "docker-%d" % number)
+        roots.append(target)
+        killed = run_module(
+            "data_root",
+            _module_args(daemon, target),
+            environment={"DOCKERHOST_STORAGE_FAULT_AT": fault},
+        )
+        assert killed.get("failed"), fault
+        assert os.path.isdir(source) or fault == "after-source-kept", fault
+        switched = daemon.settings()["data-root"] == target
+        if not daemon.answers():
+            daemon.start()
+        expected_root = target if switched else source
+        assert daemon.info()["DockerRootDir"] == expected_root, fault
+        if daemon.docker("inspect", "-f", "{{.State.Running}}", "runner").stdout.strip() != "true":
+            daemon.docker("start", "runner")
+        assert engine_view(daemon, full=False) == listed, fault
+        done = run_module("data_root", _module_args(daemon, target))
+        assert not done.get("failed"), (fault, done.get("msg"))
+        assert done["changed"], fault
+        assert daemon.info()["DockerRootDir"] == target, fault
+        journal = os.path.join(os.path.dirname(target), ".docker-%d.relocation.json" % number)
+        assert not os.path.exists(journal), fault
+        assert engine_view(daemon, full=False) == listed, fault
+    assert engine_view(daemon) == before
+
+
+def test_mount_method_binds_the_new_filesystem_over_the_old_path(populated, make_loopfs, tmp_path):
+    daemon, source_fs, roots = populated
+    source = os.path.join(source_fs.mount_point, "docker")
+    before = engine_view(daemon)
+    settings_before = daemon.settings()
+    target = os.path.join(make_loopfs("xfs", size_mb=2048).mount_point, "docker")
+    roots.append(target)
+    fstab = tmp_path / "fstab"
+    fstab.write_text("UUID=0a1b / ext4 errors=remount-ro 0 1\n")
+    args = _module_args(daemon, target, method="mount", fstab_path=str(fstab), remove_source=True)
+    moved = run_module("data_root", args)
+    try:
+        assert not moved.get("failed"), moved.get("msg")
+        assert moved["changed"] and moved["source_kept_at"] is None
+        assert daemon.info()["DockerRootDir"] == source
+        assert os.stat(source).st_dev == os.stat(target).st_dev, "the old path shows the new fs"
+        assert daemon.settings() == settings_before, "daemon.json is not touched"
+        assert fstab.read_text().splitlines()[0] == "UUID=0a1b / ext4 errors=remount-ro 0 1"
+        assert fstab.read_text().endswith("%s %s none bind 0 0\n" % (target, source))
+        assert engine_view(daemon) == before
+        again = run_module("data_root", args)
+        assert not again.get("failed") and again["changed"] is False
+    finally:
+        daemon.service("stop")
+        subprocess.run(["umount", source], check=False)
+    # remove_source removed the old data beneath the mount point.
+    assert os.listdir(source) == []
