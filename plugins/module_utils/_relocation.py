@@ -37,7 +37,9 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api imp
     EngineUnavailable,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._tree_manifest import (
+    compare_entries,
     compare_trees,
+    compare_trees_in_detail,
 )
 
 JOURNAL_PREFIX = "."
@@ -197,7 +199,7 @@ def metadata_problems(directory):
             except OSError as exc:
                 problems.append(
                     "the filesystem of %s does not keep %s extended attributes: %s"
-                    % (directory, name.split(".")[0] + ".*", exc.strerror or exc)
+                    % (directory, name.split(".", maxsplit=1)[0] + ".*", exc.strerror or exc)
                 )
         try:
             os.mknod(os.path.join(workspace, "whiteout"), stat.S_IFCHR | 0o600, os.makedev(0, 0))
@@ -267,7 +269,8 @@ class Relocation:
 
     The collaborators are handed in, each the real thing in the module:
     ``copy`` (a ``_tree_copy.TreeCopy`` from source to target, with ``run()`` and ``changed``),
-    ``compare(source, target, hash_paths)`` (``_tree_manifest.compare_trees``),
+    ``compare(source, target, hash_paths)`` (``_tree_manifest.compare_trees``), and
+    ``compare_in_detail`` and ``compare_entries`` from the same file,
     ``config`` (``switch(target, driver)`` writes daemon.json and returns its previous text or
     None when there was no file; ``restore(previous)`` puts it back),
     ``service`` (``stop()``, ``start()``),
@@ -287,6 +290,8 @@ class Relocation:
         for name in (
             "copy",
             "compare",
+            "compare_in_detail",
+            "compare_entries",
             "config",
             "service",
             "engine",
@@ -352,6 +357,15 @@ class Relocation:
             % (bulk["copied"], bulk["bytes"], " while the engine ran" if client else "")
         )
         self.checkpoint("after-bulk-copy")
+        early = None
+        if not (self.verify_full or resumed):
+            early = self._timed(
+                "verify_while_running", self.compare_in_detail, self.source, self.target
+            )
+            self.steps.append(
+                "compared the whole copy while the engine ran (%d entries changed meanwhile)"
+                % early.count
+            )
 
         stopped_at = time.monotonic()
         if client is not None:
@@ -372,19 +386,13 @@ class Relocation:
                 "final pass: copied %d entries, removed %d" % (final["copied"], final["removed"])
             )
             self.checkpoint("after-final-pass")
-            hash_paths = True if (self.verify_full or resumed) else set(self.copy.changed)
-            count, examples = self._timed(
-                "verify", self.compare, self.source, self.target, hash_paths
-            )
+            count, examples, how = self._timed("verify", self._verify_stopped, early)
             if count:
                 raise RelocationError(
                     "the copy at %s differs from %s in %d entries: %s"
                     % (self.target, self.source, count, "; ".join(examples))
                 )
-            self.steps.append(
-                "verified the copy entry by entry (%s)"
-                % ("content of every file" if hash_paths is True else "content of changed files")
-            )
+            self.steps.append("verified the copy entry by entry (%s)" % how)
             self.checkpoint("after-verify")
             previous = self.config.switch(self.target, self.driver)
             self._previous_config = previous
@@ -401,6 +409,34 @@ class Relocation:
         ``finish`` can still put the previous configuration back."""
         self._switched = True
         self._previous_config = journal.get("previous_config")
+
+    def _verify_stopped(self, early):
+        """Compare source and copy with the engine stopped: ``(count, examples, how)``.
+
+        After a full comparison made while the engine ran (``early``), an entry that has not
+        changed since (same ctime, so the final pass left it alone) still matches; so only what
+        the final pass copied, linked or removed, and what differed then, is compared again,
+        contents included. Otherwise, or with ``verify_full``, everything is.
+        """
+        if early is None or not early.paths_complete:
+            hash_paths = True if early is None else set(self.copy.changed) | early.paths
+            count, examples = self.compare(self.source, self.target, hash_paths)
+            return (
+                count,
+                examples,
+                ("content of every file" if hash_paths is True else "content of changed files"),
+            )
+        paths = set(self.copy.changed) | early.paths
+        directories = set(self.copy.changed_directories) | early.paths
+        count, examples = self.compare_entries(self.source, self.target, paths, directories, paths)
+        return (
+            count,
+            examples,
+            (
+                "whole tree while running, then the %d entries changed since, with content"
+                % len(paths | directories)
+            ),
+        )
 
     def finish(self, was_running, inventory, stopped_at=None):
         """After the switch: start the engine on the target when it ran before, confirm it has
@@ -663,6 +699,8 @@ def live_collaborators(
     return {
         "copy": copy,
         "compare": compare_trees,
+        "compare_in_detail": compare_trees_in_detail,
+        "compare_entries": compare_entries,
         "config": switch or DaemonJsonSwitch(config_path),
         "service": service,
         "engine": lambda: engine_client(docker_host, timeout),

@@ -17,17 +17,20 @@ Private to the dockerhost.storage collection: the API may change without notice.
 
 from __future__ import annotations
 
+import collections
 import errno
 import os
 import stat
-from collections import namedtuple
+from concurrent.futures import ThreadPoolExecutor
 
 # What the second pass compares to decide an entry changed. ctime moves on every change to
 # content, owner, mode, link count and xattrs, which mtime alone would miss.
-Snapshot = namedtuple("Snapshot", ["ino", "mode", "ctime_ns", "size"])
+Snapshot = collections.namedtuple("Snapshot", ["ino", "mode", "ctime_ns", "size"])
 
 _COPY_CHUNK = 1 << 30
 PROGRESS_EVERY = 100
+COPY_WORKERS = 4
+MAX_IN_FLIGHT = 512
 
 
 class CopyError(Exception):
@@ -164,8 +167,12 @@ class TreeCopy:
         self.trust_existing = trust_existing
         self.snapshots = {}
         self.skipped_mounts = []
-        self.changed = set()
+        self.changed = set()  # entries copied or linked by the last run
+        self.changed_directories = set()  # directories whose content or attributes it changed
         self.stats = {}
+        self._pool = None
+        self._pending = collections.deque()
+        self._followers = []
         # Called after every PROGRESS_EVERY entries (the relocation's fault-injection points).
         self.on_progress = None
 
@@ -174,6 +181,7 @@ class TreeCopy:
         target what disappeared from the source. Returns ``stats``."""
         stats = {"entries": 0, "copied": 0, "linked": 0, "removed": 0, "bytes": 0}
         self.changed = set()
+        self.changed_directories = set()
         try:
             root_st = os.lstat(self.source)
         except OSError as exc:
@@ -183,9 +191,41 @@ class TreeCopy:
         device = root_st.st_dev
         seen = set()
         links = {}  # (dev, ino) -> relative path of its first copy, for st_nlink > 1
+        self._followers = []  # hard links to make once every first copy is complete
+        self._pending = collections.deque()
         skipped = []
         directories = []  # (relative path, lstat, xattrs) to finish after their content
         stack = [""]
+        # Files are copied by a few threads: the system calls release the GIL, and reading
+        # many small files with a queue of requests is faster than one at a time on most disks.
+        with ThreadPoolExecutor(COPY_WORKERS) as pool:
+            self._pool = pool
+            try:
+                self._walk(stack, device, seen, links, skipped, directories, stats)
+                self._wait_for_copies(0)
+            finally:
+                self._pool = None
+        for _relative, target_path, first_target in self._followers:
+            try:
+                if os.path.lexists(target_path):
+                    os.unlink(target_path)
+                os.link(first_target, target_path)
+            except OSError as exc:
+                _fail("cannot hard-link", target_path, exc)
+        self._finish_directories(directories)
+        for relative in [path for path in self.snapshots if path not in seen]:
+            del self.snapshots[relative]
+        self.skipped_mounts = sorted(skipped)
+        self.trust_existing = False
+        self.stats = stats
+        return stats
+
+    def _wait_for_copies(self, keep):
+        """Wait until at most ``keep`` copies are in flight; raise the first failure."""
+        while len(self._pending) > keep:
+            self._pending.popleft().result()
+
+    def _walk(self, stack, device, seen, links, skipped, directories, stats):
         while stack:
             relative = stack.pop()
             source_dir = os.path.join(self.source, relative) if relative else self.source
@@ -227,6 +267,8 @@ class TreeCopy:
             directories.append((relative, st, dirty))
             seen.add(relative)
             stats["entries"] += 1
+
+    def _finish_directories(self, directories):
         # Directory owners, modes, xattrs and times last, deepest first: creating entries in a
         # directory changes its times. Unchanged directories with unchanged content are skipped.
         for relative, st, dirty in reversed(directories):
@@ -240,12 +282,8 @@ class TreeCopy:
             except OSError as exc:
                 _fail("cannot copy the attributes of", source_dir, exc)
             self.snapshots[relative] = snapshot
-        for relative in [path for path in self.snapshots if path not in seen]:
-            del self.snapshots[relative]
-        self.skipped_mounts = sorted(skipped)
-        self.trust_existing = False
-        self.stats = stats
-        return stats
+            if dirty or relative in self.changed:
+                self.changed_directories.add(relative)
 
     def _copy_file(self, relative, source_path, st, links, stats):
         snapshot = Snapshot(st.st_ino, st.st_mode, st.st_ctime_ns, st.st_size)
@@ -253,15 +291,15 @@ class TreeCopy:
         key = (st.st_dev, st.st_ino)
         first = links.get(key) if st.st_nlink > 1 else None
         if first is not None:
-            if self.snapshots.get(relative) != snapshot or not self._same_inode(
-                target_path, os.path.join(self.target, first)
+            first_target = os.path.join(self.target, first)
+            # A first copy made in this run has a new inode (and may still be in flight).
+            if (
+                self.snapshots.get(relative) != snapshot
+                or first in self.changed
+                or not self._same_inode(target_path, first_target)
             ):
-                try:
-                    if os.path.lexists(target_path):
-                        os.unlink(target_path)
-                    os.link(os.path.join(self.target, first), target_path)
-                except OSError as exc:
-                    _fail("cannot hard-link", target_path, exc)
+                self._followers.append((relative, target_path, first_target))
+                self.changed.add(relative)
                 stats["linked"] += 1
             self.snapshots[relative] = snapshot
             return
@@ -276,7 +314,11 @@ class TreeCopy:
         ):
             self.snapshots[relative] = snapshot
             return
-        copy_entry(source_path, target_path, st)
+        if self._pool is not None and stat.S_ISREG(st.st_mode):
+            self._pending.append(self._pool.submit(copy_entry, source_path, target_path, st))
+            self._wait_for_copies(MAX_IN_FLIGHT)
+        else:
+            copy_entry(source_path, target_path, st)
         self.snapshots[relative] = snapshot
         self.changed.add(relative)
         stats["copied"] += 1

@@ -76,7 +76,8 @@ def walk(root, hash_paths=None):
     without crossing into other filesystems (a mount point is listed, its content is not).
 
     ``hash_paths`` is a container of relative paths whose content is hashed, or True for every
-    regular file.
+    regular file. An entry that vanishes while it is read (a tree in use) is yielded with the
+    type ``vanished``.
     """
     root = os.path.normpath(root)
     device = os.lstat(root).st_dev
@@ -85,17 +86,26 @@ def walk(root, hash_paths=None):
     while stack:
         relative = stack.pop()
         path = os.path.join(root, relative) if relative else root
-        st = os.lstat(path)
-        if st.st_dev != device:
-            yield relative, {"type": "mount point"}
+        try:
+            st = os.lstat(path)
+            if st.st_dev != device:
+                yield relative, {"type": "mount point"}
+                continue
+            record = _record(path, st, hash_paths is True or relative in (hash_paths or ()))
+            if record["type"] != "directory" and st.st_nlink > 1:
+                record["link_group"] = groups.setdefault((st.st_dev, st.st_ino), relative)
+            names = sorted(os.listdir(path), reverse=True) if record["type"] == "directory" else []
+        except FileNotFoundError:
+            yield relative, {"type": "vanished"}
             continue
-        yield relative, _record(path, st, relative, groups, hash_paths)
-        if stat.S_ISDIR(st.st_mode):
-            names = sorted(os.listdir(path), reverse=True)
-            stack.extend(os.path.join(relative, name) if relative else name for name in names)
+        yield relative, record
+        stack.extend(os.path.join(relative, name) if relative else name for name in names)
 
 
-def _record(path, st, relative, groups, hash_paths):
+def _record(path, st, hash_content):
+    """The record of one entry whose lstat is ``st``. A regular file that may have holes
+    (fewer blocks than its size) is marked ``_sparse``; its extents are read only when two
+    records are compared (see ``_settle_extents``)."""
     mode = st.st_mode
     kind = file_type(mode)
     record = {
@@ -114,14 +124,66 @@ def _record(path, st, relative, groups, hash_paths):
         record["rdev"] = (os.major(st.st_rdev), os.minor(st.st_rdev))
     elif kind == "file":
         record["size"] = st.st_size
-        extents = data_extents(path, st.st_size) if st.st_size else []
-        if extents != [(0, st.st_size)]:
-            record["extents"] = extents
-        if hash_paths is True or (hash_paths and relative in hash_paths):
+        if st.st_size and st.st_blocks * 512 < st.st_size:
+            record["_sparse"] = path
+        if hash_content:
             record["sha256"] = content_sha256(path)
-    if kind != "directory" and st.st_nlink > 1:
-        record["link_group"] = groups.setdefault((st.st_dev, st.st_ino), relative)
     return record
+
+
+def _settle_extents(one, other, one_path, other_path):
+    """Give both file records their data extents when either may have holes: a copy that
+    filled the holes in (or made new ones) then differs in ``extents``."""
+    if one.get("type") != "file" or other.get("type") != "file":
+        return
+    if not (one.get("_sparse") or other.get("_sparse")):
+        return
+    for record, path in ((one, one_path), (other, other_path)):
+        extents = data_extents(path, record["size"])
+        if extents != [(0, record["size"])]:
+            record["extents"] = extents
+
+
+def _differences(relative, a, b, source, target, note):
+    try:
+        _settle_extents(a, b, os.path.join(source, relative), os.path.join(target, relative))
+    except FileNotFoundError:
+        note("%s vanished while it was compared" % (relative or "."), relative)
+        return True
+    found = False
+    for key in sorted(set(a) | set(b)):
+        if key.startswith("_"):
+            continue
+        if a.get(key) != b.get(key):
+            found = True
+            note(
+                "%s: %s differs (source %r, copy %r)"
+                % (relative or ".", key, a.get(key), b.get(key)),
+                relative,
+            )
+    return found
+
+
+class Differences:
+    """What a comparison found: ``count``, up to ``limit`` sentences in ``examples``, and up to
+    ``path_limit`` relative ``paths`` (``paths_complete`` tells whether they are all there)."""
+
+    def __init__(self, limit=20, path_limit=100000):
+        self.count = 0
+        self.examples = []
+        self.paths = set()
+        self.paths_complete = True
+        self.limit = limit
+        self.path_limit = path_limit
+
+    def __call__(self, message, relative):
+        self.count += 1
+        if len(self.examples) < self.limit:
+            self.examples.append(message)
+        if len(self.paths) < self.path_limit:
+            self.paths.add(relative)
+        else:
+            self.paths_complete = False
 
 
 def compare_trees(source, target, hash_paths=None, limit=20):
@@ -129,40 +191,71 @@ def compare_trees(source, target, hash_paths=None, limit=20):
 
     ``examples`` holds at most ``limit`` sentences naming the path and what differs.
     """
-    count = 0
-    examples = []
+    found = compare_trees_in_detail(source, target, hash_paths, limit)
+    return found.count, found.examples
 
-    def note(message):
-        nonlocal count
-        count += 1
-        if len(examples) < limit:
-            examples.append(message)
 
+def compare_trees_in_detail(source, target, hash_paths=None, limit=20):
+    """``compare_trees``, returning the Differences (with the differing paths)."""
+    note = Differences(limit)
     left = walk(source, hash_paths)
     right = walk(target, hash_paths)
     a = next(left, None)
     b = next(right, None)
     while a is not None or b is not None:
         if b is None or (a is not None and _order(a[0]) < _order(b[0])):
-            note("%s is missing from the copy" % (a[0] or "."))
+            note("%s is missing from the copy" % (a[0] or "."), a[0])
             a = next(left, None)
         elif a is None or _order(b[0]) < _order(a[0]):
-            note("%s is in the copy but not in the source" % (b[0] or "."))
+            note("%s is in the copy but not in the source" % (b[0] or "."), b[0])
             b = next(right, None)
         elif a[1]["type"] == "mount point" and b[1]["type"] == "directory":
             # The copier leaves an empty directory where the source had a mount point.
             a = next(left, None)
             b = next(right, None)
         else:
-            for key in sorted(set(a[1]) | set(b[1])):
-                if a[1].get(key) != b[1].get(key):
-                    note(
-                        "%s: %s differs (source %r, copy %r)"
-                        % (a[0] or ".", key, a[1].get(key), b[1].get(key))
-                    )
+            _differences(a[0], a[1], b[1], source, target, note)
             a = next(left, None)
             b = next(right, None)
-    return count, examples
+    return note
+
+
+def compare_entries(source, target, paths, directories=(), hash_paths=None, limit=20):
+    """Compare only the entries at ``paths`` (relative), and the name lists of ``directories``:
+    after a full comparison, what a later incremental copy touched. Hard links are compared by
+    their link count (a full comparison checks the groups). Returns ``(count, examples)``."""
+    note = Differences(limit)
+    device = os.lstat(source).st_dev
+    for relative in sorted(set(paths) | set(directories), key=_order):
+        records = []
+        for root in (source, target):
+            path = os.path.join(root, relative) if relative else root
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                records.append(None)
+                continue
+            if root == source and st.st_dev != device:
+                records.append({"type": "mount point"})
+                continue
+            record = _record(path, st, hash_paths is True or relative in (hash_paths or ()))
+            if record["type"] != "directory":
+                record["links"] = st.st_nlink
+            else:
+                record["names"] = sorted(os.listdir(path)) if relative in directories else None
+            records.append(record)
+        a, b = records
+        if a is None and b is None:
+            continue
+        if b is None:
+            note("%s is missing from the copy" % (relative or "."), relative)
+        elif a is None:
+            note("%s is in the copy but not in the source" % (relative or "."), relative)
+        elif a["type"] == "mount point" and b["type"] == "directory":
+            continue
+        else:
+            _differences(relative, a, b, source, target, note)
+    return note.count, note.examples
 
 
 def _order(relative):

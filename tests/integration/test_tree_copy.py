@@ -22,7 +22,9 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._tree_copy impo
     TreeCopy,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._tree_manifest import (  # noqa: E402
+    compare_entries,
     compare_trees,
+    compare_trees_in_detail,
 )
 
 SPARSE_SIZE = 64 << 20
@@ -179,3 +181,38 @@ def test_manifest_names_what_a_careless_copy_loses(make_loopfs, tmp_path):
     assert count > 0
     text = "\n".join(examples)
     assert "uid differs" in text or "mode differs" in text
+
+
+def test_incremental_check_covers_what_changed_after_a_full_one(make_loopfs):
+    source_fs = make_loopfs("ext4", size_mb=256)
+    target_fs = make_loopfs("xfs")
+    source = os.path.join(source_fs.mount_point, "docker")
+    store = build_store(source)
+    copy = TreeCopy(source, os.path.join(target_fs.mount_point, "docker"))
+    copy.run()
+    changed_file = os.path.join(store, "bbb", "diff", "opt", "app", "new")
+    _write(changed_file, b"changed while the engine ran\n")
+    early = compare_trees_in_detail(source, copy.target)
+    assert early.paths == {"overlay2/bbb/diff/opt/app/new"}
+
+    os.unlink(os.path.join(store, "aaa", "diff", "etc", "hostname"))
+    copy.run()
+    assert "overlay2/bbb/diff/opt/app/new" in copy.changed
+    assert "overlay2/aaa/diff/etc" in copy.changed_directories
+    paths = copy.changed | early.paths
+    directories = copy.changed_directories | early.paths
+    assert compare_entries(source, copy.target, paths, directories, paths) == (0, [])
+
+    # Damage in the copy where the final pass wrote is found, content included.
+    with open(os.path.join(copy.target, "overlay2/bbb/diff/opt/app/new"), "r+b") as handle:
+        handle.write(b"C")
+    os.utime(
+        os.path.join(copy.target, "overlay2/bbb/diff/opt/app/new"),
+        ns=(0, os.stat(changed_file).st_mtime_ns),
+    )
+    count, examples = compare_entries(source, copy.target, paths, directories, paths)
+    assert count == 1 and "sha256 differs" in examples[0]
+    # A stray entry in a directory the final pass changed is found by its name list.
+    _write(os.path.join(copy.target, "overlay2/aaa/diff/etc/stray"))
+    count, examples = compare_entries(source, copy.target, set(), directories)
+    assert count == 1 and "names differs" in examples[0]

@@ -156,9 +156,16 @@ class FakeConfig:
         self.root = previous.split('"')[3]
 
 
+class FakeDifferences:
+    count = 0
+    paths = frozenset()
+    paths_complete = True
+
+
 class FakeCopy:
     def __init__(self):
         self.changed = set()
+        self.changed_directories = set()
         self.on_progress = None
         self.runs = 0
 
@@ -182,13 +189,18 @@ def _relocation_for(tmp_path, engine, differences=0):
     collaborators = {
         "copy": FakeCopy(),
         "compare": lambda s, t, h: (differences, ["etc/x: mode differs"] if differences else []),
+        "compare_in_detail": lambda s, t: FakeDifferences(),
+        "compare_entries": lambda s, t, p, d, h: (
+            differences,
+            ["etc/x: mode differs"] if differences else [],
+        ),
         "config": config,
         "service": service,
         "engine": engine.client,
         "wait_for_engine": wait_for_engine,
         "wait_for_engine_gone": lambda client: None,
         "start_container": lambda client, container: None,
-        "checkpoint": lambda name: engine.calls.append(name),
+        "checkpoint": engine.calls.append,
     }
     return Relocation(str(source), target, "overlay2", collaborators), config
 
