@@ -215,4 +215,4 @@ def test_incremental_check_covers_what_changed_after_a_full_one(make_loopfs):
     # A stray entry in a directory the final pass changed is found by its name list.
     _write(os.path.join(copy.target, "overlay2/aaa/diff/etc/stray"))
     count, examples = compare_entries(source, copy.target, set(), directories)
-    assert count == 1 and "names differs" in examples[0]
+    assert any(example.startswith("overlay2/aaa/diff/etc: names differs") for example in examples)
