@@ -61,8 +61,32 @@ def socket_path_from_docker_host(docker_host):
     )
 
 
+class EngineError(EngineUnavailable):
+    """The engine answered, with an error status; ``engine_message`` is the engine's own."""
+
+    def __init__(self, message, engine_message=None):
+        super().__init__(message)
+        self.engine_message = engine_message
+
+
+class EngineNotFound(EngineError):
+    """The engine answered 404 for an object (a container or an image)."""
+
+
+def _error_message(raw):
+    """The ``message`` of an Engine API error body, or the body itself, shortened."""
+    try:
+        decoded = json.loads(raw.decode("utf-8"))
+    except ValueError:
+        decoded = None
+    if isinstance(decoded, dict) and isinstance(decoded.get("message"), str):
+        return decoded["message"].strip()
+    return raw.decode("utf-8", "replace").strip()[:200]
+
+
 class EngineClient:
-    """GET requests against the Engine API on a unix socket."""
+    """Requests against the Engine API on a unix socket. Every call shares one error mapping,
+    and a timeout names the engine that stopped answering instead of a bare "timed out"."""
 
     def __init__(self, docker_host=DEFAULT_DOCKER_HOST, timeout=10):
         self.docker_host = docker_host
@@ -70,11 +94,25 @@ class EngineClient:
         self.timeout = timeout
 
     def get(self, path):
+        """GET ``path``; the decoded JSON answer. EngineUnavailable when it is anything else."""
+        return self.call("GET", path)
+
+    def call(self, method, path, body=None, ok_statuses=(200,)):
+        """Send one request; return the decoded JSON answer (None for an empty body).
+
+        Raises EngineNotFound on 404, EngineError for another status not in ``ok_statuses``
+        and EngineUnavailable, naming the socket, when the engine does not answer.
+        """
         connection = _UnixHTTPConnection(self.socket_path, self.timeout)
+        headers = {"Host": "docker"}
+        payload = None
+        if body is not None:
+            payload = json.dumps(body).encode("utf-8")
+            headers["Content-Type"] = "application/json"
         try:
-            connection.request("GET", path, headers={"Host": "docker"})
+            connection.request(method, path, body=payload, headers=headers)
             response = connection.getresponse()
-            body = response.read()
+            raw = response.read()
         except FileNotFoundError:
             raise EngineUnavailable("no Docker engine socket at %s" % self.socket_path) from None
         except ConnectionRefusedError:
@@ -85,18 +123,28 @@ class EngineClient:
             raise EngineUnavailable(
                 "permission denied on %s (run as root)" % self.socket_path
             ) from None
+        except socket.timeout:
+            raise EngineUnavailable(
+                "the engine on %s did not answer %s %s within %s s (is dockerd hung?)"
+                % (self.socket_path, method, path, self.timeout)
+            ) from None
         except (OSError, http.client.HTTPException) as exc:
             raise EngineUnavailable(
                 "Engine API on %s failed: %s" % (self.socket_path, exc)
             ) from None
         finally:
             connection.close()
-        if response.status != 200:
-            raise EngineUnavailable(
-                "Engine API %s on %s answered HTTP %d" % (path, self.socket_path, response.status)
+        if response.status not in ok_statuses:
+            error = EngineNotFound if response.status == 404 else EngineError
+            raise error(
+                "Engine API %s %s on %s answered HTTP %d: %s"
+                % (method, path, self.socket_path, response.status, _error_message(raw)),
+                _error_message(raw),
             )
+        if not raw.strip():
+            return None
         try:
-            return json.loads(body.decode("utf-8"))
+            return json.loads(raw.decode("utf-8"))
         except ValueError:
             raise EngineUnavailable(
                 "Engine API %s on %s did not answer JSON" % (path, self.socket_path)
@@ -141,92 +189,8 @@ def dockerd_binary_version(search_path=DEFAULT_SEARCH_PATH):
     return version, binary, None
 
 
-# Container calls used by mounts_info. They share one error mapping, and a timeout names the
-# engine that stopped answering instead of surfacing a bare "timed out".
-
-
-class EngineError(EngineUnavailable):
-    """The engine answered, with an error status; ``engine_message`` is the engine's own."""
-
-    def __init__(self, message, engine_message=None):
-        super().__init__(message)
-        self.engine_message = engine_message
-
-
-class EngineNotFound(EngineError):
-    """The engine answered 404 for an object (a container or an image)."""
-
-
-def _error_message(raw):
-    """The ``message`` of an Engine API error body, or the body itself, shortened."""
-    try:
-        decoded = json.loads(raw.decode("utf-8"))
-    except ValueError:
-        decoded = None
-    if isinstance(decoded, dict) and isinstance(decoded.get("message"), str):
-        return decoded["message"].strip()
-    return raw.decode("utf-8", "replace").strip()[:200]
-
-
 class ContainerEngineClient(EngineClient):
     """EngineClient plus the container calls: list, inspect, create, start, remove."""
-
-    def call(self, method, path, body=None, ok_statuses=(200,)):
-        """Send one request; return the decoded JSON answer (None for an empty body).
-
-        Raises EngineNotFound on 404, EngineError for another status not in ``ok_statuses``
-        and EngineUnavailable, naming the socket, when the engine does not answer.
-        """
-        connection = _UnixHTTPConnection(self.socket_path, self.timeout)
-        headers = {"Host": "docker"}
-        payload = None
-        if body is not None:
-            payload = json.dumps(body).encode("utf-8")
-            headers["Content-Type"] = "application/json"
-        try:
-            connection.request(method, path, body=payload, headers=headers)
-            response = connection.getresponse()
-            raw = response.read()
-        except FileNotFoundError:
-            raise EngineUnavailable("no Docker engine socket at %s" % self.socket_path) from None
-        except ConnectionRefusedError:
-            raise EngineUnavailable(
-                "nothing listens on %s (is dockerd running?)" % self.socket_path
-            ) from None
-        except PermissionError:
-            raise EngineUnavailable(
-                "permission denied on %s (run as root)" % self.socket_path
-            ) from None
-        except socket.timeout:
-            raise EngineUnavailable(
-                "the engine on %s did not answer %s %s within %s s (is dockerd hung?)"
-                % (self.socket_path, method, path, self.timeout)
-            ) from None
-        except (OSError, http.client.HTTPException) as exc:
-            raise EngineUnavailable(
-                "Engine API on %s failed: %s" % (self.socket_path, exc)
-            ) from None
-        finally:
-            connection.close()
-        if response.status == 404:
-            raise EngineNotFound(
-                "%s %s on %s: %s" % (method, path, self.socket_path, _error_message(raw)),
-                _error_message(raw),
-            )
-        if response.status not in ok_statuses:
-            raise EngineError(
-                "Engine API %s %s on %s answered HTTP %d: %s"
-                % (method, path, self.socket_path, response.status, _error_message(raw)),
-                _error_message(raw),
-            )
-        if not raw.strip():
-            return None
-        try:
-            return json.loads(raw.decode("utf-8"))
-        except ValueError:
-            raise EngineUnavailable(
-                "Engine API %s on %s did not answer JSON" % (path, self.socket_path)
-            ) from None
 
     def containers(self):
         """GET /containers/json?all=1: every container, running or not (a list of dicts)."""

@@ -9,8 +9,9 @@ Private to the dockerhost.storage collection: the API may change without notice.
 from __future__ import annotations
 
 import os
+from collections import namedtuple
 
-from ansible_collections.dockerhost.storage.plugins.module_utils import _drivers
+from ansible_collections.dockerhost.storage.plugins.module_utils import _daemon_json, _drivers
 from ansible_collections.dockerhost.storage.plugins.module_utils._daemon_json import (
     DEFAULT_DATA_ROOT,
 )
@@ -177,3 +178,34 @@ def resolve_data_root(given, engine_info, settings):
                 )
             return os.path.normpath(value), source
     return DEFAULT_DATA_ROOT, "default"
+
+
+EngineInForce = namedtuple(
+    "EngineInForce",
+    ["settings", "engine_info", "engine", "client", "data_root", "data_root_source", "warnings"],
+)
+
+
+def engine_in_force(docker_host, config_path, path=None, engine_version=None, strict_config=False):
+    """The storage settings of daemon.json, the engine and the data-root in force, found the
+    same way by every module. Returns an EngineInForce.
+
+    A daemon.json that cannot be used becomes a warning (and empty settings) for modules that
+    only read; with ``strict_config`` (modules that will rewrite it) it raises EngineStateError,
+    as bad options and answers do.
+    """
+    warnings = []
+    try:
+        if strict_config:
+            config = _daemon_json.read_daemon_json_for_update(config_path)[1]
+        else:
+            config = _daemon_json.read_daemon_json(config_path)
+        settings = _daemon_json.storage_settings(config)
+    except _daemon_json.DaemonJsonError as exc:
+        if strict_config:
+            raise EngineStateError(str(exc)) from None
+        warnings.append(str(exc))
+        settings = _daemon_json.storage_settings({})
+    engine_info, engine, client = detect_engine(docker_host, engine_version)
+    data_root, source = resolve_data_root(path, engine_info, settings)
+    return EngineInForce(settings, engine_info, engine, client, data_root, source, warnings)

@@ -373,16 +373,10 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockerhost.storage.plugins.module_utils import _capacity, _mountinfo
-from ansible_collections.dockerhost.storage.plugins.module_utils._daemon_json import (
-    DaemonJsonError,
-    read_daemon_json,
-    storage_settings,
-)
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state import (
     EngineStateError,
     check_absolute_path,
-    detect_engine,
-    resolve_data_root,
+    engine_in_force,
     uses_containerd_store,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._tree_usage import tree_usage
@@ -526,13 +520,13 @@ def run(module):
     except _capacity.CapacityError as exc:
         module.fail_json(msg=str(exc))
     try:
-        settings = storage_settings(read_daemon_json(params["config_path"]))
-    except DaemonJsonError as exc:
-        warnings.append(str(exc))
-        settings = storage_settings({})
-    try:
-        engine_info, _engine, _client = detect_engine(params["docker_host"])
-        data_root, data_root_source = resolve_data_root(params["data_root"], engine_info, settings)
+        state = engine_in_force(params["docker_host"], params["config_path"], params["data_root"])
+        warnings.extend(state.warnings)
+        engine_info, data_root, data_root_source = (
+            state.engine_info,
+            state.data_root,
+            state.data_root_source,
+        )
         mounts = _mountinfo.read_mountinfo()
     except EngineStateError as exc:
         module.fail_json(msg=str(exc))

@@ -218,7 +218,6 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockerhost.storage.plugins.module_utils import (
     _capacity,
-    _daemon_json,
     _dockerd_flags,
     _engine_service,
     _relocation,
@@ -228,8 +227,7 @@ from ansible_collections.dockerhost.storage.plugins.module_utils import (
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state import (
     EngineStateError,
     check_absolute_path,
-    detect_engine,
-    resolve_data_root,
+    engine_in_force,
     uses_containerd_store,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._tree_copy import (
@@ -266,15 +264,18 @@ def fault_injection(name):
 
 
 def current_state(module):
-    """``(source, driver, engine_info, engine_version, config, on_containerd)``."""
+    """``(source, driver, engine_info, engine_version, on_containerd)``."""
     params = module.params
     try:
-        _raw, config = _daemon_json.read_daemon_json_for_update(params["config_path"])
-        settings = _daemon_json.storage_settings(config)
-        engine_info, engine, _client = detect_engine(params["docker_host"])
-        source, _where = resolve_data_root(None, engine_info, settings)
-    except (_daemon_json.DaemonJsonError, EngineStateError) as exc:
+        state = engine_in_force(params["docker_host"], params["config_path"], strict_config=True)
+    except EngineStateError as exc:
         module.fail_json(msg=str(exc))
+    settings, engine_info, engine, source = (
+        state.settings,
+        state.engine_info,
+        state.engine,
+        state.data_root,
+    )
     driver = engine_info["running_driver"] or settings["storage_driver"]
     if not driver and engine_info["version_source"] != "api":
         prior = _support.prior_drivers(source)
@@ -282,10 +283,10 @@ def current_state(module):
     on_containerd = uses_containerd_store(engine_info) or (
         engine_info["version_source"] != "api" and settings["containerd_snapshotter"] is True
     )
-    return source, driver, engine_info, engine, config, on_containerd
+    return source, driver, engine_info, engine, on_containerd
 
 
-def preflight(module, source, target, driver, engine_info, engine, config, journal):
+def preflight(module, source, target, driver, engine_info, engine, journal):
     """Every reason the move cannot be made, and the plan when it can."""
     params = module.params
     problems = _relocation.target_problems(
@@ -403,7 +404,7 @@ def run(module):
         journal = _relocation.read_journal(target)
     except _relocation.RelocationError as exc:
         module.fail_json(msg=str(exc))
-    source, driver, engine_info, engine, config, on_containerd = current_state(module)
+    source, driver, engine_info, engine, on_containerd = current_state(module)
     result = {"changed": False, "source": source, "path": target, "driver": driver}
 
     try:
@@ -446,7 +447,7 @@ def run(module):
             "moving containerd's root is not supported by this module yet" % source,
             **result,
         )
-    problems, plan = preflight(module, source, target, driver, engine_info, engine, config, journal)
+    problems, plan = preflight(module, source, target, driver, engine_info, engine, journal)
     if manager_problem and plan.get("engine_running"):
         problems.append(manager_problem)
     plan["stops"] = service.describe() if plan.get("engine_running") and manager else None

@@ -224,15 +224,9 @@ ansible_facts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockerhost.storage.plugins.module_utils import _drivers, _support
-from ansible_collections.dockerhost.storage.plugins.module_utils._daemon_json import (
-    DaemonJsonError,
-    read_daemon_json,
-    storage_settings,
-)
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state import (
     EngineStateError,
-    detect_engine,
-    resolve_data_root,
+    engine_in_force,
 )
 
 
@@ -248,20 +242,16 @@ def argument_spec():
 
 
 def run(module):
-    warnings = []
+    params = module.params
     try:
-        settings = storage_settings(read_daemon_json(module.params["config_path"]))
-    except DaemonJsonError as exc:
-        warnings.append(str(exc))
-        settings = storage_settings({})
-
-    try:
-        engine_info, engine, _client = detect_engine(
-            module.params["docker_host"], module.params["engine_version"]
+        state = engine_in_force(
+            params["docker_host"], params["config_path"], params["path"], params["engine_version"]
         )
-        path, path_source = resolve_data_root(module.params["path"], engine_info, settings)
     except EngineStateError as exc:
         module.fail_json(msg=str(exc))
+    warnings = list(state.warnings)
+    settings, engine_info, engine = state.settings, state.engine_info, state.engine
+    path, path_source = state.data_root, state.data_root_source
     engine_info["configured_driver"] = settings["storage_driver"]
     try:
         checked_path, evidence, report = _support.assess_data_root(

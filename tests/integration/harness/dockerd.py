@@ -106,6 +106,22 @@ def refusal_from_log(text: str) -> str | None:
     return found
 
 
+def processes_naming(text: str) -> list[int]:
+    """PIDs of the processes whose command line contains ``text``."""
+    marker = text.encode()
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as handle:
+                if marker in handle.read():
+                    pids.append(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
 class PrivateDockerd:
     """One dockerd of the test's own. See start_dockerd in conftest for the usual entry."""
 
@@ -259,18 +275,7 @@ class PrivateDockerd:
     def _helper_pids(self) -> list[int]:
         # The managed containerd and its shims name paths in our run directory on their
         # command lines; so does nothing else.
-        marker = self.run_dir.encode()
-        pids = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit() or int(entry) == self.pid:
-                continue
-            try:
-                with open("/proc/%s/cmdline" % entry, "rb") as handle:
-                    if marker in handle.read():
-                        pids.append(int(entry))
-            except OSError:
-                continue
-        return pids
+        return [pid for pid in processes_naming(self.run_dir) if pid != self.pid]
 
     def _wait_for_exit(self, timeout: float, log_offset: int) -> bool:
         """Wait for dockerd to exit; True when it did within ``timeout``.

@@ -23,6 +23,7 @@ from .dockerd import (
     SYSTEM_CONTAINERD_SOCKET,
     EngineAPIError,
     engine_api,
+    processes_naming,
 )
 from .mounts import mounts_at_or_below, unmount_tree
 
@@ -151,20 +152,6 @@ class ServiceDockerd:
         except OSError:
             return "(no log)"
 
-    def _helper_pids(self) -> list[int]:
-        marker = self.run_dir.encode()
-        pids = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open("/proc/%s/cmdline" % entry, "rb") as handle:
-                    if marker in handle.read():
-                        pids.append(int(entry))
-            except OSError:
-                continue
-        return pids
-
     def destroy(self, extra_roots: tuple[str, ...] = ()) -> None:
         """Stop the daemon and everything it started; unmount what it left; remove the run
         directory. Extra data-roots (a relocation target) are cleaned of mounts too."""
@@ -173,7 +160,7 @@ class ServiceDockerd:
         except Exception:
             pass
         for sig in (signal.SIGTERM, signal.SIGKILL):
-            for pid in self._helper_pids():
+            for pid in processes_naming(self.run_dir):
                 try:
                     os.kill(pid, sig)
                 except ProcessLookupError:
