@@ -100,6 +100,40 @@ def kept_source_name(source, now=None):
     return "%s.relocated-%s" % (source.rstrip("/"), stamp)
 
 
+def is_own_filesystem(path, mountinfo_path="/proc/self/mountinfo"):
+    """True when another filesystem than its parent's is mounted at ``path`` (a bind mount of
+    a directory onto itself does not count)."""
+    mounts = _mountinfo.read_mountinfo(mountinfo_path)
+    by_id = {mount.mount_id: mount for mount in mounts}
+    for mount in reversed(mounts):
+        if mount.mount_point == path:
+            parent = by_id.get(mount.parent_id)
+            return parent is None or parent.device != mount.device
+    return False
+
+
+def foreign_mounts(data_root, mountinfo_path="/proc/self/mountinfo"):
+    """Mount points below ``data_root`` that the engine does not make for its containers
+    (overlay merged directories, shm, network namespaces): other filesystems whose content a
+    copy of the data-root would leave behind."""
+    prefix = data_root.rstrip("/") + "/"
+    found = []
+    for mount in _mountinfo.read_mountinfo(mountinfo_path):
+        if not mount.mount_point.startswith(prefix):
+            continue
+        relative = mount.mount_point[len(prefix) :]
+        if mount.fstype in ("overlay", "nsfs", "proc"):
+            continue
+        if (
+            mount.fstype == "tmpfs"
+            and relative.startswith("containers/")
+            and relative.endswith("/shm")
+        ):
+            continue
+        found.append("%s (%s)" % (mount.mount_point, mount.fstype))
+    return found
+
+
 def release_self_bind_mount(data_root, mountinfo_path="/proc/self/mountinfo"):
     """Unmount the bind mount of ``data_root`` onto itself that dockerd leaves behind when it
     stops (it makes the data-root a mount point of its own for mount propagation); a mount
@@ -261,6 +295,7 @@ def inventory_problems(before, after):
 # The transaction
 
 PHASE_COPYING = "copying"  # daemon.json names the source; the target is partial or unverified
+PHASE_SWITCHING = "switching"  # the copy is verified; daemon.json (or fstab) may name either
 PHASE_SWITCHED = "switched"  # daemon.json names the target, a verified copy of the source
 
 
@@ -282,7 +317,14 @@ class Relocation:
     """
 
     def __init__(
-        self, source, target, driver, collaborators, verify_full=False, remove_source=False
+        self,
+        source,
+        target,
+        driver,
+        collaborators,
+        verify_full=False,
+        remove_source=False,
+        pin_driver=True,
     ):
         self.source = source
         self.target = target
@@ -303,6 +345,9 @@ class Relocation:
             setattr(self, name, collaborators[name])
         self.verify_full = verify_full
         self.remove_source = remove_source
+        # False when a dockerd flag sets the storage driver: pinning it in daemon.json as well
+        # would make dockerd refuse to start (a directive given twice).
+        self.pin_driver = pin_driver
         # The path the engine reports as its data-root once the move is done: the target when
         # daemon.json is switched, the old path when the target is bind-mounted over it.
         self.engine_root = target if self.config.moves_data_root else source
@@ -386,6 +431,16 @@ class Relocation:
                 "final pass: copied %d entries, removed %d" % (final["copied"], final["removed"])
             )
             self.checkpoint("after-final-pass")
+            if self.copy.skipped_mounts:
+                # With the engine stopped, its own mounts (merged directories, shm) are gone:
+                # what is still mounted inside is data on another filesystem, not copied.
+                raise RelocationError(
+                    "%s is still mounted inside the data-root with the engine stopped; its "
+                    "content was not copied: move it on its own, or unmount it first"
+                    % ", ".join(
+                        os.path.join(self.source, path) for path in self.copy.skipped_mounts
+                    )
+                )
             count, examples, how = self._timed("verify", self._verify_stopped, early)
             if count:
                 raise RelocationError(
@@ -394,9 +449,13 @@ class Relocation:
                 )
             self.steps.append("verified the copy entry by entry (%s)" % how)
             self.checkpoint("after-verify")
-            previous = self.config.switch(self.target, self.driver)
-            self._previous_config = previous
+            # The journal learns the previous configuration before the switch, so that a run
+            # killed in between can still tell where the engine will start, and undo it.
+            self._previous_config = self.config.current()
+            self._journal(PHASE_SWITCHING, was_running, inventory)
             self._switched = True
+            self.config.switch(self.target, self.driver if self.pin_driver else None)
+            self.checkpoint("during-switch")
             self._journal(PHASE_SWITCHED, was_running, inventory)
             self.steps.append(self.config.describe(self.source, self.target, self.driver))
             self.checkpoint("after-config")
@@ -470,7 +529,14 @@ class Relocation:
         elif not os.path.lexists(self.source):
             # An earlier run that was stopped after this step kept or removed it already.
             result["source_kept_at"] = None
-        elif self.remove_source:
+        elif is_own_filesystem(self.source):
+            # A mount point cannot be renamed; the old filesystem stays where it is mounted.
+            result["source_kept_at"] = self.source
+            self.steps.append(
+                "the old data-root %s is a filesystem of its own: left mounted as it is"
+                % self.source
+            )
+        elif self.remove_source and was_running:
             release_self_bind_mount(self.source)
             _tree_copy.remove_path(self.source)
             result["source_kept_at"] = None
@@ -525,7 +591,10 @@ class Relocation:
         notes = []
         if self._switched:
             try:
+                client = self.engine()
                 self.service.stop()
+                if client is not None:
+                    self.wait_for_engine_gone(client)
             except Exception:  # an engine that did not start is stopped already
                 pass
             try:
@@ -542,6 +611,9 @@ class Relocation:
                 if client is None:
                     self.service.start()
                     client = self.wait_for_engine()
+                root = os.path.normpath(client.info().get("DockerRootDir") or "")
+                if root != self.source:
+                    raise RelocationError("it reports data-root %s" % root)
                 notes.append("the engine runs on %s again" % self.source)
                 restarted = self._start_stopped(client, inventory)
                 if restarted:
@@ -569,7 +641,14 @@ class DaemonJsonSwitch:
     def describe(source, target, driver):
         return "daemon.json names data-root %s and storage-driver %s" % (target, driver)
 
+    def current(self):
+        """The file's text now, or None when there is none."""
+        raw, _config = _daemon_json.read_daemon_json_for_update(self.path)
+        return raw.decode("utf-8") if raw is not None else None
+
     def switch(self, data_root, driver):
+        """Write ``data-root``, and ``storage-driver`` unless ``driver`` is None (a dockerd
+        flag fixes it already)."""
         raw, config = _daemon_json.read_daemon_json_for_update(self.path)
         new, _changed = _daemon_config.merge_storage_keys(
             config, {"data-root": data_root, "storage-driver": driver}
@@ -652,17 +731,24 @@ class MountSwitch:
         except FileNotFoundError:
             return None
 
+    def current(self):
+        return self._read()
+
     def switch(self, target, driver):
         previous = self._read()
         write_text_atomically(
             self.fstab_path, fstab_with_bind(previous or "", target, self.mount_point)
         )
-        release_self_bind_mount(self.mount_point)
-        _filesystem_probe.bind_mount(target, self.mount_point)
+        try:
+            release_self_bind_mount(self.mount_point)
+            _filesystem_probe.bind_mount(target, self.mount_point)
+        except BaseException:
+            self.restore(previous)
+            raise
         return previous
 
     def restore(self, previous):
-        if os.path.samefile(self.mount_point, self.target):
+        if os.path.exists(self.target) and os.path.samefile(self.mount_point, self.target):
             _filesystem_probe.unmount(self.mount_point)
         if previous is None:
             try:

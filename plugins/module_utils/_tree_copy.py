@@ -125,30 +125,40 @@ def _copy_metadata(target, st, xattrs, is_link=False):
 def copy_entry(source, target, st):
     """Create ``target`` as a copy of the non-directory ``source`` whose lstat is ``st``.
 
-    An existing ``target`` is replaced. Directories are made by ``copy_tree`` itself.
+    An existing ``target`` is replaced. Directories are made by ``TreeCopy`` itself. Returns
+    False, leaving no target, when ``source`` vanished meanwhile (a tree in use: the next pass
+    sees what became of it).
     """
     mode = st.st_mode
     try:
-        remove_path(target)
-        if stat.S_ISREG(mode):
-            source_fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
-            try:
-                target_fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                try:
-                    _copy_data(source_fd, target_fd, st.st_size)
-                finally:
-                    os.close(target_fd)
-            finally:
-                os.close(source_fd)
-        elif stat.S_ISLNK(mode):
-            os.symlink(os.readlink(source), target)
-        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
-            os.mknod(target, stat.S_IFMT(mode) | 0o600, st.st_rdev)
-        else:
-            raise CopyError("%s has a file type this copier does not know (%o)" % (source, mode))
-        _copy_metadata(target, st, list_xattrs(source), is_link=stat.S_ISLNK(mode))
+        return _copy_entry(source, target, st, mode)
     except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR) and exc.filename == source:
+            remove_path(target)
+            return False
         _fail("cannot copy", source, exc)
+
+
+def _copy_entry(source, target, st, mode):
+    remove_path(target)
+    if stat.S_ISREG(mode):
+        source_fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            target_fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                _copy_data(source_fd, target_fd, st.st_size)
+            finally:
+                os.close(target_fd)
+        finally:
+            os.close(source_fd)
+    elif stat.S_ISLNK(mode):
+        os.symlink(os.readlink(source), target)
+    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        os.mknod(target, stat.S_IFMT(mode) | 0o600, st.st_rdev)
+    else:
+        raise CopyError("%s has a file type this copier does not know (%o)" % (source, mode))
+    _copy_metadata(target, st, list_xattrs(source), is_link=stat.S_ISLNK(mode))
+    return True
 
 
 class TreeCopy:
@@ -230,13 +240,15 @@ class TreeCopy:
             relative = stack.pop()
             source_dir = os.path.join(self.source, relative) if relative else self.source
             target_dir = os.path.join(self.target, relative) if relative else self.target
-            st = os.lstat(source_dir)
-            created = self._ensure_directory(target_dir)
-            before = stats["copied"] + stats["linked"] + stats["removed"]
             try:
+                st = os.lstat(source_dir)
                 entries = list(os.scandir(source_dir))
+            except FileNotFoundError:
+                continue  # removed since its parent was listed; the next pass notices
             except OSError as exc:
                 _fail("cannot list", source_dir, exc)
+            created = self._ensure_directory(target_dir)
+            before = stats["copied"] + stats["linked"] + stats["removed"]
             present = self._target_names(target_dir)
             for entry in entries:
                 child = os.path.join(relative, entry.name) if relative else entry.name
@@ -279,11 +291,12 @@ class TreeCopy:
             target_dir = os.path.join(self.target, relative) if relative else self.target
             try:
                 _copy_metadata(target_dir, st, list_xattrs(source_dir))
+            except FileNotFoundError:
+                continue  # the source directory went away; the next pass removes the copy
             except OSError as exc:
                 _fail("cannot copy the attributes of", source_dir, exc)
             self.snapshots[relative] = snapshot
-            if dirty or relative in self.changed:
-                self.changed_directories.add(relative)
+            self.changed_directories.add(relative)
 
     def _copy_file(self, relative, source_path, st, links, stats):
         snapshot = Snapshot(st.st_ino, st.st_mode, st.st_ctime_ns, st.st_size)
@@ -372,16 +385,24 @@ def _looks_copied(target_path, st):
     )
 
 
-def remove_path(path):
-    """Remove ``path`` whatever it is (a directory with its content); absent is fine."""
+def remove_path(path, device=None):
+    """Remove ``path`` whatever it is (a directory with its content); absent is fine. Never
+    descends into another filesystem: a directory on another device than ``path`` (or
+    ``device``) makes it raise CopyError, having removed nothing of that filesystem."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         return
+    except OSError as exc:
+        _fail("cannot remove", path, exc)
+    if device is None:
+        device = st.st_dev
     try:
         if stat.S_ISDIR(st.st_mode):
+            if st.st_dev != device:
+                raise CopyError("not removing %s: another filesystem is mounted there" % path)
             for name in os.listdir(path):
-                remove_path(os.path.join(path, name))
+                remove_path(os.path.join(path, name), device)
             os.rmdir(path)
         else:
             os.unlink(path)

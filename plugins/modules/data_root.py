@@ -224,6 +224,9 @@ from ansible_collections.dockerhost.storage.plugins.module_utils import (
     _support,
     _tree_usage,
 )
+from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
+    EngineUnavailable,
+)
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state import (
     EngineStateError,
     check_absolute_path,
@@ -295,6 +298,11 @@ def preflight(module, source, target, driver, engine_info, engine, journal):
     if not os.path.isdir(source):
         problems.append("the data-root in force, %s, is not a directory" % source)
         return problems, {}
+    for mount in _relocation.foreign_mounts(source):
+        problems.append(
+            "%s is another filesystem mounted inside the data-root; its content would not be "
+            "copied: move it on its own, or unmount it first" % mount
+        )
     if not driver:
         problems.append(
             "cannot tell which storage driver %s holds (the engine does not answer, daemon.json "
@@ -302,6 +310,10 @@ def preflight(module, source, target, driver, engine_info, engine, journal):
             "storage-driver in %s first" % (source, source, params["config_path"])
         )
     flags = _dockerd_flags.find_storage_flags("/")
+    plan = {"engine_running": engine_info["version_source"] == "api", "resumed": bool(journal)}
+    # A driver set as a dockerd flag keeps the driver; pinning it in daemon.json as well would
+    # make dockerd refuse to start.
+    plan["pin_driver"] = not any(f["key"] == "storage-driver" for f in flags["findings"])
     for finding in flags["findings"]:
         if finding["key"] == "data-root":
             problems.append(
@@ -325,7 +337,6 @@ def preflight(module, source, target, driver, engine_info, engine, journal):
                 % (params["fstab_path"], number, source, line.strip())
             )
     nearest = _relocation.nearest_existing(target)
-    plan = {"engine_running": engine_info["version_source"] == "api", "resumed": bool(journal)}
     if driver:
         try:
             _checked, evidence, report = _support.assess_data_root(
@@ -347,6 +358,11 @@ def preflight(module, source, target, driver, engine_info, engine, journal):
     try:
         usage = _tree_usage.tree_usage(source, top_layers=0)
         target_fs = os.statvfs(nearest)
+        # A partial copy already there (a resumed run, or force) is rewritten in place: the
+        # room it takes counts as available.
+        reused = {"bytes": 0, "inodes": 0}
+        if (journal or params["force"]) and os.path.isdir(target):
+            reused = _tree_usage.tree_usage(target, top_layers=0)
     except OSError as exc:
         problems.append("cannot measure %s: %s" % (exc.filename or source, exc.strerror or exc))
     else:
@@ -354,8 +370,8 @@ def preflight(module, source, target, driver, engine_info, engine, journal):
         fit = _capacity.fit_on_target(
             usage["bytes"],
             usage["inodes"],
-            target_fs.f_bavail * target_fs.f_frsize,
-            target_fs.f_favail if target_fs.f_files else None,
+            target_fs.f_bavail * target_fs.f_frsize + reused["bytes"],
+            target_fs.f_favail + reused["inodes"] if target_fs.f_files else None,
             params["margin_percent"],
         )
         problems.extend("%s %s" % (target, reason) for reason in fit["reasons"])
@@ -386,7 +402,7 @@ def finish_interrupted(module, journal, target, collaborators, result):
     relocation.resume_switched(journal)
     try:
         done = relocation.finish(journal.get("engine_was_running"), journal.get("inventory"))
-    except _relocation.RelocationError as exc:
+    except (_relocation.RelocationError, CopyError, EngineUnavailable, OSError) as exc:
         module.fail_json(msg=str(exc), steps=relocation.steps, **result)
     result.update(done, changed=True, steps=relocation.steps, source=journal["source"])
     module.exit_json(**result)
@@ -428,12 +444,12 @@ def run(module):
             switch=switch,
         )
 
-    switched = journal is not None and journal.get("phase") == _relocation.PHASE_SWITCHED
+    phase = journal.get("phase") if journal else None
     if already_there(source, target):
-        if switched:
+        if phase in (_relocation.PHASE_SWITCHING, _relocation.PHASE_SWITCHED):
             finish_interrupted(module, journal, target, collaborators, result)
         module.exit_json(**result)
-    if switched:
+    if phase == _relocation.PHASE_SWITCHED:
         module.fail_json(
             msg="the journal %s says the engine was switched to %s, but it uses %s; check %s, "
             "then remove the journal to start over"
@@ -471,10 +487,11 @@ def run(module):
         collaborators(copy, params["method"]),
         verify_full=params["verify"] == "full" or params["force"],
         remove_source=params["remove_source"],
+        pin_driver=plan["pin_driver"],
     )
     try:
         done = relocation.run(journal)
-    except (_relocation.RelocationError, CopyError) as exc:
+    except (_relocation.RelocationError, CopyError, EngineUnavailable, OSError) as exc:
         module.fail_json(msg=str(exc), steps=relocation.steps, timings=relocation.timings, **result)
     result.update(done, changed=True, steps=relocation.steps, timings=relocation.timings)
     module.exit_json(**result)

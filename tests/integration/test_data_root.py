@@ -196,8 +196,8 @@ FAULT_POINTS = (
     "after-bulk-copy",
     "after-stop",
     "during-final-pass",
-    "after-final-pass",
     "after-verify",
+    "during-switch",
     "after-config",
     "after-start",
     "after-source-kept",
@@ -225,13 +225,15 @@ def test_killed_at_any_moment_the_rerun_completes(populated, make_loopfs):
         assert killed.get("failed"), fault
         assert os.path.isdir(source) or fault == "after-source-kept", fault
         switched = daemon.settings()["data-root"] == target
-        if not daemon.answers():
-            daemon.start()
-        expected_root = target if switched else source
-        assert daemon.info()["DockerRootDir"] == expected_root, fault
-        if daemon.docker("inspect", "-f", "{{.State.Running}}", "runner").stdout.strip() != "true":
-            daemon.docker("start", "runner")
-        assert engine_view(daemon, full=False) == listed, fault
+        if number % 2 == 0 or daemon.answers():
+            # The engine can start (on the source before the switch, on the verified copy
+            # after it) and has everything. Every other time it is left as the kill left it,
+            # for the rerun to bring up.
+            if not daemon.answers():
+                daemon.start()
+            expected_root = target if switched else source
+            assert daemon.info()["DockerRootDir"] == expected_root, fault
+            assert engine_view(daemon, full=False)["images"] == listed["images"], fault
         done = run_module("data_root", _module_args(daemon, target))
         assert not done.get("failed"), (fault, done.get("msg"))
         assert done["changed"], fault

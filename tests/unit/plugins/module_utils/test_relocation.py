@@ -148,8 +148,11 @@ class FakeConfig:
     def describe(source, target, driver):
         return "switched to %s" % target
 
+    def current(self):
+        return '{"data-root": "%s"}' % self.root
+
     def switch(self, target, driver):
-        previous, self.root = '{"data-root": "%s"}' % self.root, target
+        previous, self.root = self.current(), target
         return previous
 
     def restore(self, previous):
@@ -166,6 +169,7 @@ class FakeCopy:
     def __init__(self):
         self.changed = set()
         self.changed_directories = set()
+        self.skipped_mounts = []
         self.on_progress = None
         self.runs = 0
 
@@ -216,6 +220,7 @@ def test_success_stops_once_switches_then_starts_and_keeps_the_source(tmp_path):
         "after-stop",
         "after-final-pass",
         "after-verify",
+        "during-switch",
         "after-config",
         "start",
         "after-start",
@@ -274,3 +279,12 @@ def test_fstab_line_escapes_and_keeps_the_rest():
         (3, "/srv/docker\\040data /var/lib/docker none bind 0 0")
     ]
     assert _relocation.fstab_entries_for("# /dev/sdb1 /var/lib/docker xfs", "/var/lib/docker") == []
+
+
+def test_a_filesystem_still_mounted_inside_after_the_stop_is_never_switched_to(tmp_path):
+    engine = FakeEngine(str(tmp_path / "source"))
+    relocation, config = _relocation_for(tmp_path, engine)
+    relocation.copy.skipped_mounts = ["volumes"]
+    with pytest.raises(RelocationError, match="volumes is still mounted inside the data-root"):
+        relocation.run()
+    assert config.root == relocation.source and engine.root == relocation.source
