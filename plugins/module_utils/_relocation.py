@@ -389,8 +389,16 @@ class Relocation:
         client = self.engine()
         was_running = client is not None or bool(journal and journal.get("engine_was_running"))
         inventory = engine_inventory(client) if client is not None else None
-        if inventory is None and journal:
-            inventory = journal.get("inventory")
+        earlier = (journal or {}).get("inventory")
+        if inventory is None:
+            inventory = earlier
+        elif earlier:
+            # Containers the interrupted run stopped with the engine ran before the move too:
+            # they are started again at the end, as they would have been.
+            inventory["running"] = sorted(
+                set(inventory["running"])
+                | (set(earlier.get("running", ())) & set(inventory["containers"]))
+            )
         self._journal(PHASE_COPYING, was_running, inventory)
         if not os.path.isdir(self.target):
             os.mkdir(self.target, 0o710)
