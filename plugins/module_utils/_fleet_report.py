@@ -235,7 +235,7 @@ h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.5em}
 .card{border:1px solid #ccc;border-radius:6px;padding:.5em 1em;min-width:6em}
 .card b{display:block;font-size:1.6em}
 table{border-collapse:collapse;width:100%}
-th,td{border:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top}
+th,td{border:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top;overflow-wrap:anywhere}
 th{background:#f3f3f3;cursor:pointer;user-select:none}
 th.sorted-asc::after{content:" \\25B2"}th.sorted-desc::after{content:" \\25BC"}
 .s-ok{background:#e6f4ea}.s-warn{background:#fff4d6}.s-fail{background:#fde2e1}
