@@ -91,7 +91,7 @@ def generate_store(root, files, total_bytes, seed=7):
         size = min(remaining, 64 << 20)
         path = os.path.join(big, "blob%03d" % count)
         with open(path, "wb") as handle:
-            for _ in range(size // (1 << 20)):
+            for _block in range(size // (1 << 20)):
                 handle.write(os.urandom(1 << 20))
         regular.append(os.path.relpath(path, root))
         remaining -= size
@@ -175,7 +175,7 @@ def module_transaction(daemon, source, target, regular):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--files", type=int, default=100000)
     parser.add_argument("--gib", type=float, default=1.0)
     parser.add_argument("--workdir", default="/var/tmp/dockerhost-bench")

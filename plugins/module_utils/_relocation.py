@@ -197,7 +197,7 @@ def metadata_problems(directory):
             except OSError as exc:
                 problems.append(
                     "the filesystem of %s does not keep %s extended attributes: %s"
-                    % (directory, name.split(".")[0] + ".*", exc.strerror or exc)
+                    % (directory, name.split(".", maxsplit=1)[0] + ".*", exc.strerror or exc)
                 )
         try:
             os.mknod(os.path.join(workspace, "whiteout"), stat.S_IFCHR | 0o600, os.makedev(0, 0))

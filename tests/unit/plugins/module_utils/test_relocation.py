@@ -188,7 +188,7 @@ def _relocation_for(tmp_path, engine, differences=0):
         "wait_for_engine": wait_for_engine,
         "wait_for_engine_gone": lambda client: None,
         "start_container": lambda client, container: None,
-        "checkpoint": lambda name: engine.calls.append(name),
+        "checkpoint": engine.calls.append,
     }
     return Relocation(str(source), target, "overlay2", collaborators), config
 
