@@ -137,7 +137,9 @@ def build_image(work):
         os.path.relpath(path, staging)
         for path in glob.glob(os.path.join(staging, "usr/lib/x86_64-linux-gnu/libwrap.so*"))
     ]:
-        shutil.copy2(os.path.join(staging, relative), os.path.join(root, relative), follow_symlinks=False)
+        shutil.copy2(
+            os.path.join(staging, relative), os.path.join(root, relative), follow_symlinks=False
+        )
     run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(work, "client")])
     run(
         [
@@ -230,7 +232,14 @@ def main():
             handle.write(NAIVE_PLAYBOOK)
         forks = ["--forks", str(args.forks)]
         commands = {
-            "ping": [os.path.join(VENV_BIN, "ansible"), "all", "-i", inv, "-m", "ansible.builtin.ping"]
+            "ping": [
+                os.path.join(VENV_BIN, "ansible"),
+                "all",
+                "-i",
+                inv,
+                "-m",
+                "ansible.builtin.ping",
+            ]
             + forks,
             "audit": [
                 os.path.join(VENV_BIN, "ansible-playbook"),
@@ -267,7 +276,9 @@ def main():
             "audit_over_naive": medians["audit"] / medians["naive"],
             "fleet_summary": summary,
         }
-        print(json.dumps({k: result[k] for k in ("medians", "audit_over_ping", "audit_over_naive")}))
+        print(
+            json.dumps({k: result[k] for k in ("medians", "audit_over_ping", "audit_over_naive")})
+        )
         os.makedirs(RESULTS, exist_ok=True)
         path = os.path.join(
             RESULTS, "audit_fleet-%s.json" % time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())

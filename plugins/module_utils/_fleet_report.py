@@ -152,6 +152,22 @@ def render_json(fleet):
     return json.dumps(fleet, indent=2, sort_keys=True) + "\n"
 
 
+def render_host_json(host, result):
+    """A host's raw facts as ``<host>.json`` holds them, or None when the facts task did not
+    run there."""
+    if not result or "checks" not in result or result.get("failed") or result.get("unreachable"):
+        return None
+    facts = (result.get("ansible_facts") or {}).get("docker_storage")
+    if facts is None:
+        return None
+    document = {
+        "inventory_hostname": host,
+        "docker_storage_support": facts["support"],
+        "docker_storage": facts,
+    }
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
 def _case_name(check):
     return "%s (CIS %s)" % (check["check"], check["cis"]) if check["cis"] else check["check"]
 

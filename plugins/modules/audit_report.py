@@ -22,8 +22,10 @@ author:
 options:
   results:
     description:
-      - One item per host, each C(host) (the inventory name) and C(result) (the registered
-        result of M(dockerhost.storage.storage_facts), unreachable or failed results included).
+      - One item per host, each C(host) (the inventory name), C(result) (the registered
+        result of M(dockerhost.storage.storage_facts), unreachable or failed results included)
+        and optionally C(markdown) (the host's readable report, written as C(<host>.md) with
+        O(host_files)).
     type: list
     elements: dict
     required: true
@@ -49,6 +51,13 @@ options:
     description:
       - The time stamp shown in the reports.
     type: str
+  host_files:
+    description:
+      - Also write C(<host>.json) for every host the facts task ran on, with
+        C(inventory_hostname), C(docker_storage_support) (the driver support report) and
+        C(docker_storage) (the whole fact), and C(<host>.md) from the item's C(markdown).
+    type: bool
+    default: false
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -73,7 +82,12 @@ EXAMPLES = r"""
 
 RETURN = r"""
 files:
-  description: The files written, keyed C(json), C(junit), C(html).
+  description: The fleet report's files, keyed C(json), C(junit), C(html).
+  returned: success
+  type: dict
+host_files:
+  description: The per-host files written with O(host_files), keyed by host, each a list
+    of paths.
   returned: success
   type: dict
 summary:
@@ -119,6 +133,7 @@ def argument_spec():
         name=dict(type="str", default="fleet"),
         fail_on=dict(type="str", choices=list(_fleet_report.FAIL_ON), default="fail"),
         generated=dict(type="str"),
+        host_files=dict(type="bool", default=False),
     )
 
 
@@ -128,6 +143,14 @@ def _read(path):
             return handle.read()
     except OSError:
         return None
+
+
+def _write(path, text):
+    """Write ``text`` to ``path`` unless it holds it already; whether it was written."""
+    if _read(path) == text:
+        return False
+    write_text_atomically(path, text)
+    return True
 
 
 def run(module):
@@ -145,20 +168,36 @@ def run(module):
         "html": (".html", _fleet_report.render_html(fleet)),
     }
     files = {}
+    host_files = {}
     changed = False
     try:
         os.makedirs(params["dest"], exist_ok=True)
         for key, (suffix, text) in texts.items():
             path = os.path.join(params["dest"], params["name"] + suffix)
             files[key] = path
-            if _read(path) != text:
-                write_text_atomically(path, text)
-                changed = True
+            changed = _write(path, text) or changed
+        if params["host_files"]:
+            for item in params["results"]:
+                text = _fleet_report.render_host_json(item["host"], item.get("result"))
+                if text is None:
+                    continue
+                if "/" in item["host"] or item["host"] in (".", ".."):
+                    module.fail_json(msg="host %r cannot name a file" % item["host"])
+                written = host_files.setdefault(item["host"], [])
+                for suffix, content in ((".json", text), (".md", item.get("markdown"))):
+                    if content is None:
+                        continue
+                    if not content.endswith("\n"):
+                        content += "\n"
+                    path = os.path.join(params["dest"], item["host"] + suffix)
+                    written.append(path)
+                    changed = _write(path, content) or changed
     except OSError as exc:
         module.fail_json(msg="cannot write the fleet report under %s: %s" % (params["dest"], exc))
     module.exit_json(
         changed=changed,
         files=files,
+        host_files=host_files,
         summary=fleet["summary"],
         lines=_fleet_report.summary_lines(fleet),
         should_fail=should_fail,

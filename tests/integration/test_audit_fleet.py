@@ -267,8 +267,15 @@ def test_play_fails_on_failing_findings_and_changes_nothing(fleet):
     assert fleet["unchanged"]
     # Per-host reports for every host that was reached.
     for name in EXPECTED:
-        exists = os.path.exists(os.path.join(fleet["report_dir"], name + ".md"))
-        assert exists is (name != "unreachable"), name
+        for suffix in (".md", ".json"):
+            exists = os.path.exists(os.path.join(fleet["report_dir"], name + suffix))
+            assert exists is (name != "unreachable"), name + suffix
+    markdown = _load(fleet, "loose-daemon-json.md")
+    assert "- fail: daemon_json_mode (CIS 3.18): " in markdown
+    assert "Docker: stopped (the data-root exists but " in markdown
+    raw = json.loads(_load(fleet, "healthy.json"))
+    assert raw["docker_storage"]["docker"]["state"] == "running"
+    assert raw["docker_storage_support"]["would_pick"]["driver"] == "overlay2"
 
 
 def test_junit_has_one_test_case_per_host_and_check(fleet):

@@ -120,3 +120,13 @@ def test_html_is_self_contained_and_escaped():
 def test_json_round_trips():
     fleet = _fleet_report.build_fleet(FLEET)
     assert json.loads(_fleet_report.render_json(fleet)) == fleet
+
+
+def test_host_json_only_for_hosts_the_facts_task_ran_on():
+    result = _result()
+    result["ansible_facts"] = {"docker_storage": {"support": {"recommended": "overlay2"}}}
+    document = json.loads(_fleet_report.render_host_json("ok", result))
+    assert document["inventory_hostname"] == "ok"
+    assert document["docker_storage_support"] == {"recommended": "overlay2"}
+    assert _fleet_report.render_host_json("gone", FLEET[4]["result"]) is None
+    assert _fleet_report.render_host_json("broken", FLEET[5]["result"]) is None
