@@ -63,8 +63,8 @@ def docker_state(engine_info, data_root_exists):
 
 
 def path_permissions(path):
-    """Owner, group and mode of ``path`` (not following a final symlink's target for the mode
-    of the link itself: the target is what dockerd reads), or ``exists: false``."""
+    """Owner, group and mode of ``path``, or ``exists: false``. Symbolic links are followed:
+    the target is what dockerd reads."""
     entry = {
         "path": path,
         "exists": False,
@@ -235,7 +235,8 @@ def mounts_facts(docker_host, data_root, mounts, containerd_store, timeout):
     try:
         client = ContainerEngineClient(docker_host, timeout=timeout)
         report = build_mounts_report(client, data_root, mounts, containerd_store=containerd_store)
-    except (ValueError, EngineUnavailable, EngineStateError) as exc:
+    except (ValueError, OSError, EngineUnavailable, EngineStateError) as exc:
+        # EngineUnavailable covers the engine's error answers (EngineError) as well.
         return {"checked": False, "problem": str(exc)}
     probe = {"attempted": False, "ok": None, "skipped_reason": "not run by storage_facts"}
     probe["problems"] = []
