@@ -1,0 +1,437 @@
+# Copyright: dockerhost.storage maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private to the dockerhost.storage collection: not a public API.
+
+The audit policy: pure functions that judge a ``docker_storage`` fact (as ``storage_facts``
+returns it) and return one result per check. A result is ``{check, cis, severity, status,
+message, evidence}``; ``status`` is ``pass``, ``fail``, ``warn`` or ``skipped``, and a
+finding is a result whose status is ``fail`` or ``warn``. Defaults follow the CIS Docker
+Benchmark where it has an item and add the storage checks it lacks.
+"""
+
+from __future__ import annotations
+
+# check id -> (CIS Docker Benchmark item or None, default severity)
+CHECKS = {
+    "data_root_partition": ("1.1.1", "fail"),
+    "containerd_root_partition": ("1.1.1", "fail"),
+    "aufs_not_used": ("2.6", "fail"),
+    "etc_docker_owner": ("3.5", "fail"),
+    "etc_docker_mode": ("3.6", "fail"),
+    "daemon_json_owner": ("3.17", "fail"),
+    "daemon_json_mode": ("3.18", "fail"),
+    "daemon_json_valid": (None, "fail"),
+    "expected_driver": (None, "fail"),
+    "forbidden_driver": (None, "fail"),
+    "free_inodes": (None, "fail"),
+    "free_bytes": (None, "fail"),
+    "d_type": (None, "fail"),
+    "native_overlay_diff": (None, "warn"),
+    "flag_conflict": (None, "fail"),
+    "merged_mounts": (None, "fail"),
+}
+
+DEFAULT_POLICY = {
+    "expected_drivers": [],
+    "forbidden_drivers": ["aufs", "devicemapper", "overlay"],
+    "min_free_inodes_percent": 5.0,
+    "warn_free_inodes_percent": 10.0,
+    "min_free_bytes_percent": 5.0,
+    "warn_free_bytes_percent": 10.0,
+    "min_free_inodes": 0,
+    "min_free_bytes": 0,
+    "skip": [],
+    "severity": {},
+}
+
+# The loosest modes CIS allows: 3.6 /etc/docker 0755, 3.18 daemon.json 0644.
+ETC_DOCKER_MODE = 0o755
+DAEMON_JSON_MODE = 0o644
+
+
+class PolicyError(ValueError):
+    """A policy value that cannot be used; the message names the key."""
+
+
+def check_policy(policy):
+    """The policy with defaults filled in; PolicyError naming the first bad key."""
+    merged = dict(DEFAULT_POLICY)
+    for key, value in (policy or {}).items():
+        if key not in DEFAULT_POLICY:
+            raise PolicyError(
+                "unknown policy key %s; known keys: %s" % (key, ", ".join(sorted(DEFAULT_POLICY)))
+            )
+        if value is not None:
+            merged[key] = value
+    for key in ("expected_drivers", "forbidden_drivers", "skip"):
+        if not isinstance(merged[key], list):
+            raise PolicyError("policy key %s must be a list, found %r" % (key, merged[key]))
+    for key in (
+        "min_free_inodes_percent",
+        "warn_free_inodes_percent",
+        "min_free_bytes_percent",
+        "warn_free_bytes_percent",
+        "min_free_inodes",
+        "min_free_bytes",
+    ):
+        try:
+            merged[key] = float(merged[key])
+        except (TypeError, ValueError):
+            raise PolicyError(
+                "policy key %s must be a number, found %r" % (key, merged[key])
+            ) from None
+        if merged[key] < 0 or (key.endswith("percent") and merged[key] > 100):
+            raise PolicyError("policy key %s out of range: %s" % (key, merged[key]))
+    if not isinstance(merged["severity"], dict):
+        raise PolicyError("policy key severity must be a dict of check id to fail or warn")
+    for check, level in merged["severity"].items():
+        if check not in CHECKS or level not in ("fail", "warn"):
+            raise PolicyError(
+                "policy severity %s: %s; give a known check id and fail or warn" % (check, level)
+            )
+    unknown = [check for check in merged["skip"] if check not in CHECKS]
+    if unknown:
+        raise PolicyError("policy skip names unknown checks: %s" % ", ".join(unknown))
+    return merged
+
+
+def _result(policy, check, failed, message, evidence=None):
+    cis, severity = CHECKS[check]
+    severity = policy["severity"].get(check, severity)
+    return {
+        "check": check,
+        "cis": cis,
+        "severity": severity,
+        "status": severity if failed else "pass",
+        "message": message,
+        "evidence": evidence or {},
+    }
+
+
+def _skipped(check, why):
+    cis, severity = CHECKS[check]
+    return {
+        "check": check,
+        "cis": cis,
+        "severity": severity,
+        "status": "skipped",
+        "message": why,
+        "evidence": {},
+    }
+
+
+def _owner_check(policy, check, entry, what):
+    if not entry["exists"]:
+        return _skipped(check, "%s %s does not exist" % (what, entry["path"]))
+    bad = entry["uid"] != 0 or entry["gid"] != 0
+    return _result(
+        policy,
+        check,
+        bad,
+        "%s %s is owned by %s:%s%s"
+        % (
+            what,
+            entry["path"],
+            entry["owner"] or entry["uid"],
+            entry["group"] or entry["gid"],
+            ", not root:root: chown root:root it" if bad else "",
+        ),
+        {"path": entry["path"], "uid": entry["uid"], "gid": entry["gid"]},
+    )
+
+
+def _mode_check(policy, check, entry, what, loosest):
+    if not entry["exists"]:
+        return _skipped(check, "%s %s does not exist" % (what, entry["path"]))
+    mode = int(entry["mode"], 8)
+    bad = bool(mode & ~loosest)
+    return _result(
+        policy,
+        check,
+        bad,
+        "%s %s has mode %s%s"
+        % (
+            what,
+            entry["path"],
+            entry["mode"],
+            (", looser than %04o: chmod %04o it" % (loosest, loosest)) if bad else "",
+        ),
+        {"path": entry["path"], "mode": entry["mode"]},
+    )
+
+
+def _filesystems(facts, role):
+    return [entry for entry in facts["capacity"]["filesystems"] if entry["role"] == role]
+
+
+def _partition_check(policy, facts, check, role, what):
+    entries = _filesystems(facts, role)
+    if not entries:
+        return _skipped(check, "%s was not examined" % what)
+    entry = entries[0]
+    bad = entry["separate_from_root"] is False
+    return _result(
+        policy,
+        check,
+        bad,
+        "%s %s is on %s (%s, mounted at %s)%s"
+        % (
+            what,
+            entry["path"],
+            entry["device"],
+            entry["fstype"],
+            entry["mount_point"],
+            ", the root filesystem: give it a filesystem of its own" if bad else "",
+        ),
+        {
+            "path": entry["path"],
+            "mount_point": entry["mount_point"],
+            "device": entry["device"],
+            "device_number": entry["device_number"],
+        },
+    )
+
+
+def _level(free, total, fail_percent, warn_percent, fail_absolute):
+    """``fail``, ``warn`` or None for ``free`` of ``total`` (exact integer comparison)."""
+    if free < fail_absolute or free * 100 < fail_percent * total:
+        return "fail"
+    if free * 100 < warn_percent * total:
+        return "warn"
+    return None
+
+
+def _free_check(policy, facts, check, kind):
+    entries = facts["capacity"]["filesystems"]
+    if not entries:
+        return _skipped(check, "no filesystem was examined")
+    prefix = "min_free_%s" % kind
+    worst = None
+    lines = []
+    evidence = {}
+    for entry in entries:
+        figures = entry[kind]
+        if kind == "inodes":
+            if not figures["limited"]:
+                continue
+            free, total = figures["free"], figures["total"]
+        else:
+            free, total = figures["available"], figures["total"]
+        level = _level(
+            free,
+            total,
+            policy[prefix + "_percent"],
+            policy["warn_free_%s_percent" % kind],
+            policy[prefix],
+        )
+        evidence[entry["path"]] = {
+            "free": free,
+            "total": total,
+            "mount_point": entry["mount_point"],
+        }
+        if level:
+            lines.append(
+                "%s (%s on %s): %d of %d %s free"
+                % (entry["path"], entry["fstype"], entry["mount_point"], free, total, kind)
+            )
+            if worst != "fail":
+                worst = level
+    if not evidence:
+        return _skipped(check, "no examined filesystem limits %s" % kind)
+    result = _result(
+        policy,
+        check,
+        worst is not None,
+        "; ".join(lines) or "enough free %s" % kind,
+        evidence,
+    )
+    if worst == "warn" and result["status"] == "fail":
+        # Below the warning threshold only: a warning even where the check fails.
+        result["status"] = "warn"
+    return result
+
+
+def _drivers_in_use(facts):
+    engine = facts["engine"]
+    names = []
+    for name in (engine["running_driver"], facts["daemon_json"]["storage_driver"]):
+        if name and name not in names:
+            names.append(name)
+    names += [
+        f["value"]
+        for f in facts["flags"]["findings"]
+        if f["key"] == "storage-driver" and f["value"] not in names
+    ]
+    return names
+
+
+def evaluate(facts, policy=None):
+    """Every check's result for one host's ``docker_storage`` fact, in ``CHECKS`` order."""
+    policy = check_policy(policy)
+    absent = facts["docker"]["state"] == "absent"
+    results = []
+    perms = facts["permissions"]
+    results.append(_owner_check(policy, "etc_docker_owner", perms["etc_docker"], "/etc/docker"))
+    results.append(
+        _mode_check(policy, "etc_docker_mode", perms["etc_docker"], "/etc/docker", ETC_DOCKER_MODE)
+    )
+    results.append(_owner_check(policy, "daemon_json_owner", perms["daemon_json"], "daemon.json"))
+    results.append(
+        _mode_check(
+            policy, "daemon_json_mode", perms["daemon_json"], "daemon.json", DAEMON_JSON_MODE
+        )
+    )
+    problem = facts["daemon_json"]["problem"]
+    results.append(
+        _result(
+            policy,
+            "daemon_json_valid",
+            bool(problem),
+            problem or "daemon.json storage keys are readable",
+            {"path": facts["daemon_json"]["path"]},
+        )
+    )
+    conflicts = facts["flags"]["conflicts"]
+    results.append(
+        _result(
+            policy,
+            "flag_conflict",
+            bool(conflicts),
+            "; ".join(conflicts) or "no storage setting is both a dockerd flag and in daemon.json",
+            {"flags": [f["where"] for f in facts["flags"]["findings"]]},
+        )
+    )
+    if absent:
+        why = "Docker is not installed or never ran here: %s" % facts["docker"]["reason"]
+        for check in (
+            "data_root_partition",
+            "containerd_root_partition",
+            "aufs_not_used",
+            "expected_driver",
+            "forbidden_driver",
+            "free_inodes",
+            "free_bytes",
+            "d_type",
+            "native_overlay_diff",
+            "merged_mounts",
+        ):
+            results.append(_skipped(check, why))
+    else:
+        results.extend(_engine_checks(policy, facts))
+    skip = set(policy["skip"])
+    results = [
+        r if r["check"] not in skip else _skipped(r["check"], "skipped by the policy")
+        for r in results
+    ]
+    order = list(CHECKS)
+    return sorted(results, key=lambda r: order.index(r["check"]))
+
+
+def _engine_checks(policy, facts):
+    results = [
+        _partition_check(policy, facts, "data_root_partition", "data_root", "the data-root"),
+        _partition_check(
+            policy, facts, "containerd_root_partition", "containerd_root", "containerd's root"
+        ),
+    ]
+    drivers = _drivers_in_use(facts)
+    results.append(
+        _result(
+            policy,
+            "aufs_not_used",
+            "aufs" in drivers,
+            "aufs is in use or configured: move to overlay2"
+            if "aufs" in drivers
+            else "aufs is not used",
+            {"drivers": drivers},
+        )
+    )
+    expected = policy["expected_drivers"]
+    if expected:
+        wrong = [name for name in drivers if name not in expected]
+        results.append(
+            _result(
+                policy,
+                "expected_driver",
+                bool(wrong),
+                "storage driver %s is not one of %s" % (", ".join(wrong), ", ".join(expected))
+                if wrong
+                else "storage driver is one of %s" % ", ".join(expected),
+                {"drivers": drivers, "expected": expected},
+            )
+        )
+    else:
+        results.append(_skipped("expected_driver", "the policy expects no particular driver"))
+    # aufs has a CIS item of its own (2.6): reported there, not twice.
+    forbidden = [n for n in drivers if n in policy["forbidden_drivers"] and n != "aufs"]
+    results.append(
+        _result(
+            policy,
+            "forbidden_driver",
+            bool(forbidden),
+            "forbidden storage driver in use or configured: %s" % ", ".join(forbidden)
+            if forbidden
+            else "no forbidden storage driver",
+            {"drivers": drivers, "forbidden": policy["forbidden_drivers"]},
+        )
+    )
+    results.append(_free_check(policy, facts, "free_inodes", "inodes"))
+    results.append(_free_check(policy, facts, "free_bytes", "bytes"))
+    backing = facts["support"]["backing_filesystem"]
+    if backing["d_type"] is None:
+        results.append(_skipped("d_type", "d_type support could not be determined"))
+    else:
+        results.append(
+            _result(
+                policy,
+                "d_type",
+                backing["d_type"] is False,
+                "%s (%s) %s d_type"
+                % (
+                    facts["support"]["checked_path"],
+                    backing["type"],
+                    "supports" if backing["d_type"] else "does not support: overlay2 cannot run on",
+                ),
+                {"fstype": backing["type"], "mount_point": backing["mount_point"]},
+            )
+        )
+    status = facts["engine"]["driver_status"] or {}
+    native = status.get("Native Overlay Diff")
+    if native is None:
+        results.append(_skipped("native_overlay_diff", "the engine reports no overlay diff mode"))
+    else:
+        results.append(
+            _result(
+                policy,
+                "native_overlay_diff",
+                str(native).lower() == "false",
+                "Native Overlay Diff: %s%s"
+                % (
+                    native,
+                    " (image builds and commits compute diffs slowly)"
+                    if str(native).lower() == "false"
+                    else "",
+                ),
+                {"native_overlay_diff": native},
+            )
+        )
+    mounts = facts["mounts"]
+    if not mounts["checked"]:
+        results.append(_skipped("merged_mounts", mounts["problem"]))
+    else:
+        results.append(
+            _result(
+                policy,
+                "merged_mounts",
+                not mounts["ok"],
+                "%d container(s), %d with mount problems"
+                % (mounts["summary"]["containers"], mounts["summary"]["with_problems"]),
+                {"summary": mounts["summary"], "problems": mounts["problems"]},
+            )
+        )
+    return results
+
+
+def findings(results):
+    """The results that are findings (``fail`` or ``warn``)."""
+    return [r for r in results if r["status"] in ("fail", "warn")]

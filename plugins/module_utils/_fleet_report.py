@@ -1,0 +1,414 @@
+# Copyright: dockerhost.storage maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private to the dockerhost.storage collection: not a public API.
+
+The fleet report of the audit role: pure functions that turn each host's ``storage_facts``
+task result (or its unreachable or failed result) into one fleet summary, and render it as
+JSON, JUnit XML (one test case per host and check) and a self-contained HTML page.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from xml.sax.saxutils import quoteattr
+
+# Host statuses from worst to best; a host's status is its worst finding's, else its state.
+STATUSES = ("unreachable", "error", "fail", "warn", "no_docker", "ok")
+FAIL_ON = ("fail", "warn", "never")
+
+
+def _usage(facts):
+    """The data-root's inode and byte usage (percent used and figures), or None."""
+    for entry in (facts.get("capacity") or {}).get("filesystems") or []:
+        if entry["role"] == "data_root":
+            inodes = entry["inodes"]
+            return {
+                "path": entry["path"],
+                "mount_point": entry["mount_point"],
+                "fstype": entry["fstype"],
+                "inodes_used": inodes["used"],
+                "inodes_total": inodes["total"],
+                "inodes_used_percent": inodes["used_percent"] if inodes["limited"] else None,
+                "bytes_used": entry["bytes"]["used"],
+                "bytes_total": entry["bytes"]["total"],
+                "bytes_used_percent": entry["bytes"]["used_percent"],
+            }
+    return None
+
+
+def host_entry(host, result):
+    """One host's line of the fleet report from its registered ``storage_facts`` result."""
+    entry = {
+        "host": host,
+        "status": None,
+        "reason": None,
+        "docker": None,
+        "engine_version": None,
+        "driver": None,
+        "data_root": None,
+        "usage": None,
+        "checks": [],
+        "findings": [],
+    }
+    result = result or {}
+    if result.get("unreachable"):
+        entry.update(status="unreachable", reason=result.get("msg") or "host unreachable")
+        return entry
+    if result.get("failed") or "checks" not in result:
+        reason = result.get("msg") or "the storage_facts task did not run on this host"
+        entry.update(status="error", reason=reason)
+        return entry
+    checks = result["checks"]
+    found = [dict(finding, host=host) for finding in result["findings"]]
+    state = result["docker"]["state"]
+    if any(f["status"] == "fail" for f in found):
+        status = "fail"
+    elif found:
+        status = "warn"
+    else:
+        status = "no_docker" if state == "absent" else "ok"
+    entry.update(
+        status=status,
+        reason=result["docker"]["reason"],
+        docker=state,
+        engine_version=result["engine"]["version"],
+        driver=result["engine"]["running_driver"] or result["daemon_json"]["storage_driver"],
+        data_root=result["data_root"],
+        usage=_usage(result),
+        checks=checks,
+        findings=found,
+    )
+    return entry
+
+
+def build_fleet(results, generated=None):
+    """The fleet report from ``[{host, result}, ...]``; hosts sorted by name."""
+    hosts = [host_entry(item["host"], item.get("result")) for item in results]
+    hosts.sort(key=lambda h: h["host"])
+    summary = dict.fromkeys(STATUSES, 0)
+    for host in hosts:
+        summary[host["status"]] += 1
+    summary["hosts"] = len(hosts)
+    findings = [f for h in hosts for f in h["findings"]]
+    summary["findings_fail"] = sum(1 for f in findings if f["status"] == "fail")
+    summary["findings_warn"] = sum(1 for f in findings if f["status"] == "warn")
+    return {"generated": generated, "summary": summary, "hosts": hosts, "findings": findings}
+
+
+def verdict(fleet, fail_on):
+    """``(failed, reason)``: whether the play should fail under ``fail_on``. Unreachable hosts
+    and hosts the audit could not run on count as failures: an audit that did not run passed
+    nothing."""
+    if fail_on not in FAIL_ON:
+        raise ValueError("fail_on must be one of %s, got %r" % (", ".join(FAIL_ON), fail_on))
+    summary = fleet["summary"]
+    bad = summary["fail"] + summary["unreachable"] + summary["error"]
+    if fail_on == "warn":
+        bad += summary["warn"]
+    if fail_on == "never" or not bad:
+        return False, None
+    names = [
+        h["host"]
+        for h in fleet["hosts"]
+        if h["status"] in ("fail", "unreachable", "error")
+        or (fail_on == "warn" and h["status"] == "warn")
+    ]
+    return True, "audit_fail_on is %s and %d host(s) did not pass: %s" % (
+        fail_on,
+        len(names),
+        ", ".join(names),
+    )
+
+
+def summary_lines(fleet):
+    """A short account of the fleet for the end of the play, one line per host."""
+    s = fleet["summary"]
+    lines = [
+        "%d host(s): %d ok, %d warn, %d fail, %d without Docker, %d unreachable, %d error; "
+        "%d failing and %d warning finding(s)"
+        % (
+            s["hosts"],
+            s["ok"],
+            s["warn"],
+            s["fail"],
+            s["no_docker"],
+            s["unreachable"],
+            s["error"],
+            s["findings_fail"],
+            s["findings_warn"],
+        )
+    ]
+    for host in fleet["hosts"]:
+        if host["findings"]:
+            detail = ", ".join("%s (%s)" % (f["check"], f["status"]) for f in host["findings"])
+        else:
+            detail = host["reason"] or "no findings"
+        lines.append("%s: %s: %s" % (host["host"], host["status"], detail))
+    return lines
+
+
+def render_json(fleet):
+    return json.dumps(fleet, indent=2, sort_keys=True) + "\n"
+
+
+def render_host_json(host, result):
+    """A host's raw facts as ``<host>.json`` holds them, or None when the facts task did not
+    run there."""
+    if not result or "checks" not in result or result.get("failed") or result.get("unreachable"):
+        return None
+    facts = (result.get("ansible_facts") or {}).get("docker_storage")
+    if facts is None:
+        return None
+    document = {
+        "inventory_hostname": host,
+        "docker_storage_support": facts["support"],
+        "docker_storage": facts,
+    }
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
+def _case_name(check):
+    return "%s (CIS %s)" % (check["check"], check["cis"]) if check["cis"] else check["check"]
+
+
+def render_junit(fleet):
+    """JUnit XML: one test suite per host, one test case per host and check. Failing checks
+    are failures, warnings pass with the warning in system-out, skipped checks are skipped;
+    an unreachable host or one the audit could not run on is one test case with an error."""
+    suites = []
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    for host in fleet["hosts"]:
+        cases = []
+        counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+        classname = quoteattr("dockerhost.storage.audit.%s" % host["host"])
+        if host["status"] in ("unreachable", "error"):
+            counts["tests"] += 1
+            counts["errors"] += 1
+            cases.append(
+                "    <testcase classname=%s name=%s>\n      <error type=%s message=%s/>\n"
+                "    </testcase>"
+                % (
+                    classname,
+                    quoteattr("reachable" if host["status"] == "unreachable" else "audit"),
+                    quoteattr(host["status"]),
+                    quoteattr(host["reason"] or ""),
+                )
+            )
+        for check in host["checks"]:
+            counts["tests"] += 1
+            body = ""
+            if check["status"] == "fail":
+                counts["failures"] += 1
+                body = "\n      <failure type=%s message=%s>%s</failure>\n    " % (
+                    quoteattr(check["check"]),
+                    quoteattr(check["message"]),
+                    html.escape(json.dumps(check["evidence"], sort_keys=True), quote=False),
+                )
+            elif check["status"] == "warn":
+                body = "\n      <system-out>%s</system-out>\n    " % html.escape(
+                    "warning: " + check["message"], quote=False
+                )
+            elif check["status"] == "skipped":
+                counts["skipped"] += 1
+                body = "\n      <skipped message=%s/>\n    " % quoteattr(check["message"])
+            cases.append(
+                "    <testcase classname=%s name=%s>%s</testcase>"
+                % (classname, quoteattr(_case_name(check)), body)
+            )
+        for key in totals:
+            totals[key] += counts[key]
+        suites.append(
+            '  <testsuite name=%s tests="%d" failures="%d" errors="%d" skipped="%d">\n%s\n'
+            "  </testsuite>"
+            % (
+                quoteattr(host["host"]),
+                counts["tests"],
+                counts["failures"],
+                counts["errors"],
+                counts["skipped"],
+                "\n".join(cases),
+            )
+        )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<testsuites name="dockerhost.storage audit" tests="%d" failures="%d" errors="%d" '
+        'skipped="%d">\n%s\n</testsuites>\n'
+        % (
+            totals["tests"],
+            totals["failures"],
+            totals["errors"],
+            totals["skipped"],
+            "\n".join(suites),
+        )
+    )
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
+h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.5em}
+.cards{display:flex;gap:.8em;flex-wrap:wrap}
+.card{border:1px solid #ccc;border-radius:6px;padding:.5em 1em;min-width:6em}
+.card b{display:block;font-size:1.6em}
+table{border-collapse:collapse;width:100%}
+th,td{border:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+th{background:#f3f3f3;cursor:pointer;user-select:none}
+th.sorted-asc::after{content:" \\25B2"}th.sorted-desc::after{content:" \\25BC"}
+.s-ok{background:#e6f4ea}.s-warn{background:#fff4d6}.s-fail{background:#fde2e1}
+.s-unreachable,.s-error{background:#f0d0f0}.s-no_docker{background:#eef}
+svg text{font-size:12px}
+ul.f{margin:0;padding-left:1.2em}
+"""
+
+_JS = """
+(function(){
+  var table=document.getElementById('hosts');
+  var heads=table.tHead.rows[0].cells;
+  function key(row,i){var c=row.cells[i];var v=c.getAttribute('data-sort');
+    if(v===null){v=c.textContent.trim();}
+    var n=parseFloat(v);return isNaN(n)||v===''?v.toLowerCase():n;}
+  for(var i=0;i<heads.length;i++){(function(i){heads[i].addEventListener('click',function(){
+    var asc=!heads[i].classList.contains('sorted-asc');
+    for(var j=0;j<heads.length;j++){heads[j].classList.remove('sorted-asc','sorted-desc');}
+    heads[i].classList.add(asc?'sorted-asc':'sorted-desc');
+    var body=table.tBodies[0];var rows=Array.prototype.slice.call(body.rows);
+    rows.sort(function(a,b){var x=key(a,i),y=key(b,i);
+      if(typeof x!==typeof y){x=String(x);y=String(y);}
+      return (x<y?-1:x>y?1:0)*(asc?1:-1);});
+    rows.forEach(function(r){body.appendChild(r);});});})(i);}
+})();
+"""
+
+
+def _bar_chart(chart_id, title, hosts, key):
+    """An inline SVG bar chart of ``usage[key]`` (percent used) per host."""
+    bar_height, gap, label_width, width = 18, 6, 160, 420
+    rows = []
+    for index, host in enumerate(hosts):
+        value = (host["usage"] or {}).get(key)
+        y = index * (bar_height + gap)
+        length = 0 if value is None else max(1, int(round(value / 100.0 * width)))
+        colour = "#c62828" if (value or 0) >= 95 else "#f9a825" if (value or 0) >= 90 else "#2e7d32"
+        text = "n/a" if value is None else "%s%%" % value
+        rows.append(
+            '<text x="0" y="%d">%s</text>'
+            '<rect class="bar" data-host="%s" data-value="%s" x="%d" y="%d" width="%d" '
+            'height="%d" fill="%s"><title>%s: %s</title></rect>'
+            '<text x="%d" y="%d">%s</text>'
+            % (
+                y + 13,
+                html.escape(host["host"]),
+                html.escape(host["host"]),
+                "" if value is None else value,
+                label_width,
+                y,
+                length,
+                bar_height,
+                colour,
+                html.escape(host["host"]),
+                text,
+                label_width + length + 4,
+                y + 13,
+                text,
+            )
+        )
+    height = max(1, len(hosts)) * (bar_height + gap)
+    return (
+        '<figure><figcaption>%s</figcaption><svg id="%s" xmlns="http://www.w3.org/2000/svg" '
+        'width="%d" height="%d" role="img" aria-label="%s">%s</svg></figure>'
+        % (
+            html.escape(title),
+            chart_id,
+            label_width + width + 60,
+            height,
+            html.escape(title),
+            "".join(rows),
+        )
+    )
+
+
+def render_html(fleet):
+    """A self-contained HTML page: inline CSS, JavaScript and SVG, no external assets."""
+    s = fleet["summary"]
+    cards = "".join(
+        '<div class="card" data-status="%s"><b>%d</b>%s</div>' % (key, s[key], label)
+        for key, label in (
+            ("hosts", "hosts"),
+            ("ok", "ok"),
+            ("warn", "warn"),
+            ("fail", "fail"),
+            ("no_docker", "without Docker"),
+            ("unreachable", "unreachable"),
+            ("error", "error"),
+            ("findings_fail", "failing findings"),
+            ("findings_warn", "warnings"),
+        )
+    )
+    rows = []
+    order = {status: index for index, status in enumerate(STATUSES)}
+    for host in fleet["hosts"]:
+        usage = host["usage"] or {}
+        findings = "".join(
+            "<li>%s%s: %s</li>"
+            % (
+                html.escape(f["check"]),
+                " (CIS %s)" % html.escape(f["cis"]) if f["cis"] else "",
+                html.escape(f["message"]),
+            )
+            for f in host["findings"]
+        )
+        inodes = usage.get("inodes_used_percent")
+        byte_pct = usage.get("bytes_used_percent")
+        rows.append(
+            '<tr class="s-%s" data-host="%s">'
+            "<td>%s</td>"
+            '<td data-sort="%d">%s</td>'
+            "<td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
+            '<td data-sort="%s">%s</td><td data-sort="%s">%s</td>'
+            '<td data-sort="%d">%s</td>'
+            "</tr>"
+            % (
+                host["status"],
+                html.escape(host["host"]),
+                html.escape(host["host"]),
+                order[host["status"]],
+                html.escape(host["status"]),
+                html.escape(host["docker"] or "-"),
+                html.escape(host["engine_version"] or "-"),
+                html.escape(host["driver"] or "-"),
+                html.escape(host["data_root"] or "-"),
+                "" if inodes is None else inodes,
+                "-" if inodes is None else "%s%%" % inodes,
+                "" if byte_pct is None else byte_pct,
+                "-" if byte_pct is None else "%s%%" % byte_pct,
+                len(host["findings"]),
+                ('<ul class="f">%s</ul>' % findings)
+                if findings
+                else html.escape(host["reason"] or "none"),
+            )
+        )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        "<title>Docker storage audit</title><style>%s</style></head><body>"
+        "<h1>Docker storage audit</h1><p>Generated %s</p>"
+        '<h2>Fleet</h2><div class="cards" id="summary">%s</div>'
+        "<h2>Hosts</h2>"
+        '<table id="hosts"><thead><tr><th>host</th><th>status</th><th>Docker</th>'
+        "<th>engine</th><th>driver</th><th>data-root</th><th>inodes used</th>"
+        "<th>bytes used</th><th>findings</th></tr></thead><tbody>%s</tbody></table>"
+        "<h2>Usage of the data-root filesystem</h2>%s%s"
+        "<script>%s</script></body></html>\n"
+        % (
+            _CSS,
+            html.escape(fleet["generated"] or "-"),
+            cards,
+            "".join(rows),
+            _bar_chart(
+                "chart-inodes", "inodes used (%) per host", fleet["hosts"], "inodes_used_percent"
+            ),
+            _bar_chart(
+                "chart-bytes", "bytes used (%) per host", fleet["hosts"], "bytes_used_percent"
+            ),
+            _JS,
+        )
+    )

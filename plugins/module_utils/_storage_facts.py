@@ -1,0 +1,312 @@
+# Copyright: dockerhost.storage maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private to the dockerhost.storage collection: not a public API.
+
+Composes what the read-only modules find (driver support, capacity, daemon.json, dockerd
+flags, merged mounts, engine) into the single ``docker_storage`` fact that ``storage_facts``
+returns. Each part reuses the module_utils of the module that owns it; a part that cannot be
+read is reported with a ``problem`` sentence instead of failing the whole collection.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import stat
+
+from ansible_collections.dockerhost.storage.plugins.module_utils import (
+    _capacity,
+    _mountinfo,
+    _support,
+)
+from ansible_collections.dockerhost.storage.plugins.module_utils._daemon_json import (
+    DaemonJsonError,
+    mode_problems,
+    read_daemon_json,
+    storage_settings,
+)
+from ansible_collections.dockerhost.storage.plugins.module_utils._dockerd_flags import (
+    conflicts_with_config,
+    find_storage_flags,
+)
+from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
+    ContainerEngineClient,
+    EngineUnavailable,
+)
+from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state import (
+    EngineStateError,
+    detect_engine,
+    resolve_data_root,
+    uses_containerd_store,
+)
+from ansible_collections.dockerhost.storage.plugins.module_utils._mounts_report import (
+    build_report as build_mounts_report,
+)
+from ansible_collections.dockerhost.storage.plugins.module_utils._mounts_report import (
+    summarise,
+)
+
+# How many mount problems the fact carries in full; the summary counts them all.
+MOUNT_PROBLEMS_KEPT = 20
+
+
+def docker_state(engine_info, data_root_exists):
+    """``(state, reason)``: ``running`` when the Engine API answered, ``stopped`` when it did
+    not but the data-root exists, ``absent`` when neither (Docker never ran here)."""
+    if engine_info["version_source"] == "api":
+        return "running", None
+    problem = engine_info.get("problem") or "the Engine API did not answer"
+    if data_root_exists:
+        return "stopped", "the data-root exists but %s" % problem
+    return "absent", "no data-root and %s" % problem
+
+
+def path_permissions(path):
+    """Owner, group and mode of ``path``, or ``exists: false``. Symbolic links are followed:
+    the target is what dockerd reads."""
+    entry = {
+        "path": path,
+        "exists": False,
+        "uid": None,
+        "gid": None,
+        "owner": None,
+        "group": None,
+        "mode": None,
+    }
+    try:
+        info = os.stat(path)
+    except OSError:
+        return entry
+    entry.update(
+        exists=True,
+        uid=info.st_uid,
+        gid=info.st_gid,
+        owner=_name(pwd.getpwuid, info.st_uid),
+        group=_name(grp.getgrgid, info.st_gid),
+        mode="%04o" % stat.S_IMODE(info.st_mode),
+    )
+    return entry
+
+
+def _name(lookup, number):
+    try:
+        return lookup(number)[0]
+    except KeyError:
+        return None
+
+
+def daemon_json_facts(config_path):
+    """``(settings_fact, config)``: the storage keys of daemon.json and the parsed file."""
+    fact = {
+        "path": config_path,
+        "exists": os.path.exists(config_path),
+        "problem": None,
+        "mode_problems": mode_problems(config_path),
+    }
+    config = {}
+    try:
+        config = read_daemon_json(config_path)
+        settings = storage_settings(config)
+    except DaemonJsonError as exc:
+        fact["problem"] = str(exc)
+        settings = storage_settings({})
+    fact.update(settings)
+    return fact, config
+
+
+def flag_facts(host_root, config):
+    """The storage settings given as dockerd flags and their conflicts with daemon.json."""
+    found = find_storage_flags(host_root)
+    found["conflicts"] = conflicts_with_config(found["findings"], config)
+    return found
+
+
+def support_facts(data_root, data_root_source, engine_info, engine, settings, probe):
+    """``driver_support_info``'s result for the data-root; AssessmentError when unreadable."""
+    checked_path, evidence, report = _support.assess_data_root(
+        data_root,
+        engine,
+        engine_info["version_source"],
+        containerd_snapshotter=settings["containerd_snapshotter"],
+        probe=probe,
+    )
+    probe_result = evidence.get("probe") or {}
+    result = {
+        "path": data_root,
+        "path_source": data_root_source,
+        "checked_path": checked_path,
+        "backing_filesystem": {
+            "type": evidence["backing_fs"],
+            "magic": evidence["magic"],
+            "mount_point": evidence["mount_point"],
+            "source": evidence["source"],
+            "mount_options": evidence["mount_options"],
+            "super_options": evidence["super_options"],
+            "d_type": evidence["d_type"],
+            "project_quota": evidence["project_quota"],
+        },
+        "kernel": {
+            "release": evidence["kernel_release"],
+            "config_source": evidence["config_source"],
+            "overlay": evidence["overlay"],
+            "aufs": evidence["aufs"],
+            "overlay_parameters": evidence["overlay_parameters"],
+        },
+        "engine": dict(engine_info, configured_driver=settings["storage_driver"]),
+        "overlay_probe": {
+            "attempted": bool(probe_result),
+            "ok": probe_result.get("overlay_ok"),
+            "error": probe_result.get("overlay_error") or probe_result.get("write_error"),
+        },
+        "prior_drivers": evidence["prior_drivers"],
+    }
+    result.update(report)
+    return result
+
+
+def filesystem_entry(path, role, mounts, thresholds):
+    """capacity_info's filesystem entry for an existing directory; CapacityError otherwise."""
+    real = os.path.realpath(path)
+    mount = _mountinfo.mount_for_path(mounts, real)
+    problem = _capacity.pseudo_filesystem_problem(path, mount, role)
+    if problem:
+        raise _capacity.CapacityError(problem)
+    try:
+        st = os.statvfs(real)
+    except OSError as exc:
+        raise _capacity.CapacityError(
+            "cannot read the filesystem of %s: %s" % (real, exc.strerror or exc)
+        ) from None
+    root_mount = _mountinfo.mount_for_path(mounts, "/")
+    entry = _capacity.filesystem_report(real, role, st, mount, root_mount, thresholds)
+    if entry["fstype"] == "xfs":
+        geometry, source = _capacity.read_xfs_geometry(entry["device"], entry["mount_point"])
+        entry["xfs"] = _capacity.xfs_inode_facts(geometry, source)
+    return entry
+
+
+def capacity_facts(data_root, containerd_root, containerd_config, mounts, thresholds):
+    """The capacity of the data-root's and containerd root's filesystems.
+
+    Returns ``{status, reasons, thresholds, containerd_root, containerd_root_source,
+    filesystems, problem}``. A data-root that does not exist is not examined (``problem``
+    says so); containerd's root is examined when it is a directory.
+    """
+    fact = {
+        "status": None,
+        "reasons": [],
+        "thresholds": thresholds,
+        "containerd_root": None,
+        "containerd_root_source": None,
+        "filesystems": [],
+        "problem": None,
+    }
+    candidates = []
+    if os.path.isdir(data_root):
+        candidates.append((data_root, "data_root"))
+    else:
+        fact["problem"] = "the data-root %s does not exist" % data_root
+    if containerd_root:
+        root, source = containerd_root, "option"
+    else:
+        root, source = _capacity.read_containerd_root(containerd_config)
+    if os.path.isdir(root):
+        fact.update(containerd_root=os.path.realpath(root), containerd_root_source=source)
+        candidates.append((root, "containerd_root"))
+    try:
+        for path, role in candidates:
+            fact["filesystems"].append(filesystem_entry(path, role, mounts, thresholds))
+    except _capacity.CapacityError as exc:
+        fact["problem"] = str(exc)
+    entries = fact["filesystems"]
+    if entries:
+        fact["status"] = _capacity.worst_status([entry["status"] for entry in entries])
+        fact["reasons"] = [
+            "%s (%s on %s): %s" % (entry["path"], entry["fstype"], entry["mount_point"], reason)
+            for entry in entries
+            for reason in entry["reasons"]
+        ]
+    return fact
+
+
+def mounts_facts(docker_host, data_root, mounts, containerd_store, timeout):
+    """mounts_info's container and summary view (no store walk, no probe), or a problem."""
+    try:
+        client = ContainerEngineClient(docker_host, timeout=timeout)
+        report = build_mounts_report(client, data_root, mounts, containerd_store=containerd_store)
+    except (ValueError, OSError, EngineUnavailable, EngineStateError) as exc:
+        # EngineUnavailable covers the engine's error answers (EngineError) as well.
+        return {"checked": False, "problem": str(exc)}
+    probe = {"attempted": False, "ok": None, "skipped_reason": "not run by storage_facts"}
+    probe["problems"] = []
+    summary, ok = summarise(report["containers"], report["store"], probe)
+    return {
+        "checked": True,
+        "problem": None,
+        "ok": ok,
+        "summary": summary,
+        "problems": report["problems"][:MOUNT_PROBLEMS_KEPT],
+    }
+
+
+def collect(params):
+    """The whole ``docker_storage`` fact for the module options ``params``.
+
+    Raises EngineStateError for a bad ``docker_host`` or ``data_root`` option, and
+    ``_support.AssessmentError`` or OSError when mountinfo cannot be read; every other gap is
+    reported inside the fact.
+    """
+    thresholds = _capacity.validate_thresholds(params["thresholds"] or {})
+    daemon_json, config = daemon_json_facts(params["config_path"])
+    engine_info, engine, _client = detect_engine(params["docker_host"])
+    data_root, data_root_source = resolve_data_root(params["data_root"], engine_info, daemon_json)
+    state, reason = docker_state(engine_info, os.path.isdir(data_root))
+    mounts = _mountinfo.read_mountinfo()
+
+    support = support_facts(
+        data_root, data_root_source, engine_info, engine, daemon_json, params["probe"]
+    )
+    capacity = capacity_facts(
+        data_root,
+        params["containerd_root"],
+        params["containerd_config"],
+        mounts,
+        thresholds,
+    )
+    containerd_store = uses_containerd_store(engine_info)
+    if state == "running":
+        mounts_fact = mounts_facts(
+            params["docker_host"], data_root, mounts, containerd_store, params["timeout"]
+        )
+    else:
+        mounts_fact = {"checked": False, "problem": "the Engine API did not answer"}
+    etc_docker = params["etc_docker"] or os.path.dirname(params["config_path"])
+    return {
+        "docker": {"state": state, "reason": reason},
+        "engine": {
+            "version": engine_info["version"],
+            "version_source": engine_info["version_source"],
+            "api_version": engine_info["api_version"],
+            "running_driver": engine_info["running_driver"],
+            "driver_status": engine_info["driver_status"],
+            "image_store": (
+                ("containerd" if containerd_store else "graphdriver")
+                if state == "running"
+                else None
+            ),
+            "problem": engine_info["problem"],
+        },
+        "data_root": data_root,
+        "data_root_source": data_root_source,
+        "support": support,
+        "capacity": capacity,
+        "daemon_json": daemon_json,
+        "flags": flag_facts(params["host_root"], config),
+        "mounts": mounts_fact,
+        "permissions": {
+            "etc_docker": path_permissions(etc_docker),
+            "daemon_json": path_permissions(params["config_path"]),
+            "data_root": path_permissions(data_root),
+        },
+    }

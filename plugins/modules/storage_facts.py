@@ -1,0 +1,378 @@
+#!/usr/bin/python
+# Copyright: dockerhost.storage maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: storage_facts
+short_description: Everything read-only about a Docker host's storage, in one round trip
+version_added: 0.1.0
+description:
+  - Gathers in one task what the read-only modules of this collection find, and returns it as
+    the C(docker_storage) fact; driver support as M(dockerhost.storage.driver_support_info)
+    judges it, the capacity of the data-root's and containerd root's filesystems as
+    M(dockerhost.storage.capacity_info) reports it, the storage keys of daemon.json, storage
+    settings given as dockerd flags and their conflicts with daemon.json (as
+    M(dockerhost.storage.daemon_config) finds them), a summary of the containers' merged mounts
+    (as M(dockerhost.storage.mounts_info) checks them, only when the engine answers), the
+    engine version and driver in use, and the owner and mode of C(/etc/docker), daemon.json
+    and the data-root.
+  - Judges the fact against an audit policy (see O(policy)) and returns every check's result
+    and the findings; the C(dockerhost.storage.audit) role builds its reports from them.
+  - Works on hosts without Docker; C(docker.state) is then C(absent) and the checks that need
+    an engine or a data-root are skipped.
+  - Never changes the host. The overlay probe (O(probe)) mounts overlay in a temporary
+    directory next to the data-root and removes it before returning.
+author:
+  - dockerhost.storage maintainers (!UNKNOWN)
+options:
+  data_root:
+    description:
+      - The data-root to examine. Defaults to the data-root the running engine reports, else
+        C(data-root) in O(config_path), else C(/var/lib/docker).
+    type: path
+  config_path:
+    description:
+      - The daemon configuration file.
+    type: path
+    default: /etc/docker/daemon.json
+  etc_docker:
+    description:
+      - The directory whose owner and mode CIS Docker Benchmark 3.5 and 3.6 judge. Defaults to
+        the directory of O(config_path).
+    type: path
+  docker_host:
+    description:
+      - The Engine API socket.
+    type: str
+    default: unix:///var/run/docker.sock
+  host_root:
+    description:
+      - The directory under which the docker.service unit, its drop-ins and the environment
+        files are searched for dockerd flags. Set it to examine a chroot or a test tree.
+    type: path
+    default: /
+  containerd_root:
+    description:
+      - containerd's root directory. Defaults to C(root) in O(containerd_config), else
+        C(/var/lib/containerd); examined only when it is a directory.
+    type: path
+  containerd_config:
+    description:
+      - containerd's configuration file, read for C(root).
+    type: path
+    default: /etc/containerd/config.toml
+  probe:
+    description:
+      - Mount overlay for real in a temporary directory to judge overlay support, as
+        M(dockerhost.storage.driver_support_info) does.
+    type: bool
+    default: true
+  timeout:
+    description:
+      - Seconds to wait for each Engine API call of the mounts summary.
+    type: int
+    default: 30
+  policy:
+    description:
+      - The audit policy; keys left out take their defaults.
+      - C(expected_drivers) (list, default empty, any driver); C(forbidden_drivers) (list,
+        default C(aufs), C(devicemapper), C(overlay)).
+      - C(min_free_inodes_percent) and C(min_free_bytes_percent) (fail below, default 5),
+        C(warn_free_inodes_percent) and C(warn_free_bytes_percent) (warn below, default 10),
+        C(min_free_inodes) and C(min_free_bytes) (absolute floors, default 0). Bytes are judged
+        on the space available to unprivileged users, as df shows it.
+      - C(skip) (list of check ids not to run); C(severity) (dict of check id to C(fail) or
+        C(warn)).
+    type: dict
+    default: {}
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.facts
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  facts:
+    support: full
+  platform:
+    platforms: posix
+notes:
+  - Needs root to read the data-root, mount overlay and reach the Engine API socket.
+  - The check ids and their CIS Docker Benchmark items are listed in C(docs/audit.md).
+seealso:
+  - module: dockerhost.storage.driver_support_info
+  - module: dockerhost.storage.capacity_info
+  - module: dockerhost.storage.mounts_info
+  - module: dockerhost.storage.daemon_config
+"""
+
+EXAMPLES = r"""
+- name: Gather the storage facts of a Docker host
+  dockerhost.storage.storage_facts:
+
+- name: Show the data-root's filesystem and the findings
+  ansible.builtin.debug:
+    msg:
+      - "{{ ansible_facts.docker_storage.capacity.filesystems }}"
+      - "{{ ansible_facts.docker_storage.findings }}"
+
+- name: Audit with overlay2 expected and stricter free-space floors
+  dockerhost.storage.storage_facts:
+    policy:
+      expected_drivers: [overlay2]
+      min_free_inodes_percent: 10
+      warn_free_inodes_percent: 20
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts to add to the host's facts.
+  returned: always
+  type: dict
+  contains:
+    docker_storage:
+      description: Everything below under one key.
+      type: dict
+docker:
+  description: Whether Docker is here.
+  returned: always
+  type: dict
+  contains:
+    state:
+      description: C(running) (the Engine API answered), C(stopped) (it did not, but the
+        data-root exists) or C(absent) (neither).
+      type: str
+    reason:
+      description: Why the engine is not C(running), else null.
+      type: str
+engine:
+  description: The engine in force.
+  returned: always
+  type: dict
+  contains:
+    version:
+      description: The engine version, from the API or C(dockerd --version), else null.
+      type: str
+    version_source:
+      description: C(api), C(binary) or C(none).
+      type: str
+    api_version:
+      description: The Engine API version, else null.
+      type: str
+    running_driver:
+      description: The storage driver in use, else null.
+      type: str
+    driver_status:
+      description: The engine's DriverStatus as a dict.
+      type: dict
+    image_store:
+      description: C(graphdriver), C(containerd), or null when the engine did not answer.
+      type: str
+    problem:
+      description: Why the Engine API did not answer, else null.
+      type: str
+data_root:
+  description: The data-root examined.
+  returned: always
+  type: str
+data_root_source:
+  description: C(option), C(engine), C(daemon.json) or C(default).
+  returned: always
+  type: str
+support:
+  description: The result of M(dockerhost.storage.driver_support_info) for the data-root
+    (C(path), C(path_source), C(checked_path), C(backing_filesystem), C(kernel), C(engine),
+    C(overlay_probe), C(prior_drivers), C(drivers), C(would_pick), C(recommended)).
+  returned: always
+  type: dict
+capacity:
+  description: The filesystems of the data-root and containerd's root as
+    M(dockerhost.storage.capacity_info) reports them.
+  returned: always
+  type: dict
+  contains:
+    filesystems:
+      description: One entry per examined directory (role C(data_root) or C(containerd_root)),
+        in the shape of capacity_info's C(filesystems).
+      type: list
+      elements: dict
+    status:
+      description: C(ok), C(warn) or C(fail) for the policy's free-space thresholds; null when
+        nothing was examined.
+      type: str
+    reasons:
+      description: Every entry's reasons, prefixed with path, type and mount point.
+      type: list
+      elements: str
+    thresholds:
+      description: The percentages applied.
+      type: dict
+    containerd_root:
+      description: containerd's root examined, or null.
+      type: str
+    containerd_root_source:
+      description: C(option), the config file's path or C(default); null when not examined.
+      type: str
+    problem:
+      description: Why the data-root was not examined (it does not exist, or could not be
+        read), else null.
+      type: str
+daemon_json:
+  description: The daemon configuration file's storage keys.
+  returned: always
+  type: dict
+  contains:
+    path:
+      description: The file.
+      type: str
+    exists:
+      description: Whether it exists.
+      type: bool
+    problem:
+      description: Why it could not be read, else null.
+      type: str
+    mode_problems:
+      description: CIS 3.17/3.18 sentences about its owner and mode.
+      type: list
+      elements: str
+    storage_driver:
+      description: C(storage-driver), or null.
+      type: str
+    storage_opts:
+      description: C(storage-opts).
+      type: list
+      elements: str
+    data_root:
+      description: C(data-root) (or the legacy C(graph)), or null.
+      type: str
+    containerd_snapshotter:
+      description: C(features.containerd-snapshotter), or null.
+      type: bool
+flags:
+  description: Storage settings given to dockerd as flags.
+  returned: always
+  type: dict
+  contains:
+    findings:
+      description: Each C(key), C(flag), C(value), C(file), C(line), C(where), C(variable).
+      type: list
+      elements: dict
+    inactive:
+      description: Settings in environment files the unit does not use.
+      type: list
+      elements: dict
+    unit:
+      description: The docker.service unit found, or null.
+      type: str
+    conflicts:
+      description: One sentence per key set both as a flag and in daemon.json.
+      type: list
+      elements: str
+mounts:
+  description: The merged mounts summary of M(dockerhost.storage.mounts_info).
+  returned: always
+  type: dict
+  contains:
+    checked:
+      description: Whether the containers were checked (only when the engine answers).
+      type: bool
+    problem:
+      description: Why not, else null.
+      type: str
+    ok:
+      description: No problem found. Only when checked.
+      type: bool
+    summary:
+      description: mounts_info's C(summary). Only when checked.
+      type: dict
+    problems:
+      description: The first 20 problems, each C(container), C(check), C(path), C(expected),
+        C(found). Only when checked.
+      type: list
+      elements: dict
+permissions:
+  description: Owner and mode of C(etc_docker), C(daemon_json) and C(data_root); each
+    C(path), C(exists), C(uid), C(gid), C(owner), C(group), C(mode) (octal string).
+  returned: always
+  type: dict
+checks:
+  description: Every check's result, each C(check), C(cis) (CIS Docker Benchmark item or
+    null), C(severity), C(status) (C(pass), C(fail), C(warn) or C(skipped)), C(message) and
+    C(evidence).
+  returned: always
+  type: list
+  elements: dict
+findings:
+  description: The checks whose status is C(fail) or C(warn).
+  returned: always
+  type: list
+  elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.dockerhost.storage.plugins.module_utils import (
+    _audit_policy,
+    _capacity,
+    _storage_facts,
+    _support,
+)
+from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state import (
+    EngineStateError,
+)
+
+
+def argument_spec():
+    return dict(
+        data_root=dict(type="path"),
+        config_path=dict(type="path", default="/etc/docker/daemon.json"),
+        etc_docker=dict(type="path"),
+        docker_host=dict(type="str", default="unix:///var/run/docker.sock"),
+        host_root=dict(type="path", default="/"),
+        containerd_root=dict(type="path"),
+        containerd_config=dict(type="path", default=_capacity.DEFAULT_CONTAINERD_CONFIG),
+        probe=dict(type="bool", default=True),
+        timeout=dict(type="int", default=30),
+        policy=dict(type="dict", default={}),
+    )
+
+
+def run(module):
+    params = dict(module.params)
+    if params["timeout"] <= 0:
+        module.fail_json(
+            msg="timeout must be a positive number of seconds, got %d" % params["timeout"]
+        )
+    try:
+        policy = _audit_policy.check_policy(params["policy"])
+    except _audit_policy.PolicyError as exc:
+        module.fail_json(msg=str(exc))
+    params["thresholds"] = {
+        "inode_warn_percent": policy["warn_free_inodes_percent"],
+        "inode_fail_percent": policy["min_free_inodes_percent"],
+        "bytes_warn_percent": policy["warn_free_bytes_percent"],
+        "bytes_fail_percent": policy["min_free_bytes_percent"],
+    }
+    try:
+        facts = _storage_facts.collect(params)
+    except (EngineStateError, _support.AssessmentError, _capacity.CapacityError) as exc:
+        module.fail_json(msg=str(exc))
+    except (OSError, ValueError) as exc:
+        module.fail_json(msg="cannot read /proc/self/mountinfo: %s" % exc)
+    checks = _audit_policy.evaluate(facts, policy)
+    facts["checks"] = checks
+    facts["findings"] = _audit_policy.findings(checks)
+    module.exit_json(changed=False, ansible_facts={"docker_storage": facts}, **facts)
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    run(module)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,409 @@
+"""The audit playbook over a fleet of deliberately different hosts.
+
+Every host is an inventory host with ``ansible_connection: local``; the role's path and socket
+variables (``audit_data_root``, ``audit_config_path``, ``audit_docker_host``,
+``audit_host_root``, ``audit_containerd_root``) point each one at a tree of its own on real
+filesystems: a small ext4 nearly out of inodes, a data-root on the root filesystem, a
+daemon.json of mode 0666, a storage driver set both in a systemd drop-in and in daemon.json,
+a host without Docker, a healthy host with a private dockerd on its own ext4 running a
+container, and one unreachable host. Each must yield exactly its finding and no other.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+
+import pytest
+from harness.images import import_image
+
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support")
+)
+from collection_path import collections_root  # noqa: E402
+
+pytestmark = pytest.mark.integration
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Where a person finds the fleet report and the screenshot after a run.
+OUTPUT_DIR = os.path.join(REPO_ROOT, ".build", "reports", "audit-fleet")
+
+EXPECTED = {
+    "full-inodes": ("fail", [("free_inodes", None, "fail")]),
+    "healthy": ("ok", []),
+    "no-docker": ("no_docker", []),
+    "on-rootfs": ("fail", [("data_root_partition", "1.1.1", "fail")]),
+    "loose-daemon-json": ("fail", [("daemon_json_mode", "3.18", "fail")]),
+    "flag-and-file": ("fail", [("flag_conflict", None, "fail")]),
+    "unreachable": ("unreachable", []),
+}
+
+
+def _write(path, text, mode=0o644):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(path, mode)
+
+
+def _host_tree(base, name, daemon_json=None, mode=0o644):
+    """A host's /etc/docker and unit tree under ``base/name``; returns its variables."""
+    root = os.path.join(base, name)
+    os.makedirs(root)
+    config = os.path.join(root, "etc", "docker", "daemon.json")
+    os.makedirs(os.path.dirname(config), mode=0o755)
+    if daemon_json is not None:
+        _write(config, json.dumps(daemon_json) + "\n", mode)
+    return {
+        "audit_config_path": config,
+        "audit_host_root": root,
+        # No engine answers on this socket: these hosts have Docker installed but stopped.
+        "audit_docker_host": "unix://" + os.path.join(root, "docker.sock"),
+    }
+
+
+def _fill_inodes(directory, free_percent):
+    """Create empty files in ``directory`` until fewer than ``free_percent`` of the
+    filesystem's inodes are free; returns (free, total)."""
+    st = os.statvfs(directory)
+    target = int(st.f_files * free_percent / 100)
+    for index in range(st.f_ffree - target):
+        with open(os.path.join(directory, "f%05d" % index), "w", encoding="utf-8"):
+            pass
+    st = os.statvfs(directory)
+    return st.f_ffree, st.f_files
+
+
+@pytest.fixture(scope="module")
+def fleet(make_loopfs_module, start_dockerd_module, busybox_image, tmp_path_factory):
+    base = str(tmp_path_factory.mktemp("fleet"))
+    shared = make_loopfs_module("ext4", size_mb=512)
+    tiny = make_loopfs_module("ext4", size_mb=16, inodes=1024)
+    hosts = {}
+
+    # Healthy: a private dockerd with overlay2 on its own ext4, one running container.
+    daemon = start_dockerd_module(
+        os.path.join(shared.mount_point, "docker"), storage_driver="overlay2"
+    )
+    daemon.assert_started()
+    import_image(daemon, busybox_image)
+    daemon.docker(
+        "run", "-d", "--network", "none", "--name", "web", busybox_image.name, "sleep", "600"
+    )
+    healthy_root = os.path.join(base, "healthy")
+    os.makedirs(healthy_root)
+    hosts["healthy"] = {
+        "audit_config_path": daemon.config_file,
+        "audit_docker_host": "unix://" + daemon.socket,
+        "audit_host_root": healthy_root,
+    }
+
+    def containerd_root(name):
+        path = os.path.join(shared.mount_point, "containerd-" + name)
+        os.makedirs(path)
+        return path
+
+    hosts["healthy"]["audit_containerd_root"] = containerd_root("healthy")
+
+    # No Docker: no daemon.json, no data-root, no engine, no containerd root.
+    hosts["no-docker"] = _host_tree(base, "no-docker")
+    hosts["no-docker"].update(
+        audit_data_root=os.path.join(base, "no-docker", "var", "lib", "docker"),
+        audit_containerd_root=os.path.join(base, "no-docker", "var", "lib", "containerd"),
+    )
+
+    # A data-root filesystem nearly out of inodes (below 5% free).
+    full_root = os.path.join(tiny.mount_point, "docker")
+    os.makedirs(full_root)
+    free, total = _fill_inodes(full_root, 3)
+    assert free * 100 < 5 * total, (free, total)
+    hosts["full-inodes"] = _host_tree(base, "full-inodes", {})
+    hosts["full-inodes"].update(
+        audit_data_root=full_root, audit_containerd_root=containerd_root("full")
+    )
+
+    # A data-root on the root filesystem (the test's temporary directory is on it).
+    rootfs_dir = os.path.join(base, "on-rootfs-docker")
+    os.makedirs(rootfs_dir)
+    hosts["on-rootfs"] = _host_tree(base, "on-rootfs", {"data-root": rootfs_dir})
+    hosts["on-rootfs"]["audit_containerd_root"] = containerd_root("rootfs")
+
+    # daemon.json of mode 0666.
+    loose_dir = os.path.join(shared.mount_point, "loose-docker")
+    os.makedirs(loose_dir)
+    hosts["loose-daemon-json"] = _host_tree(
+        base, "loose-daemon-json", {"data-root": loose_dir}, mode=0o666
+    )
+    hosts["loose-daemon-json"]["audit_containerd_root"] = containerd_root("loose")
+
+    # storage-driver both in a systemd drop-in and in daemon.json.
+    flags_dir = os.path.join(shared.mount_point, "flags-docker")
+    os.makedirs(flags_dir)
+    hosts["flag-and-file"] = _host_tree(
+        base, "flag-and-file", {"data-root": flags_dir, "storage-driver": "overlay2"}
+    )
+    tree = hosts["flag-and-file"]["audit_host_root"]
+    _write(
+        os.path.join(tree, "lib/systemd/system/docker.service"),
+        "[Service]\nExecStart=/usr/bin/dockerd -H fd://\n",
+    )
+    _write(
+        os.path.join(tree, "etc/systemd/system/docker.service.d/storage.conf"),
+        "[Service]\nExecStart=\nExecStart=/usr/bin/dockerd -H fd:// --storage-driver=overlay2\n",
+    )
+    hosts["flag-and-file"]["audit_containerd_root"] = containerd_root("flags")
+
+    for variables in hosts.values():
+        variables.update(ansible_connection="local", ansible_python_interpreter=sys.executable)
+    # Nothing listens on port 1: the connection is refused at once.
+    hosts["unreachable"] = {
+        "ansible_connection": "ssh",
+        "ansible_host": "127.0.0.1",
+        "ansible_port": 1,
+        "ansible_ssh_common_args": "-o ConnectTimeout=5 -o StrictHostKeyChecking=no",
+    }
+
+    inventory = os.path.join(base, "inventory.json")
+    with open(inventory, "w", encoding="utf-8") as handle:
+        json.dump({"all": {"hosts": hosts}}, handle, indent=2)
+    watched = [
+        os.path.join(hosts[name]["audit_config_path"])
+        for name in ("loose-daemon-json", "flag-and-file", "full-inodes")
+    ]
+    before = {path: (os.stat(path).st_mtime_ns, os.stat(path).st_mode) for path in watched}
+
+    report_dir = os.path.join(base, "reports")
+    completed = subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+            "dockerhost.storage.audit",
+            "-i",
+            inventory,
+            "--check",
+            "-e",
+            "audit_report_dir=" + report_dir,
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(
+            os.environ,
+            LANG="C.UTF-8",
+            LC_ALL="C.UTF-8",
+            ANSIBLE_COLLECTIONS_PATH=collections_root(),
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_HOST_KEY_CHECKING="0",
+        ),
+        timeout=300,
+        check=False,
+    )
+    after = {path: (os.stat(path).st_mtime_ns, os.stat(path).st_mode) for path in watched}
+    os.makedirs(OUTPUT_DIR, exist_ok=True)
+    for name in ("fleet.html", "fleet.json", "fleet.xml"):
+        if os.path.exists(os.path.join(report_dir, name)):
+            shutil.copy(os.path.join(report_dir, name), OUTPUT_DIR)
+    return {
+        "completed": completed,
+        "report_dir": report_dir,
+        "unchanged": before == after,
+        "hosts": hosts,
+        "inodes": (free, total),
+    }
+
+
+def _load(fleet, name):
+    path = os.path.join(fleet["report_dir"], name)
+    assert os.path.exists(path), fleet["completed"].stdout[-3000:] + fleet["completed"].stderr
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def test_each_host_yields_exactly_its_findings(fleet):
+    report = json.loads(_load(fleet, "fleet.json"))
+    got = {
+        host["host"]: (
+            host["status"],
+            [(f["check"], f["cis"], f["status"]) for f in host["findings"]],
+        )
+        for host in report["hosts"]
+    }
+    assert got == EXPECTED
+    by_name = {host["host"]: host for host in report["hosts"]}
+    assert by_name["no-docker"]["docker"] == "absent"
+    assert by_name["healthy"]["docker"] == "running"
+    assert by_name["healthy"]["driver"] == "overlay2"
+    merged = [c for c in by_name["healthy"]["checks"] if c["check"] == "merged_mounts"][0]
+    assert merged["status"] == "pass"
+    assert merged["evidence"]["summary"]["running"] == 1
+    free, total = fleet["inodes"]
+    full = by_name["full-inodes"]
+    assert full["usage"]["inodes_total"] == total
+    assert full["usage"]["inodes_used_percent"] >= 95
+    assert by_name["unreachable"]["reason"]
+    assert report["summary"] == {
+        "hosts": 7,
+        "ok": 1,
+        "warn": 0,
+        "fail": 4,
+        "no_docker": 1,
+        "unreachable": 1,
+        "error": 0,
+        "findings_fail": 4,
+        "findings_warn": 0,
+    }
+
+
+def test_play_fails_on_failing_findings_and_changes_nothing(fleet):
+    completed = fleet["completed"]
+    output = completed.stdout
+    assert completed.returncode != 0, output[-3000:]
+    assert "audit_fail_on is fail and 5 host(s) did not pass" in output
+    # The short summary is printed at the end.
+    assert "7 host(s): 1 ok, 0 warn, 4 fail, 1 without Docker, 1 unreachable, 0 error" in output
+    assert fleet["unchanged"]
+    # Per-host reports for every host that was reached.
+    for name in EXPECTED:
+        for suffix in (".md", ".json"):
+            exists = os.path.exists(os.path.join(fleet["report_dir"], name + suffix))
+            assert exists is (name != "unreachable"), name + suffix
+    markdown = _load(fleet, "loose-daemon-json.md")
+    assert "- fail: daemon_json_mode (CIS 3.18): " in markdown
+    assert "Docker: stopped (the data-root exists but " in markdown
+    raw = json.loads(_load(fleet, "healthy.json"))
+    assert raw["docker_storage"]["docker"]["state"] == "running"
+    assert raw["docker_storage_support"]["would_pick"]["driver"] == "overlay2"
+
+
+def test_junit_has_one_test_case_per_host_and_check(fleet):
+    root = ET.fromstring(_load(fleet, "fleet.xml"))
+    suites = {suite.get("name"): suite for suite in root.findall("testsuite")}
+    assert set(suites) == set(EXPECTED)
+    failures = sorted(
+        (name, case.get("name"))
+        for name, suite in suites.items()
+        for case in suite.findall("testcase")
+        if case.find("failure") is not None
+    )
+    assert failures == [
+        ("flag-and-file", "flag_conflict"),
+        ("full-inodes", "free_inodes"),
+        ("loose-daemon-json", "daemon_json_mode (CIS 3.18)"),
+        ("on-rootfs", "data_root_partition (CIS 1.1.1)"),
+    ]
+    assert suites["unreachable"].find("testcase/error").get("type") == "unreachable"
+    assert len(suites["healthy"].findall("testcase")) == 16
+
+
+class _Dom(HTMLParser):
+    """The rows of the host table and the bars of the charts, from a DOM dump."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows = []
+        self.bars = {}
+        self.sorted_header = None
+        self._chart = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "tr" and "data-host" in attrs:
+            self.rows.append(attrs["data-host"])
+        elif tag == "svg" and attrs.get("id", "").startswith("chart-"):
+            self._chart = attrs["id"]
+            self.bars[self._chart] = {}
+        elif tag == "rect" and self._chart:
+            self.bars[self._chart][attrs["data-host"]] = (attrs["data-value"], int(attrs["width"]))
+        elif tag == "th" and "sorted-" in attrs.get("class", ""):
+            self.sorted_header = attrs["class"]
+
+    def handle_endtag(self, tag):
+        if tag == "svg":
+            self._chart = None
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.skip("Debian's chromium package is not installed (scripts/setup-host installs it)")
+
+
+def _chromium_argv(profile, *args):
+    return [
+        _chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--user-data-dir=" + profile,
+        *args,
+    ]
+
+
+def test_html_report_renders_in_headless_chromium(fleet, tmp_path):
+    page = os.path.join(fleet["report_dir"], "fleet.html")
+    _load(fleet, "fleet.html")
+    # A copy whose script sorts the table by the "inodes used" column, descending, once
+    # loaded: the DOM dump then shows the script ran and sorted numerically.
+    with open(page, encoding="utf-8") as handle:
+        text = handle.read()
+    sorted_page = os.path.join(str(tmp_path), "sorted.html")
+    click = (
+        "<script>var h=document.getElementById('hosts').tHead.rows[0].cells[6];"
+        "h.click();h.click();</script></body>"
+    )
+    with open(sorted_page, "w", encoding="utf-8") as handle:
+        handle.write(text.replace("</body>", click))
+    dump = subprocess.run(
+        _chromium_argv(str(tmp_path / "profile-dom"), "--dump-dom", "file://" + sorted_page),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    dom = _Dom()
+    dom.feed(dump.stdout)
+    assert sorted(dom.rows) == sorted(EXPECTED)
+    # Highest inode usage first; hosts without a figure sort after those with one.
+    assert dom.rows[0] == "full-inodes", dom.rows
+    assert dom.sorted_header == "sorted-desc"
+    assert set(dom.bars) == {"chart-inodes", "chart-bytes"}
+    inodes = dom.bars["chart-inodes"]
+    assert set(inodes) == set(EXPECTED)
+    assert inodes["unreachable"] == ("", 0)
+    assert inodes["no-docker"] == ("", 0)
+    assert inodes["full-inodes"][1] > inodes["healthy"][1] > 0
+    assert all(
+        width > 0
+        for host, (_v, width) in dom.bars["chart-bytes"].items()
+        if host not in ("unreachable", "no-docker")
+    )
+
+    screenshot = os.path.join(OUTPUT_DIR, "fleet.png")
+    if os.path.exists(screenshot):
+        os.unlink(screenshot)
+    subprocess.run(
+        _chromium_argv(
+            str(tmp_path / "profile-shot"),
+            "--hide-scrollbars",
+            "--window-size=1280,1400",
+            "--screenshot=" + screenshot,
+            "file://" + page,
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    with open(screenshot, "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert os.path.getsize(screenshot) > 10000

@@ -1,0 +1,271 @@
+"""The audit policy: which findings a docker_storage fact yields, and nothing else."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from ansible_collections.dockerhost.storage.plugins.module_utils import _audit_policy
+
+
+def _fs(role, path, separate=True, inodes=(100000, 90000), available=(1000, 900)):
+    total, free = inodes
+    byte_total, byte_available = available
+    return {
+        "path": path,
+        "role": role,
+        "mount_point": path if separate else "/",
+        "device": "/dev/loop7" if separate else "/dev/vda",
+        "device_number": "7:7" if separate else "254:0",
+        "fstype": "ext4",
+        "separate_from_root": separate,
+        "bytes": {"total": byte_total, "available": byte_available},
+        "inodes": {"limited": total > 0, "total": total, "free": free},
+    }
+
+
+def _perm(path, mode, uid=0, gid=0, exists=True):
+    return {
+        "path": path,
+        "exists": exists,
+        "uid": uid if exists else None,
+        "gid": gid if exists else None,
+        "owner": None,
+        "group": None,
+        "mode": mode if exists else None,
+    }
+
+
+HEALTHY = {
+    "docker": {"state": "running", "reason": None},
+    "engine": {
+        "running_driver": "overlay2",
+        "driver_status": {"Native Overlay Diff": "true", "Supports d_type": "true"},
+    },
+    "data_root": "/srv/docker",
+    "support": {
+        "checked_path": "/srv/docker",
+        "backing_filesystem": {"type": "ext4", "mount_point": "/srv", "d_type": True},
+    },
+    "capacity": {
+        "filesystems": [
+            _fs("data_root", "/srv/docker"),
+            _fs("containerd_root", "/srv/containerd"),
+        ]
+    },
+    "daemon_json": {
+        "path": "/etc/docker/daemon.json",
+        "problem": None,
+        "storage_driver": "overlay2",
+    },
+    "flags": {"findings": [], "conflicts": []},
+    "mounts": {
+        "checked": True,
+        "ok": True,
+        "problem": None,
+        "summary": {"containers": 2, "with_problems": 0},
+        "problems": [],
+    },
+    "permissions": {
+        "etc_docker": _perm("/etc/docker", "0755"),
+        "daemon_json": _perm("/etc/docker/daemon.json", "0644"),
+        "data_root": _perm("/srv/docker", "0710"),
+    },
+}
+
+
+def facts_with(**changes):
+    """The healthy facts with dotted keys replaced (``capacity.filesystems`` etc.)."""
+    facts = copy.deepcopy(HEALTHY)
+    for dotted, value in changes.items():
+        node = facts
+        *parents, last = dotted.split("__")
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    return facts
+
+
+def found(facts, policy=None):
+    return [
+        (r["check"], r["cis"], r["status"])
+        for r in _audit_policy.findings(_audit_policy.evaluate(facts, policy))
+    ]
+
+
+def test_healthy_host_has_no_findings():
+    results = _audit_policy.evaluate(copy.deepcopy(HEALTHY))
+    assert _audit_policy.findings(results) == []
+    assert [r["check"] for r in results] == list(_audit_policy.CHECKS)
+    # Only expected_driver is skipped: the default policy expects no particular driver.
+    assert [r["check"] for r in results if r["status"] == "skipped"] == ["expected_driver"]
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        (
+            {"capacity__filesystems": [_fs("data_root", "/var/lib/docker", separate=False)]},
+            [("data_root_partition", "1.1.1", "fail")],
+        ),
+        (
+            {
+                "capacity__filesystems": [
+                    _fs("data_root", "/srv/docker"),
+                    _fs("containerd_root", "/var/lib/containerd", separate=False),
+                ]
+            },
+            [("containerd_root_partition", "1.1.1", "fail")],
+        ),
+        (
+            {"engine__running_driver": "aufs", "daemon_json__storage_driver": None},
+            [("aufs_not_used", "2.6", "fail")],
+        ),
+        (
+            {"daemon_json__storage_driver": "devicemapper"},
+            [("forbidden_driver", None, "fail")],
+        ),
+        (
+            {"permissions__etc_docker": _perm("/etc/docker", "0755", uid=1000)},
+            [("etc_docker_owner", "3.5", "fail")],
+        ),
+        (
+            {"permissions__etc_docker": _perm("/etc/docker", "0775")},
+            [("etc_docker_mode", "3.6", "fail")],
+        ),
+        (
+            {"permissions__daemon_json": _perm("/etc/docker/daemon.json", "0644", gid=50)},
+            [("daemon_json_owner", "3.17", "fail")],
+        ),
+        (
+            {"permissions__daemon_json": _perm("/etc/docker/daemon.json", "0666")},
+            [("daemon_json_mode", "3.18", "fail")],
+        ),
+        (
+            {"daemon_json__problem": "daemon.json is not valid JSON"},
+            [("daemon_json_valid", None, "fail")],
+        ),
+        (
+            {
+                "flags__conflicts": ["storage-driver is set in daemon.json and as a flag"],
+                "flags__findings": [{"key": "storage-driver", "value": "overlay2", "where": "x:3"}],
+            },
+            [("flag_conflict", None, "fail")],
+        ),
+        (
+            # 4.99% free fails, exactly as capacity_info compares: free * 100 < 5 * total.
+            {"capacity__filesystems": [_fs("data_root", "/srv/docker", inodes=(10000, 499))]},
+            [("free_inodes", None, "fail")],
+        ),
+        (
+            {"capacity__filesystems": [_fs("data_root", "/srv/docker", inodes=(10000, 999))]},
+            [("free_inodes", None, "warn")],
+        ),
+        (
+            {"capacity__filesystems": [_fs("data_root", "/srv/docker", inodes=(10000, 1000))]},
+            [],
+        ),
+        (
+            {"capacity__filesystems": [_fs("data_root", "/srv/docker", available=(1000, 49))]},
+            [("free_bytes", None, "fail")],
+        ),
+        (
+            # btrfs reports no inode limit: not judged.
+            {"capacity__filesystems": [_fs("data_root", "/srv/docker", inodes=(0, 0))]},
+            [],
+        ),
+        (
+            {"support__backing_filesystem": {"type": "xfs", "mount_point": "/", "d_type": False}},
+            [("d_type", None, "fail")],
+        ),
+        (
+            {"engine__driver_status": {"Native Overlay Diff": "false"}},
+            [("native_overlay_diff", None, "warn")],
+        ),
+        (
+            {
+                "mounts__ok": False,
+                "mounts__summary": {"containers": 2, "with_problems": 1},
+            },
+            [("merged_mounts", None, "fail")],
+        ),
+    ],
+    ids=[
+        "1.1.1-data-root",
+        "1.1.1-containerd-root",
+        "2.6-aufs",
+        "forbidden-devicemapper",
+        "3.5-owner",
+        "3.6-mode",
+        "3.17-owner",
+        "3.18-mode",
+        "daemon-json-invalid",
+        "flag-conflict",
+        "inodes-fail",
+        "inodes-warn",
+        "inodes-at-warn-threshold",
+        "bytes-fail",
+        "btrfs-unlimited-inodes",
+        "d_type",
+        "native-overlay-diff",
+        "merged-mounts",
+    ],
+)
+def test_one_problem_yields_exactly_its_finding(changes, expected):
+    assert found(facts_with(**changes)) == expected
+
+
+@pytest.mark.parametrize(
+    "policy, expected",
+    [
+        ({"expected_drivers": ["btrfs"]}, [("expected_driver", None, "fail")]),
+        ({"expected_drivers": ["overlay2"]}, []),
+        ({"forbidden_drivers": ["overlay2"]}, [("forbidden_driver", None, "fail")]),
+        ({"min_free_inodes": 100000}, [("free_inodes", None, "fail")]),
+        ({"warn_free_bytes_percent": 95}, [("free_bytes", None, "warn")]),
+    ],
+)
+def test_policy_options(policy, expected):
+    assert found(copy.deepcopy(HEALTHY), policy) == expected
+
+
+def test_skip_and_severity_override():
+    facts = facts_with(permissions__daemon_json=_perm("/etc/docker/daemon.json", "0666"))
+    assert found(facts, {"severity": {"daemon_json_mode": "warn"}}) == [
+        ("daemon_json_mode", "3.18", "warn")
+    ]
+    assert found(facts, {"skip": ["daemon_json_mode"]}) == []
+
+
+def test_host_without_docker_skips_engine_checks_but_judges_etc_docker():
+    facts = facts_with(
+        docker={"state": "absent", "reason": "no data-root"},
+        capacity={"filesystems": []},
+        permissions={
+            "etc_docker": _perm("/etc/docker", "0777"),
+            "daemon_json": _perm("/etc/docker/daemon.json", None, exists=False),
+            "data_root": _perm("/var/lib/docker", None, exists=False),
+        },
+    )
+    results = _audit_policy.evaluate(facts)
+    assert found(facts) == [("etc_docker_mode", "3.6", "fail")]
+    skipped = {r["check"] for r in results if r["status"] == "skipped"}
+    assert {"data_root_partition", "free_inodes", "merged_mounts"} <= skipped
+    assert {"daemon_json_mode", "daemon_json_owner"} <= skipped
+
+
+@pytest.mark.parametrize(
+    "policy, message",
+    [
+        ({"colour": 1}, "unknown policy key colour"),
+        ({"min_free_inodes_percent": "lots"}, "min_free_inodes_percent must be a number"),
+        ({"warn_free_bytes_percent": 120}, "warn_free_bytes_percent out of range"),
+        ({"skip": ["nope"]}, "skip names unknown checks: nope"),
+        ({"severity": {"d_type": "panic"}}, "severity d_type: panic"),
+        ({"forbidden_drivers": "aufs"}, "forbidden_drivers must be a list"),
+    ],
+)
+def test_bad_policy_is_refused_with_the_key(policy, message):
+    with pytest.raises(_audit_policy.PolicyError, match=message):
+        _audit_policy.check_policy(policy)
