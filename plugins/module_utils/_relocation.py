@@ -643,7 +643,8 @@ class DaemonJsonSwitch:
     moves_data_root = True
 
     def __init__(self, path):
-        self.path = path
+        # A daemon.json that is a symbolic link stays one: its target is rewritten.
+        self.path = os.path.realpath(path)
 
     @staticmethod
     def describe(source, target, driver):

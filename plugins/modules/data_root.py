@@ -125,7 +125,9 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Runs the whole preflight and returns the plan; nothing is copied or stopped.
+    details: Runs the whole preflight and returns the plan; nothing is copied or stopped. The
+      preflight's probes (a test overlay mount, an xattr and a device node) are made in a
+      temporary directory next to the target and removed again.
   diff_mode:
     support: none
   platform:
