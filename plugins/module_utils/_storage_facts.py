@@ -122,49 +122,6 @@ def flag_facts(host_root, config):
     return found
 
 
-def support_facts(data_root, data_root_source, engine_info, engine, settings, probe):
-    """``driver_support_info``'s result for the data-root; AssessmentError when unreadable."""
-    checked_path, evidence, report = _support.assess_data_root(
-        data_root,
-        engine,
-        engine_info["version_source"],
-        containerd_snapshotter=settings["containerd_snapshotter"],
-        probe=probe,
-    )
-    probe_result = evidence.get("probe") or {}
-    result = {
-        "path": data_root,
-        "path_source": data_root_source,
-        "checked_path": checked_path,
-        "backing_filesystem": {
-            "type": evidence["backing_fs"],
-            "magic": evidence["magic"],
-            "mount_point": evidence["mount_point"],
-            "source": evidence["source"],
-            "mount_options": evidence["mount_options"],
-            "super_options": evidence["super_options"],
-            "d_type": evidence["d_type"],
-            "project_quota": evidence["project_quota"],
-        },
-        "kernel": {
-            "release": evidence["kernel_release"],
-            "config_source": evidence["config_source"],
-            "overlay": evidence["overlay"],
-            "aufs": evidence["aufs"],
-            "overlay_parameters": evidence["overlay_parameters"],
-        },
-        "engine": dict(engine_info, configured_driver=settings["storage_driver"]),
-        "overlay_probe": {
-            "attempted": bool(probe_result),
-            "ok": probe_result.get("overlay_ok"),
-            "error": probe_result.get("overlay_error") or probe_result.get("write_error"),
-        },
-        "prior_drivers": evidence["prior_drivers"],
-    }
-    result.update(report)
-    return result
-
-
 def filesystem_entry(path, role, mounts, thresholds):
     """capacity_info's filesystem entry for an existing directory; CapacityError otherwise."""
     real = os.path.realpath(path)
@@ -264,7 +221,7 @@ def collect(params):
     state, reason = docker_state(engine_info, os.path.isdir(data_root))
     mounts = _mountinfo.read_mountinfo()
 
-    support = support_facts(
+    support = _support.driver_support_result(
         data_root, data_root_source, engine_info, engine, daemon_json, params["probe"]
     )
     capacity = capacity_facts(

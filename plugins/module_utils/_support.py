@@ -218,3 +218,48 @@ def build_report(engine, engine_source, evidence, containerd_snapshotter=None):
         "would_pick": _drivers.would_pick(engine, evidence, verdicts, containerd_snapshotter),
         "recommended": _drivers.recommend(verdicts, evidence),
     }
+
+
+def driver_support_result(data_root, data_root_source, engine_info, engine, settings, probe):
+    """``driver_support_info``'s result for the data-root (docs/conventions.md has the contract);
+    AssessmentError when its filesystem cannot be examined."""
+    checked_path, evidence, report = assess_data_root(
+        data_root,
+        engine,
+        engine_info["version_source"],
+        containerd_snapshotter=settings["containerd_snapshotter"],
+        probe=probe,
+    )
+    probe_result = evidence.get("probe") or {}
+    result = {
+        "path": data_root,
+        "path_source": data_root_source,
+        "checked_path": checked_path,
+        "backing_filesystem": {
+            "type": evidence["backing_fs"],
+            "magic": evidence["magic"],
+            "mount_point": evidence["mount_point"],
+            "source": evidence["source"],
+            "mount_options": evidence["mount_options"],
+            "super_options": evidence["super_options"],
+            "d_type": evidence["d_type"],
+            "project_quota": evidence["project_quota"],
+        },
+        "kernel": {
+            "release": evidence["kernel_release"],
+            "config_source": evidence["config_source"],
+            "overlay": evidence["overlay"],
+            "aufs": evidence["aufs"],
+            "overlay_parameters": evidence["overlay_parameters"],
+        },
+        "engine": dict(engine_info, configured_driver=settings["storage_driver"]),
+        "overlay_probe": {
+            "attempted": bool(probe_result),
+            "ok": probe_result.get("overlay_ok"),
+            "error": probe_result.get("overlay_error") or probe_result.get("write_error"),
+            "cleanup_error": probe_result.get("cleanup_error"),
+        },
+        "prior_drivers": evidence["prior_drivers"],
+    }
+    result.update(report)
+    return result

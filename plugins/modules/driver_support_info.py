@@ -252,60 +252,30 @@ def run(module):
     warnings = list(state.warnings)
     settings, engine_info, engine = state.settings, state.engine_info, state.engine
     path, path_source = state.data_root, state.data_root_source
-    engine_info["configured_driver"] = settings["storage_driver"]
     try:
-        checked_path, evidence, report = _support.assess_data_root(
-            path,
-            engine,
-            engine_info["version_source"],
-            containerd_snapshotter=settings["containerd_snapshotter"],
-            probe=module.params["probe"],
+        result = _support.driver_support_result(
+            path, path_source, engine_info, engine, settings, params["probe"]
         )
     except _support.AssessmentError as exc:
         module.fail_json(msg=str(exc))
-    probe = evidence.get("probe") or {}
-    result = {
-        "path": path,
-        "path_source": path_source,
-        "checked_path": checked_path,
-        "backing_filesystem": {
-            "type": evidence["backing_fs"],
-            "magic": evidence["magic"],
-            "mount_point": evidence["mount_point"],
-            "source": evidence["source"],
-            "mount_options": evidence["mount_options"],
-            "super_options": evidence["super_options"],
-            "d_type": evidence["d_type"],
-            "project_quota": evidence["project_quota"],
-        },
-        "kernel": {
-            "release": evidence["kernel_release"],
-            "config_source": evidence["config_source"],
-            "overlay": evidence["overlay"],
-            "aufs": evidence["aufs"],
-            "overlay_parameters": evidence["overlay_parameters"],
-        },
-        "engine": engine_info,
-        "overlay_probe": {
-            "attempted": bool(probe),
-            "ok": probe.get("overlay_ok"),
-            "error": probe.get("overlay_error") or probe.get("write_error"),
-        },
-        "prior_drivers": evidence["prior_drivers"],
-    }
-    result.update(report)
 
     required = module.params["required"]
-    if required and report["drivers"][required]["supported"] is not True:
-        verdict = report["drivers"][required]
+    if required and result["drivers"][required]["supported"] is not True:
+        verdict = result["drivers"][required]
         why = "; ".join(verdict["reasons"]) or "support could not be determined"
         module.fail_json(
             msg="%s cannot run on %s (%s, Docker Engine %s): %s"
-            % (required, path, evidence["backing_fs"], _drivers.format_version(engine), why),
+            % (
+                required,
+                path,
+                result["backing_filesystem"]["type"],
+                _drivers.format_version(engine),
+                why,
+            ),
             **result,
         )
-    if probe.get("cleanup_error"):
-        warnings.append(probe["cleanup_error"])
+    if result["overlay_probe"]["cleanup_error"]:
+        warnings.append(result["overlay_probe"]["cleanup_error"])
     for warning in warnings:
         module.warn(warning)
     module.exit_json(changed=False, ansible_facts={"docker_storage_support": result}, **result)
