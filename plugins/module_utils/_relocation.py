@@ -176,9 +176,11 @@ def target_problems(source, target, journal, force, allow_same_filesystem):
             "path %s is on a pseudo or runtime filesystem (%s); choose a directory on a disk"
             % (target, ", ".join(PSEUDO_FILESYSTEM_ROOTS))
         )
-    if is_within(target, source):
+    # Compared as the kernel resolves them: a parent that is a symlink into the source counts.
+    real_target, real_source = os.path.realpath(target), os.path.realpath(source)
+    if is_within(target, source) or is_within(real_target, real_source):
         problems.append("path %s is inside the current data-root %s" % (target, source))
-    if is_within(source, target):
+    if is_within(source, target) or is_within(real_source, real_target):
         problems.append("the current data-root %s is inside path %s" % (source, target))
     if os.path.islink(target):
         problems.append(

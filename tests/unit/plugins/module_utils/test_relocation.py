@@ -67,7 +67,11 @@ def test_target_rules(tmp_path):
     assert "is inside path" in _problems(str(source), str(tmp_path))[0]
     link = tmp_path / "link"
     link.symlink_to(source)
-    assert "is a symlink" in _problems(str(source), str(link))[0]
+    link_problems = " ".join(_problems(str(source), str(link)))
+    assert "is a symlink" in link_problems and "inside the current data-root" in link_problems
+    through_link = tmp_path / "parent-link"
+    through_link.symlink_to(source)
+    assert "inside the current data-root" in _problems(str(source), str(through_link / "new"))[0]
     assert "pseudo or runtime filesystem" in _problems(str(source), "/run/docker")[0]
 
 
