@@ -19,7 +19,9 @@ from collection_path import collections_root  # noqa: E402
 
 sys.path.insert(0, collections_root())
 from ansible_collections.dockerhost.storage.plugins.module_utils._tree_copy import (  # noqa: E402
+    CopyError,
     TreeCopy,
+    remove_path,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._tree_manifest import (  # noqa: E402
     compare_entries,
@@ -216,3 +218,20 @@ def test_incremental_check_covers_what_changed_after_a_full_one(make_loopfs):
     _write(os.path.join(copy.target, "overlay2/aaa/diff/etc/stray"))
     count, examples = compare_entries(source, copy.target, set(), directories)
     assert any(example.startswith("overlay2/aaa/diff/etc: names differs") for example in examples)
+
+
+def test_removal_never_crosses_into_another_filesystem(make_loopfs):
+    fs = make_loopfs("ext4", size_mb=64)
+    tree = os.path.join(fs.mount_point, "old-root")
+    volume = os.path.join(tree, "volumes")
+    os.makedirs(volume)
+    _write(os.path.join(tree, "engine-id"), b"x")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "vol", volume], check=True)
+    try:
+        _write(os.path.join(volume, "data"), b"on another filesystem")
+        with pytest.raises(CopyError, match="another filesystem is mounted there"):
+            remove_path(tree)
+        with open(os.path.join(volume, "data"), "rb") as handle:
+            assert handle.read() == b"on another filesystem"
+    finally:
+        subprocess.run(["umount", volume], check=True)

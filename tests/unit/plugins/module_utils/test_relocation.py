@@ -292,3 +292,68 @@ def test_a_filesystem_still_mounted_inside_after_the_stop_is_never_switched_to(t
     with pytest.raises(RelocationError, match="volumes is still mounted inside the data-root"):
         relocation.run()
     assert config.root == relocation.source and engine.root == relocation.source
+
+
+MOUNTINFO = """\
+22 1 253:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw
+30 22 253:1 /var/lib/docker /var/lib/docker rw,relatime shared:1 - ext4 /dev/vda1 rw
+31 22 253:2 / /srv rw,relatime shared:2 - xfs /dev/vdb1 rw
+40 30 0:50 / /var/lib/docker/overlay2/abc/merged rw - overlay overlay rw,lowerdir=l/A
+41 30 0:51 / /var/lib/docker/containers/c1/mounts/shm rw - tmpfs shm rw
+42 30 253:3 / /var/lib/docker/volumes rw - ext4 /dev/vdc1 rw
+43 22 253:4 / /var/lib/containerd rw - ext4 /dev/vdd1 rw
+"""
+
+
+@pytest.fixture
+def mountinfo(tmp_path):
+    path = tmp_path / "mountinfo"
+    path.write_text(MOUNTINFO)
+    return str(path)
+
+
+def test_foreign_mounts_are_what_the_engine_did_not_make(mountinfo):
+    assert _relocation.foreign_mounts("/var/lib/docker", mountinfo) == [
+        "/var/lib/docker/volumes (ext4)"
+    ]
+
+
+@pytest.mark.parametrize(
+    "path, expected",
+    [
+        ("/var/lib/docker", False),  # dockerd's bind mount of the directory onto itself
+        ("/var/lib/containerd", True),
+        ("/srv", True),
+        ("/var/lib", False),
+    ],
+)
+def test_own_filesystem_tells_a_self_bind_mount_apart(mountinfo, path, expected):
+    assert _relocation.is_own_filesystem(path, mountinfo) is expected
+
+
+def test_daemon_json_behind_a_symlink_stays_a_symlink(tmp_path):
+    real = tmp_path / "conf" / "daemon.json"
+    real.parent.mkdir()
+    real.write_text('{"log-driver": "journald"}\n')
+    link = tmp_path / "daemon.json"
+    link.symlink_to(real)
+    switch = _relocation.DaemonJsonSwitch(str(link))
+    previous = switch.current()
+    switch.switch("/srv/docker", "overlay2")
+    assert link.is_symlink()
+    assert '"data-root": "/srv/docker"' in real.read_text()
+    assert '"log-driver": "journald"' in real.read_text()
+    switch.restore(previous)
+    assert real.read_text() == '{"log-driver": "journald"}\n' and link.is_symlink()
+
+
+def test_a_source_entry_that_vanished_is_no_error(tmp_path):
+    from ansible_collections.dockerhost.storage.plugins.module_utils._tree_copy import copy_entry
+
+    gone = tmp_path / "gone"
+    gone.write_text("x")
+    st = os.lstat(str(gone))
+    gone.unlink()
+    target = tmp_path / "copy"
+    assert copy_entry(str(gone), str(target), st) is False
+    assert not target.exists()
