@@ -17,6 +17,8 @@ import re
 import struct
 import subprocess
 
+from ansible_collections.dockerhost.storage.plugins.module_utils import _mountinfo
+
 STATUSES = ("ok", "warn", "fail")  # in order of severity
 
 # Defaults: warn below 10% free, fail below 5% free (kubelet evicts at 5% inodes free).
@@ -492,3 +494,20 @@ def read_xfs_geometry(device, mount_point):
     if geometry:
         return geometry, "xfs_info"
     return None, None
+
+
+def examine_filesystem(path, role, mount, mounts, thresholds):
+    """The filesystem entry of ``path`` on ``mount``: statvfs now, and xfs geometry when it is
+    xfs. Reads the live system; CapacityError when the filesystem cannot be read."""
+    try:
+        st = os.statvfs(path)
+    except OSError as exc:
+        raise CapacityError(
+            "cannot read the filesystem of %s: %s" % (path, exc.strerror or exc)
+        ) from None
+    root_mount = _mountinfo.mount_for_path(mounts, "/")
+    entry = filesystem_report(path, role, st, mount, root_mount, thresholds)
+    if entry["fstype"] == "xfs":
+        geometry, source = read_xfs_geometry(entry["device"], entry["mount_point"])
+        entry["xfs"] = xfs_inode_facts(geometry, source)
+    return entry

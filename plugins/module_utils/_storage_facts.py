@@ -129,18 +129,7 @@ def filesystem_entry(path, role, mounts, thresholds):
     problem = _capacity.pseudo_filesystem_problem(path, mount, role)
     if problem:
         raise _capacity.CapacityError(problem)
-    try:
-        st = os.statvfs(real)
-    except OSError as exc:
-        raise _capacity.CapacityError(
-            "cannot read the filesystem of %s: %s" % (real, exc.strerror or exc)
-        ) from None
-    root_mount = _mountinfo.mount_for_path(mounts, "/")
-    entry = _capacity.filesystem_report(real, role, st, mount, root_mount, thresholds)
-    if entry["fstype"] == "xfs":
-        geometry, source = _capacity.read_xfs_geometry(entry["device"], entry["mount_point"])
-        entry["xfs"] = _capacity.xfs_inode_facts(geometry, source)
-    return entry
+    return _capacity.examine_filesystem(real, role, mount, mounts, thresholds)
 
 
 def capacity_facts(data_root, containerd_root, containerd_config, mounts, thresholds):

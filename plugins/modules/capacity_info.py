@@ -425,22 +425,6 @@ def examined_path(value, option, mounts, must_exist=True):
     return real, mount
 
 
-def report_path(path, role, mount, mounts, thresholds):
-    """The filesystem entry for an examined path (statvfs now, xfs geometry when xfs)."""
-    try:
-        st = os.statvfs(path)
-    except OSError as exc:
-        raise _capacity.CapacityError(
-            "cannot read the filesystem of %s: %s" % (path, exc.strerror or exc)
-        ) from None
-    root_mount = _mountinfo.mount_for_path(mounts, "/")
-    entry = _capacity.filesystem_report(path, role, st, mount, root_mount, thresholds)
-    if entry["fstype"] == "xfs":
-        geometry, source = _capacity.read_xfs_geometry(entry["device"], entry["mount_point"])
-        entry["xfs"] = _capacity.xfs_inode_facts(geometry, source)
-    return entry
-
-
 def walk(path, top_layers=10):
     try:
         return tree_usage(path, top_layers=top_layers)
@@ -487,7 +471,7 @@ def containerd_root_to_examine(params, containerd_store, warnings):
 def target_report(params, mounts, thresholds, data_root_entry, used):
     """The ``target`` result: would ``used`` (bytes and inodes) fit on the target's filesystem."""
     checked, mount = examined_path(params["target"], "target", mounts, must_exist=False)
-    entry = report_path(checked, "target", mount, mounts, thresholds)
+    entry = _capacity.examine_filesystem(checked, "target", mount, mounts, thresholds)
     inodes = entry["inodes"]
     report = {
         "path": os.path.normpath(params["target"]),
@@ -541,18 +525,24 @@ def run(module):
                 % (data_root, data_root_source)
             )
         real_root, mount = examined_path(data_root, "data_root", mounts)
-        filesystems = [report_path(real_root, "data_root", mount, mounts, thresholds)]
+        filesystems = [
+            _capacity.examine_filesystem(real_root, "data_root", mount, mounts, thresholds)
+        ]
         containerd_root, containerd_source = containerd_root_to_examine(
             params, containerd_store, warnings
         )
         if containerd_root:
             containerd_root, mount = examined_path(containerd_root, "containerd_root", mounts)
             filesystems.append(
-                report_path(containerd_root, "containerd_root", mount, mounts, thresholds)
+                _capacity.examine_filesystem(
+                    containerd_root, "containerd_root", mount, mounts, thresholds
+                )
             )
         for value in params["paths"]:
             real, mount = examined_path(value, "paths", mounts)
-            filesystems.append(report_path(real, "path", mount, mounts, thresholds))
+            filesystems.append(
+                _capacity.examine_filesystem(real, "path", mount, mounts, thresholds)
+            )
 
         usage = None
         if params["breakdown"] or params["target"]:
