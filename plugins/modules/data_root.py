@@ -136,7 +136,10 @@ notes:
   - Needs root.
   - Engines on the containerd image store (the default of Docker Engine 29 on a fresh
     data-root, or C(features.containerd-snapshotter)) keep their images under containerd's
-    root; such engines are refused, with the reason, rather than moved halfway.
+    root. When dockerd runs its own containerd (no host containerd answered at its start), that
+    root is C(<data-root>/containerd/daemon) and moves with the data-root; RV(containerd_root)
+    names it. When the host's containerd keeps the images, outside the data-root, the move is
+    refused with the reason rather than made halfway.
 seealso:
   - module: dockerhost.storage.capacity_info
   - module: dockerhost.storage.daemon_config
@@ -170,6 +173,13 @@ path:
   returned: always
   type: str
   sample: /srv/docker
+containerd_root:
+  description:
+    - The root of the containerd that keeps the engine's images, when the engine uses the
+      containerd image store. It moves with the data-root when it lies below it.
+  returned: when the engine uses the containerd image store
+  type: str
+  sample: /var/lib/docker/containerd/daemon
 driver:
   description: The storage driver the engine uses, pinned in daemon.json with the new data-root.
   returned: always
@@ -220,6 +230,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockerhost.storage.plugins.module_utils import (
     _capacity,
+    _containerd,
     _dockerd_flags,
     _engine_service,
     _relocation,
@@ -459,12 +470,18 @@ def run(module):
             **result,
         )
     if on_containerd:
-        module.fail_json(
-            msg="the engine keeps its images in the containerd image store, under containerd's "
-            "root, not under %s; moving the data-root alone would leave them behind, and "
-            "moving containerd's root is not supported by this module yet" % source,
-            **result,
-        )
+        store = _containerd.containerd_store(source)
+        result["containerd_root"] = store.root
+        if not _containerd.is_within(store.root, source):
+            module.fail_json(
+                msg="the engine keeps its images in the containerd image store, under %s (%s), "
+                "not under the data-root %s: moving the data-root alone would leave them behind. "
+                "Move containerd's root on its own (stop the engine and containerd, move %s, set "
+                "'root' in the containerd configuration), or let dockerd run its own containerd, "
+                "whose store is kept under the data-root"
+                % (store.root, store.evidence, source, store.root),
+                **result,
+            )
     problems, plan = preflight(module, source, target, driver, engine_info, engine, journal)
     if manager_problem and plan.get("engine_running"):
         problems.append(manager_problem)
