@@ -144,7 +144,7 @@ room:
     reasons: []
 archive:
   description:
-    - The archive on disk after the task (in check mode, as it is): C(tar) and C(manifest)
+    - The archive on disk after the task (in check mode, the one already there), with C(tar) and C(manifest)
       (paths), C(size) and C(sha256) of the tar, C(created), C(engine) (C(driver), C(version),
       C(data_root) at save time). Null when there is none.
   returned: always
@@ -159,8 +159,8 @@ archive:
 containers:
   description:
     - O(state=saved) the containers of the engine, which an archive of images does not carry
-      (after a change of driver they stay on disk under the old driver's directory, unseen):
-      each C(id), C(name), C(image), C(state). Empty with O(state=loaded).
+      (after a change of driver they stay on disk under the old driver's directory, unseen),
+      each with C(id), C(name), C(image), C(state). Empty with O(state=loaded).
   returned: always
   type: list
   elements: dict

@@ -63,7 +63,7 @@ def archive_args(daemon, path, **extra):
 def test_an_archive_directory_without_room_is_refused_and_nothing_is_written(
     vfs_engine, make_loopfs
 ):
-    daemon, _, _ = vfs_engine
+    daemon = vfs_engine[0]
     small = make_loopfs("ext4", size_mb=64)
     path = os.path.join(small.mount_point, "archive")
     result = run_module("image_archive", archive_args(daemon, path, state="saved"))
@@ -78,7 +78,7 @@ def test_an_archive_directory_without_room_is_refused_and_nothing_is_written(
 def test_a_damaged_tar_is_refused_by_its_sha256_before_anything_is_loaded(
     vfs_engine, tmp_path, make_loopfs, start_dockerd
 ):
-    daemon, _, images = vfs_engine
+    daemon, images = vfs_engine[0], vfs_engine[2]
     path = str(tmp_path / "archive")
     saved = run_module("image_archive", archive_args(daemon, path, state="saved"))
     assert saved.get("changed") and not saved.get("failed"), saved
