@@ -154,3 +154,21 @@ def test_images_survive_a_switch_from_vfs_to_overlay2(vfs_engine, tmp_path):
     assert removed.get("changed") and removed["removed"], removed
     assert not os.path.exists(path)
     assert inventory(switched) == images
+
+
+def test_a_silent_engine_and_a_missing_archive_are_named(tmp_path):
+    socket = str(tmp_path / "nobody.sock")
+    result = run_module(
+        "image_archive",
+        {"state": "saved", "path": str(tmp_path / "a"), "docker_host": "unix://" + socket},
+    )
+    assert result.get("failed"), result
+    assert "no Docker engine socket at %s" % socket in result["msg"]
+    assert not os.path.exists(tmp_path / "a")
+    missing = run_module(
+        "image_archive",
+        {"state": "loaded", "path": str(tmp_path / "a"), "docker_host": "unix://" + socket},
+    )
+    assert missing.get("failed"), missing
+    assert "no image archive at %s" % (tmp_path / "a") in missing["msg"]
+    assert "state=saved" in missing["msg"]
