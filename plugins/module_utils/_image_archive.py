@@ -1,0 +1,580 @@
+# Copyright: dockerhost.storage maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Save every image of an engine to an archive directory and load it back, through the Engine
+API: what carries the images over a change of storage driver.
+
+An archive directory holds ``images.tar`` (the ``docker save`` format, streamed from
+``GET /images/get``) and ``manifest.json`` (the images with their tags, the tar's size and
+sha256, the engine's driver and version at save time). The manifest is written last, so an
+archive without one is incomplete. Save and load on the same engine keep image IDs (an ID is
+the digest of the image's configuration), which makes the check after a load exact.
+
+The functions at the top are pure; ``ImageEngineClient`` and the functions below it touch the
+live system (the engine's socket, the archive directory).
+
+Private to the dockerhost.storage collection: the API may change without notice.
+"""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import hashlib
+import http.client
+import json
+import os
+import socket
+import tempfile
+from urllib.parse import quote
+
+from ansible_collections.dockerhost.storage.plugins.module_utils import _capacity
+from ansible_collections.dockerhost.storage.plugins.module_utils._atomic_file import (
+    write_text_atomically,
+)
+from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
+    ContainerEngineClient,
+    EngineError,
+    EngineNotFound,
+    EngineUnavailable,
+    _error_message,
+    _UnixHTTPConnection,
+)
+
+MANIFEST_NAME = "manifest.json"
+TAR_NAME = "images.tar"
+MANIFEST_FORMAT = 1
+NO_TAG = "<none>:<none>"
+CHUNK = 1 << 20
+# The margin beyond the images' size the archive's filesystem must keep, in percent (the floors
+# of _capacity.fit_on_target apply: the archive usually shares the data-root's filesystem,
+# which must not be filled).
+ARCHIVE_MARGIN_PERCENT = 10.0
+# Files an archive needs: the tar, the manifest and the temporary file of each.
+ARCHIVE_INODES = 4
+
+
+class ArchiveError(Exception):
+    """The archive cannot be written, read or loaded; the message names the path or key, what
+    was found and what to do."""
+
+
+# ---- pure functions ------------------------------------------------------------------------
+
+
+def image_tags(repo_tags):
+    """The real tags of an image: ``RepoTags`` without ``<none>:<none>``, sorted."""
+    return sorted(tag for tag in (repo_tags or []) if tag and tag != NO_TAG)
+
+
+def images_from_inspections(inspections):
+    """One entry per image, sorted by ID, from ``GET /images/{id}/json`` answers: ``id``,
+    ``tags`` (sorted), ``size`` (bytes of all its layers) and ``layers`` (diff IDs, base
+    first)."""
+    images = []
+    for answer in inspections:
+        images.append(
+            {
+                "id": answer["Id"],
+                "tags": image_tags(answer.get("RepoTags")),
+                "size": int(answer.get("Size") or 0),
+                "layers": list((answer.get("RootFS") or {}).get("Layers") or []),
+            }
+        )
+    return sorted(images, key=lambda image: image["id"])
+
+
+def names_to_save(images):
+    """The names for ``GET /images/get?names=...``: every tag of a tagged image (so that the
+    tar carries them all), the ID of an untagged one."""
+    names = []
+    for image in images:
+        names.extend(image["tags"] or [image["id"]])
+    return names
+
+
+def estimated_size(images):
+    """Bytes the archive's layers take, each layer counted once as far as the images tell.
+
+    An image's ``size`` covers all its layers. When another image's layers are a prefix of its
+    own, only the difference is new; two images sharing a base that is not itself an image
+    count that base twice, so the estimate errs on the large side.
+    """
+    total = 0
+    for image in images:
+        base = 0
+        for other in images:
+            if other is image or len(other["layers"]) > len(image["layers"]):
+                continue
+            if other["layers"] == image["layers"][: len(other["layers"])] and other["layers"]:
+                # The same layers (another image ID on them) count once: the first by ID.
+                if len(other["layers"]) == len(image["layers"]) and other["id"] > image["id"]:
+                    continue
+                base = max(base, other["size"])
+        total += max(image["size"] - base, 0)
+    return total
+
+
+def build_manifest(images, tar_size, tar_sha256, engine, created):
+    """The manifest of an archive: ``format``, ``created`` (UTC, ISO 8601), ``engine``
+    (``driver``, ``version``, ``data_root`` at save time), ``images`` (``id``, ``tags``,
+    ``size``) and ``tar`` (``file``, ``size``, ``sha256``)."""
+    return {
+        "format": MANIFEST_FORMAT,
+        "created": created,
+        "engine": {
+            "driver": engine.get("driver"),
+            "version": engine.get("version"),
+            "data_root": engine.get("data_root"),
+        },
+        "images": [
+            {"id": image["id"], "tags": list(image["tags"]), "size": image["size"]}
+            for image in images
+        ],
+        "tar": {"file": TAR_NAME, "size": tar_size, "sha256": tar_sha256},
+    }
+
+
+def parse_manifest(text, path):
+    """The manifest in ``text`` (read from ``path``), checked; ArchiveError naming the key
+    otherwise."""
+    try:
+        manifest = json.loads(text)
+    except ValueError as exc:
+        raise ArchiveError(
+            "%s is not valid JSON (%s): the archive is damaged; save the images again" % (path, exc)
+        ) from None
+    if not isinstance(manifest, dict):
+        raise ArchiveError("%s does not hold a JSON object: save the images again" % path)
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise ArchiveError(
+            "%s: format is %r, this collection reads format %d"
+            % (path, manifest.get("format"), MANIFEST_FORMAT)
+        )
+    tar = manifest.get("tar")
+    if (
+        not isinstance(tar, dict)
+        or not isinstance(tar.get("size"), int)
+        or not isinstance(tar.get("sha256"), str)
+        or tar.get("file") != TAR_NAME
+    ):
+        raise ArchiveError(
+            "%s: key tar must hold file %r, an integer size and a sha256; found %r"
+            % (path, TAR_NAME, tar)
+        )
+    images = manifest.get("images")
+    if not isinstance(images, list) or not all(
+        isinstance(image, dict)
+        and isinstance(image.get("id"), str)
+        and isinstance(image.get("tags"), list)
+        for image in images
+    ):
+        raise ArchiveError("%s: key images must be a list of {id, tags, size}" % path)
+    return manifest
+
+
+def image_inventory(images):
+    """``{id: sorted tags}`` of a list of images (from the engine or a manifest)."""
+    return {image["id"]: sorted(image["tags"]) for image in images}
+
+
+def same_images(archived, current):
+    """True when two lists of images hold the same IDs with the same tags."""
+    return image_inventory(archived) == image_inventory(current)
+
+
+def missing_from_engine(archived, present_ids, tag_targets):
+    """What of the archived images the engine lacks: ``{"ids": [...], "tags": [...]}``.
+
+    ``present_ids`` is the set of image IDs the engine has; ``tag_targets`` maps each tag the
+    engine knows to the ID it names. A tag that names another image counts as missing.
+    """
+    ids = sorted(image["id"] for image in archived if image["id"] not in present_ids)
+    tags = sorted(
+        tag for image in archived for tag in image["tags"] if tag_targets.get(tag) != image["id"]
+    )
+    return {"ids": ids, "tags": tags}
+
+
+def describe_missing(missing):
+    """``missing_from_engine``'s answer as a phrase."""
+    parts = []
+    if missing["ids"]:
+        parts.append("image IDs %s" % ", ".join(missing["ids"]))
+    if missing["tags"]:
+        parts.append("tags %s" % ", ".join(missing["tags"]))
+    return "; ".join(parts) or "nothing"
+
+
+def describe_image(image):
+    """``busybox:latest, local/busybox:1 (sha256:...)`` or the ID alone when untagged."""
+    if image["tags"]:
+        return "%s (%s)" % (", ".join(image["tags"]), image["id"])
+    return "%s (untagged)" % image["id"]
+
+
+def containers_left_behind(containers):
+    """The containers an archive of images does not carry, sorted by name: ``id``, ``name``,
+    ``image``, ``state``, from ``GET /containers/json?all=1`` entries."""
+    entries = []
+    for container in containers:
+        names = container.get("Names") or []
+        name = names[0].lstrip("/") if names else container.get("Id", "")[:12]
+        entries.append(
+            {
+                "id": container.get("Id"),
+                "name": name,
+                "image": container.get("Image"),
+                "state": container.get("State"),
+            }
+        )
+    return sorted(entries, key=lambda entry: entry["name"])
+
+
+def archive_paths(directory):
+    """``(tar path, manifest path)`` of an archive directory."""
+    return os.path.join(directory, TAR_NAME), os.path.join(directory, MANIFEST_NAME)
+
+
+def nearest_existing(path):
+    """``path`` or its nearest existing ancestor."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+# ---- the live system -----------------------------------------------------------------------
+
+
+class ImageEngineClient(ContainerEngineClient):
+    """ContainerEngineClient plus the image calls, and the two streamed transfers (save into a
+    file, load from one) that must not hold an archive in memory."""
+
+    def image_ids(self):
+        """GET /images/json?all=1: the IDs of every image, intermediate ones included."""
+        answer = self.call("GET", "/images/json?all=1")
+        if not isinstance(answer, list):
+            raise EngineUnavailable(
+                "the Engine API on %s answered /images/json with something other than a list"
+                % self.socket_path
+            )
+        return answer
+
+    def top_images(self):
+        """GET /images/json: the images ``docker image ls`` shows (no build intermediates)."""
+        answer = self.call("GET", "/images/json")
+        if not isinstance(answer, list):
+            raise EngineUnavailable(
+                "the Engine API on %s answered /images/json with something other than a list"
+                % self.socket_path
+            )
+        return answer
+
+    def _stream(self, method, path, body=None, length=None, content_type=None):
+        connection = _UnixHTTPConnection(self.socket_path, self.timeout)
+        connection.blocksize = CHUNK
+        headers = {"Host": "docker"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        if length is not None:
+            headers["Content-Length"] = str(length)
+        try:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+        except FileNotFoundError:
+            connection.close()
+            raise EngineUnavailable("no Docker engine socket at %s" % self.socket_path) from None
+        except ConnectionRefusedError:
+            connection.close()
+            raise EngineUnavailable(
+                "nothing listens on %s (is dockerd running?)" % self.socket_path
+            ) from None
+        except socket.timeout:
+            connection.close()
+            raise EngineUnavailable(
+                "the engine on %s did not answer %s %s within %s s"
+                % (self.socket_path, method, path.split("?")[0], self.timeout)
+            ) from None
+        except (OSError, http.client.HTTPException) as exc:
+            connection.close()
+            raise EngineUnavailable(
+                "Engine API %s %s on %s failed: %s"
+                % (method, path.split("?")[0], self.socket_path, exc)
+            ) from None
+        if response.status != 200:
+            raw = response.read()
+            connection.close()
+            raise EngineError(
+                "Engine API %s %s on %s answered HTTP %d: %s"
+                % (
+                    method,
+                    path.split("?")[0],
+                    self.socket_path,
+                    response.status,
+                    _error_message(raw),
+                ),
+                _error_message(raw),
+            )
+        return connection, response
+
+    def save_images(self, names, stream):
+        """GET /images/get?names=...: write the tar into the binary file ``stream``; return
+        ``(size, sha256)`` of what was written."""
+        query = "&".join("names=%s" % quote(name, safe="") for name in names)
+        connection, response = self._stream("GET", "/images/get?" + query)
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            while True:
+                try:
+                    block = response.read(CHUNK)
+                except socket.timeout:
+                    raise EngineUnavailable(
+                        "the engine on %s stopped sending the images for %s s"
+                        % (self.socket_path, self.timeout)
+                    ) from None
+                except (OSError, http.client.HTTPException) as exc:
+                    raise EngineUnavailable(
+                        "the engine on %s broke off sending the images: %s"
+                        % (self.socket_path, exc)
+                    ) from None
+                if not block:
+                    break
+                stream.write(block)
+                digest.update(block)
+                size += len(block)
+        finally:
+            connection.close()
+        return size, digest.hexdigest()
+
+    def load_images(self, tar_path):
+        """POST /images/load with the tar at ``tar_path``; return the engine's messages
+        (``Loaded image: ...``). EngineError when the engine reports an error in its stream."""
+        with open(tar_path, "rb") as body:
+            length = os.fstat(body.fileno()).st_size
+            connection, response = self._stream(
+                "POST",
+                "/images/load?quiet=1",
+                body=body,
+                length=length,
+                content_type="application/x-tar",
+            )
+            try:
+                raw = response.read()
+            except socket.timeout:
+                raise EngineUnavailable(
+                    "the engine on %s did not finish loading %s within %s s"
+                    % (self.socket_path, tar_path, self.timeout)
+                ) from None
+            finally:
+                connection.close()
+        messages = []
+        decoder = json.JSONDecoder()
+        text = raw.decode("utf-8", "replace")
+        position = 0
+        while position < len(text):
+            while position < len(text) and text[position].isspace():
+                position += 1
+            if position >= len(text):
+                break
+            try:
+                entry, position = decoder.raw_decode(text, position)
+            except ValueError:
+                messages.append(text[position:].strip())
+                break
+            if isinstance(entry, dict) and entry.get("error"):
+                raise EngineError(
+                    "the engine on %s refused to load %s: %s"
+                    % (self.socket_path, tar_path, entry["error"]),
+                    entry["error"],
+                )
+            if isinstance(entry, dict) and entry.get("stream"):
+                messages.append(entry["stream"].strip())
+        return messages
+
+
+def read_engine_images(client):
+    """Every image ``docker image ls`` shows, inspected (see ``images_from_inspections``)."""
+    inspections = []
+    for summary in client.top_images():
+        try:
+            inspections.append(client.inspect_image(summary["Id"]))
+        except EngineNotFound:
+            continue  # removed meanwhile
+    return images_from_inspections(inspections)
+
+
+def read_tag_targets(client):
+    """``(present IDs, {tag: ID})`` of the engine, intermediate images included."""
+    present, targets = set(), {}
+    for summary in client.image_ids():
+        present.add(summary["Id"])
+        for tag in image_tags(summary.get("RepoTags")):
+            targets[tag] = summary["Id"]
+    return present, targets
+
+
+def read_engine(client):
+    """``{driver, version, data_root}`` of the running engine."""
+    info = client.info() or {}
+    version = client.version() or {}
+    return {
+        "driver": info.get("Driver"),
+        "version": version.get("Version"),
+        "data_root": info.get("DockerRootDir"),
+    }
+
+
+def read_manifest(directory):
+    """The checked manifest of the archive in ``directory``; ArchiveError when it is missing
+    or damaged."""
+    tar_path, manifest_path = archive_paths(directory)
+    try:
+        with open(manifest_path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise ArchiveError(
+            "no image archive at %s (%s is missing): save the images first with state=saved"
+            % (directory, manifest_path)
+        ) from None
+    except OSError as exc:
+        raise ArchiveError("cannot read %s: %s" % (manifest_path, exc.strerror or exc)) from None
+    return parse_manifest(text, manifest_path)
+
+
+def read_existing_manifest(directory):
+    """The manifest of a complete archive in ``directory`` (its tar present with the size the
+    manifest records), or None."""
+    tar_path, manifest_path = archive_paths(directory)
+    if not os.path.exists(manifest_path):
+        return None
+    try:
+        manifest = read_manifest(directory)
+    except ArchiveError:
+        return None
+    try:
+        if os.stat(tar_path).st_size != manifest["tar"]["size"]:
+            return None
+    except OSError:
+        return None
+    return manifest
+
+
+def sha256_of_file(path):
+    """The sha256 of the file at ``path``, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while True:
+            block = handle.read(CHUNK)
+            if not block:
+                break
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_tar(directory, manifest):
+    """Raise ArchiveError unless the archive's tar has the size and sha256 its manifest
+    records."""
+    tar_path, manifest_path = archive_paths(directory)
+    try:
+        size = os.stat(tar_path).st_size
+    except FileNotFoundError:
+        raise ArchiveError(
+            "%s is missing although %s lists it: the archive is incomplete; save the images "
+            "again" % (tar_path, manifest_path)
+        ) from None
+    if size != manifest["tar"]["size"]:
+        raise ArchiveError(
+            "%s has %d bytes, %s records %d: the archive is damaged; nothing was loaded"
+            % (tar_path, size, manifest_path, manifest["tar"]["size"])
+        )
+    actual = sha256_of_file(tar_path)
+    if actual != manifest["tar"]["sha256"]:
+        raise ArchiveError(
+            "%s has sha256 %s, %s records %s: the archive is damaged; nothing was loaded"
+            % (tar_path, actual, manifest_path, manifest["tar"]["sha256"])
+        )
+
+
+def room_for_archive(directory, need_bytes):
+    """``_capacity.fit_on_target`` for ``need_bytes`` on the filesystem that will hold
+    ``directory``, with ``checked_path`` (the existing path examined) and ``available``."""
+    checked = nearest_existing(directory)
+    try:
+        st = os.statvfs(checked)
+    except OSError as exc:
+        raise ArchiveError(
+            "cannot read the filesystem of %s: %s" % (checked, exc.strerror or exc)
+        ) from None
+    byte_fig = _capacity.byte_figures(st)
+    inode_fig = _capacity.inode_figures(st)
+    fit = _capacity.fit_on_target(
+        need_bytes,
+        ARCHIVE_INODES,
+        byte_fig["available"],
+        inode_fig["free"] if inode_fig["limited"] else None,
+        ARCHIVE_MARGIN_PERCENT,
+    )
+    fit["checked_path"] = checked
+    fit["available"] = byte_fig["available"]
+    return fit
+
+
+def write_archive(client, directory, images, engine):
+    """Stream the images into ``directory``: the tar to a temporary file, flushed and renamed
+    into place, then the manifest. Returns the manifest. A failure removes the temporary file
+    and leaves an existing archive as it was."""
+    tar_path, manifest_path = archive_paths(directory)
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise ArchiveError("cannot create %s: %s" % (directory, exc.strerror or exc)) from None
+    handle, temporary = tempfile.mkstemp(prefix="." + TAR_NAME + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            size, sha256 = client.save_images(names_to_save(images), stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        if os.path.exists(manifest_path):
+            # The old manifest must not describe the new tar, even for a moment.
+            os.unlink(manifest_path)
+        os.replace(temporary, tar_path)
+    except OSError as exc:
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+        if exc.errno == errno.ENOSPC:
+            raise ArchiveError(
+                "%s filled up while the images were written; nothing was kept: make room or "
+                "choose another archive directory" % directory
+            ) from None
+        raise ArchiveError("cannot write %s: %s" % (tar_path, exc.strerror or exc)) from None
+    except BaseException:
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+        raise
+    created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    manifest = build_manifest(images, size, sha256, engine, created)
+    try:
+        write_text_atomically(manifest_path, json.dumps(manifest, indent=2) + "\n", 0o600)
+    except OSError as exc:
+        raise ArchiveError("cannot write %s: %s" % (manifest_path, exc.strerror or exc)) from None
+    return manifest
+
+
+def remove_archive(directory):
+    """Remove the archive's tar and manifest, then the directory when nothing else is in it.
+    Returns True when the directory itself is gone."""
+    tar_path, manifest_path = archive_paths(directory)
+    for path in (manifest_path, tar_path):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(directory)
+    except OSError:
+        return False
+    return True

@@ -1,0 +1,363 @@
+#!/usr/bin/python
+# Copyright: dockerhost.storage maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: image_archive
+short_description: Save every image of a Docker engine to an archive and load it back
+version_added: 0.1.0
+description:
+  - Carries the images of a Docker engine over a change of storage driver, which hides them
+    (they stay on disk under the old driver's directory, but the engine no longer sees them).
+  - O(state=saved) writes every image the engine lists (all tags of each; untagged images by
+    ID) to an archive directory, through the Engine API (C(GET /images/get), the
+    C(docker save) format). The tar is streamed into a temporary file in that directory, flushed
+    to disk and renamed into place; then C(manifest.json) records the image IDs, their tags, the
+    tar's size and sha256, and the engine's driver, version and data-root.
+  - Before writing, the room on the archive's filesystem is checked against the images' size
+    (each layer once as far as the images tell) plus a margin of 10%, at least 1 GiB, as
+    M(dockerhost.storage.capacity_info) judges a target. Without room the task fails and
+    writes nothing.
+  - A complete archive whose manifest lists exactly the engine's images (IDs and tags) is not
+    written again. An archive that holds images the engine does not have is never overwritten.
+  - O(state=loaded) checks the tar against the manifest's size and sha256, posts it to the
+    engine (C(POST /images/load)), then checks that every image ID and every tag of the
+    manifest is present in the engine, and fails naming what is missing. Nothing is loaded
+    when every image and tag is already there.
+  - Containers are not carried over. O(state=saved) lists them in RV(containers).
+  - Needs neither the docker CLI nor the docker SDK on the managed host.
+author:
+  - dockerhost.storage maintainers (!UNKNOWN)
+options:
+  state:
+    description:
+      - V(saved) writes the engine's images to O(path); V(loaded) loads them from O(path).
+    type: str
+    required: true
+    choices: [saved, loaded]
+  path:
+    description:
+      - The archive directory; it holds C(images.tar) and C(manifest.json). O(state=saved)
+        creates it (mode 0700) when it does not exist.
+    type: path
+    required: true
+  remove_archive_after_load:
+    description:
+      - With O(state=loaded), remove C(images.tar) and C(manifest.json) (and the directory when
+        nothing else is in it) once every image and tag was found in the engine.
+      - The archive is kept whenever the check fails.
+    type: bool
+    default: false
+  docker_host:
+    description:
+      - The Engine API socket.
+    type: str
+    default: unix:///var/run/docker.sock
+  timeout:
+    description:
+      - Seconds the engine may stay silent during a call; loading a large archive can keep it
+        silent for minutes.
+    type: int
+    default: 600
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Reports what would be saved or loaded, with sizes; O(state=loaded) also checks the
+        tar's sha256.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+notes:
+  - Save and load on the same engine keep image IDs, so the check after a load is exact.
+    Repository digests (C(RepoDigests)) are not part of the C(docker save) format and are lost.
+  - Loading writes the layers again under the new driver's directory, which needs about the
+    images' size on the data-root's filesystem; the old driver's directory is not removed.
+  - Needs root to reach the Engine API socket.
+seealso:
+  - module: dockerhost.storage.daemon_config
+  - name: docker image save
+    description: The archive format.
+    link: https://docs.docker.com/reference/cli/docker/image/save/
+"""
+
+EXAMPLES = r"""
+- name: Save every image before the storage driver changes
+  dockerhost.storage.image_archive:
+    state: saved
+    path: /var/lib/docker.image-archive
+  register: saved
+
+- name: Show the containers that will not be carried over
+  ansible.builtin.debug:
+    msg: "{{ saved.containers | map(attribute='name') | list }}"
+
+- name: Load them after the engine restarted on the new driver, then remove the archive
+  dockerhost.storage.image_archive:
+    state: loaded
+    path: /var/lib/docker.image-archive
+    remove_archive_after_load: true
+"""
+
+RETURN = r"""
+path:
+  description: The archive directory.
+  returned: always
+  type: str
+  sample: /var/lib/docker.image-archive
+images:
+  description:
+    - The images saved, or that would be (O(state=saved)); the images of the manifest
+      (O(state=loaded)). Each C(id), C(tags) (sorted; empty for an untagged image) and C(size)
+      (bytes of all its layers).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{id: "sha256:3f57d9401f8d42f986df300f0c69192fc41da28ccc8d797829467780db3dd741", tags: ["busybox:latest"], size: 4261550}]
+size:
+  description:
+    - O(state=saved) the bytes the images' layers take, each layer counted once as far as the
+      images tell (the figure the room is checked against); O(state=loaded) the tar's size.
+  returned: always
+  type: int
+  sample: 4261550
+room:
+  description:
+    - The room check on the archive's filesystem (O(state=saved) when something is to be
+      written, else null) as C(capacity_info) judges a target; C(checked_path) (the existing
+      path examined), C(available) (bytes), C(fits), C(need) (C(bytes), C(inodes)),
+      C(margin) (C(percent), C(bytes), C(inodes)), C(reasons).
+  returned: always
+  type: dict
+  sample:
+    checked_path: /var/lib
+    available: 52613349376
+    fits: true
+    need: {bytes: 1078003374, inodes: 10004}
+    margin: {percent: 10.0, bytes: 1073741824, inodes: 10000}
+    reasons: []
+archive:
+  description:
+    - The archive on disk after the task (in check mode, the one already there), with C(tar) and C(manifest)
+      (paths), C(size) and C(sha256) of the tar, C(created), C(engine) (C(driver), C(version),
+      C(data_root) at save time). Null when there is none.
+  returned: always
+  type: dict
+  sample:
+    tar: /var/lib/docker.image-archive/images.tar
+    manifest: /var/lib/docker.image-archive/manifest.json
+    size: 4270080
+    sha256: 0c1b2ff5e0f38e3c62a7a0e55d2a7b2a0c6a1c43b1b7cf2b0bca8a4a3c1f2d9e
+    created: "2026-11-24T05:30:00Z"
+    engine: {driver: vfs, version: 20.10.24+dfsg1, data_root: /var/lib/docker}
+containers:
+  description:
+    - O(state=saved) the containers of the engine, which an archive of images does not carry
+      (after a change of driver they stay on disk under the old driver's directory, unseen),
+      each with C(id), C(name), C(image), C(state). Empty with O(state=loaded).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{id: "8c2e06607696bd4afb0a3a7e5d2f9f4d3d06a5b1e3d2c1b0a9f8e7d6c5b4a392", name: web, image: "nginx:latest", state: exited}]
+missing:
+  description:
+    - O(state=loaded) what of the manifest the engine lacked before the load (C(ids),
+      C(tags)); a tag that names another image counts as missing. Empty lists with
+      O(state=saved).
+  returned: always
+  type: dict
+  sample: {ids: ["sha256:3f57d9401f8d42f986df300f0c69192fc41da28ccc8d797829467780db3dd741"], tags: ["busybox:latest"]}
+loaded:
+  description: The engine's messages about the load (C(Loaded image ...)); empty when nothing was loaded.
+  returned: always
+  type: list
+  elements: str
+  sample: ["Loaded image: busybox:latest"]
+removed:
+  description: Whether the archive was removed (O(remove_archive_after_load)), or would be in check mode.
+  returned: always
+  type: bool
+  sample: true
+engine:
+  description: The engine the task ran against, C(driver), C(version), C(data_root).
+  returned: always
+  type: dict
+  sample: {driver: overlay2, version: 20.10.24+dfsg1, data_root: /var/lib/docker}
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.dockerhost.storage.plugins.module_utils import _image_archive as archive
+from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
+    EngineUnavailable,
+)
+
+
+def argument_spec():
+    return dict(
+        state=dict(type="str", required=True, choices=["saved", "loaded"]),
+        path=dict(type="path", required=True),
+        remove_archive_after_load=dict(type="bool", default=False),
+        docker_host=dict(type="str", default="unix:///var/run/docker.sock"),
+        timeout=dict(type="int", default=600),
+    )
+
+
+def archive_facts(directory, manifest):
+    """The ``archive`` return value of a manifest, or None."""
+    if manifest is None:
+        return None
+    tar_path, manifest_path = archive.archive_paths(directory)
+    return {
+        "tar": tar_path,
+        "manifest": manifest_path,
+        "size": manifest["tar"]["size"],
+        "sha256": manifest["tar"]["sha256"],
+        "created": manifest.get("created"),
+        "engine": manifest.get("engine"),
+    }
+
+
+def public_images(images):
+    return [{"id": image["id"], "tags": image["tags"], "size": image["size"]} for image in images]
+
+
+def save(module, client, directory, result):
+    engine = archive.read_engine(client)
+    images = archive.read_engine_images(client)
+    result.update(
+        engine=engine,
+        images=public_images(images),
+        containers=archive.containers_left_behind(client.containers()),
+        size=archive.estimated_size(images),
+    )
+    existing = archive.read_existing_manifest(directory)
+    result["archive"] = archive_facts(directory, existing)
+    if not images or (existing and archive.same_images(existing["images"], images)):
+        return result
+    if existing:
+        current_ids = {image["id"] for image in images}
+        only_archived = [image for image in existing["images"] if image["id"] not in current_ids]
+        if only_archived:
+            module.fail_json(
+                msg="the archive at %s holds images the engine on %s does not have (%s): load it "
+                "with state=loaded, or move it away, before saving again"
+                % (
+                    directory,
+                    client.socket_path,
+                    "; ".join(archive.describe_image(image) for image in only_archived),
+                ),
+                **result,
+            )
+    room = archive.room_for_archive(directory, result["size"])
+    result["room"] = room
+    if not room["fits"]:
+        module.fail_json(
+            msg="no room for the image archive at %s (filesystem of %s): %s; nothing was "
+            "written: make room or set another archive directory"
+            % (directory, room["checked_path"], "; ".join(room["reasons"])),
+            **result,
+        )
+    result["changed"] = True
+    if not module.check_mode:
+        manifest = archive.write_archive(client, directory, images, engine)
+        result["archive"] = archive_facts(directory, manifest)
+    return result
+
+
+def load(module, client, directory, result):
+    manifest = archive.read_manifest(directory)
+    archived = manifest["images"]
+    result.update(
+        engine=archive.read_engine(client),
+        images=[
+            {"id": image["id"], "tags": sorted(image["tags"]), "size": image.get("size", 0)}
+            for image in archived
+        ],
+        size=manifest["tar"]["size"],
+        archive=archive_facts(directory, manifest),
+    )
+    present, targets = archive.read_tag_targets(client)
+    missing = archive.missing_from_engine(archived, present, targets)
+    result["missing"] = missing
+    if missing["ids"] or missing["tags"]:
+        archive.check_tar(directory, manifest)
+        result["changed"] = True
+        if module.check_mode:
+            result["removed"] = module.params["remove_archive_after_load"]
+            return result
+        tar_path = archive.archive_paths(directory)[0]
+        result["loaded"] = client.load_images(tar_path)
+        present, targets = archive.read_tag_targets(client)
+        still = archive.missing_from_engine(archived, present, targets)
+        if still["ids"] or still["tags"]:
+            module.fail_json(
+                msg="after loading %s the engine on %s lacks %s; the archive is kept at %s"
+                % (tar_path, client.socket_path, archive.describe_missing(still), directory),
+                **result,
+            )
+    if module.params["remove_archive_after_load"]:
+        result["changed"] = True
+        result["removed"] = True
+        if not module.check_mode:
+            archive.remove_archive(directory)
+    return result
+
+
+def run(module):
+    params = module.params
+    directory = os.path.abspath(params["path"])
+    result = {
+        "changed": False,
+        "path": directory,
+        "images": [],
+        "size": 0,
+        "room": None,
+        "archive": None,
+        "containers": [],
+        "missing": {"ids": [], "tags": []},
+        "loaded": [],
+        "removed": False,
+        "engine": None,
+    }
+    if os.path.lexists(directory) and not os.path.isdir(directory):
+        module.fail_json(
+            msg="path %s exists and is not a directory: give a directory for the image archive"
+            % directory,
+            **result,
+        )
+    if params["timeout"] <= 0:
+        module.fail_json(
+            msg="timeout must be a positive number of seconds, got %d" % params["timeout"]
+        )
+    try:
+        client = archive.ImageEngineClient(params["docker_host"], timeout=params["timeout"])
+    except ValueError as exc:
+        module.fail_json(msg=str(exc), **result)
+    try:
+        if params["state"] == "saved":
+            save(module, client, directory, result)
+        else:
+            load(module, client, directory, result)
+    except archive.ArchiveError as exc:
+        module.fail_json(msg=str(exc), **result)
+    except EngineUnavailable as exc:
+        module.fail_json(msg="the Docker engine did not serve the images: %s" % exc, **result)
+    module.exit_json(**result)
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    run(module)
+
+
+if __name__ == "__main__":
+    main()

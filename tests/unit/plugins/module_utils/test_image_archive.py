@@ -1,0 +1,184 @@
+import json
+import os
+
+import pytest
+
+from ansible_collections.dockerhost.storage.plugins.module_utils import _image_archive as archive
+
+BASE = "sha256:" + "a" * 64
+TWO = "sha256:" + "b" * 64
+LOOSE = "sha256:" + "c" * 64
+
+
+def inspection(image_id, tags, size, layers):
+    return {"Id": image_id, "RepoTags": tags, "Size": size, "RootFS": {"Layers": layers}}
+
+
+def engine_images():
+    return archive.images_from_inspections(
+        [
+            inspection(TWO, ["local/two:1"], 3000, ["l1", "l2"]),
+            inspection(BASE, ["busybox:latest", "local/busybox:second"], 2000, ["l1"]),
+            inspection(LOOSE, ["<none>:<none>"], 2500, ["l1", "l3"]),
+        ]
+    )
+
+
+def test_images_are_sorted_by_id_with_real_tags_only():
+    images = engine_images()
+    assert [image["id"] for image in images] == [BASE, TWO, LOOSE]
+    assert images[0]["tags"] == ["busybox:latest", "local/busybox:second"]
+    assert images[2]["tags"] == []
+
+
+def test_every_tag_of_a_tagged_image_and_the_id_of_an_untagged_one_are_saved():
+    assert archive.names_to_save(engine_images()) == [
+        "busybox:latest",
+        "local/busybox:second",
+        "local/two:1",
+        LOOSE,
+    ]
+
+
+@pytest.mark.parametrize(
+    "inspections, expected",
+    [
+        # A base image and two children: the base counts once.
+        (
+            [
+                inspection(BASE, ["a:1"], 2000, ["l1"]),
+                inspection(TWO, ["b:1"], 3000, ["l1", "l2"]),
+                inspection(LOOSE, [], 2500, ["l1", "l3"]),
+            ],
+            2000 + 1000 + 500,
+        ),
+        # Two image IDs on the same layers (a label differs): the layers count once.
+        (
+            [inspection(BASE, ["a:1"], 2000, ["l1"]), inspection(TWO, ["b:1"], 2000, ["l1"])],
+            2000,
+        ),
+        # A shared base that is not an image itself counts twice: the estimate errs high.
+        (
+            [
+                inspection(BASE, ["a:1"], 3000, ["l0", "l1"]),
+                inspection(TWO, ["b:1"], 3000, ["l0", "l2"]),
+            ],
+            6000,
+        ),
+    ],
+)
+def test_estimated_size_counts_layers_shared_through_prefix_images_once(inspections, expected):
+    assert archive.estimated_size(archive.images_from_inspections(inspections)) == expected
+
+
+def test_the_manifest_round_trips_and_records_the_tar_and_the_engine():
+    images = engine_images()
+    manifest = archive.build_manifest(
+        images,
+        4096,
+        "d" * 64,
+        {"driver": "vfs", "version": "20.10.24", "data_root": "/var/lib/docker"},
+        "2026-11-24T05:30:00Z",
+    )
+    parsed = archive.parse_manifest(json.dumps(manifest), "/a/manifest.json")
+    assert parsed["tar"] == {"file": "images.tar", "size": 4096, "sha256": "d" * 64}
+    assert parsed["engine"]["driver"] == "vfs"
+    assert archive.same_images(parsed["images"], images)
+    assert "layers" not in parsed["images"][0]
+
+
+@pytest.mark.parametrize(
+    "text, phrase",
+    [
+        ("{not json", "is not valid JSON"),
+        ("[]", "does not hold a JSON object"),
+        ('{"format": 2}', "format is 2"),
+        ('{"format": 1, "tar": {"file": "images.tar", "size": "1"}}', "key tar must hold"),
+        (
+            '{"format": 1, "tar": {"file": "images.tar", "size": 1, "sha256": "x"}, "images": {}}',
+            "key images must be a list",
+        ),
+    ],
+)
+def test_a_damaged_manifest_is_named_with_its_key(text, phrase):
+    with pytest.raises(archive.ArchiveError, match=phrase) as error:
+        archive.parse_manifest(text, "/a/manifest.json")
+    assert "/a/manifest.json" in str(error.value)
+
+
+def test_same_images_compares_ids_and_tags():
+    images = engine_images()
+    retagged = [dict(image) for image in images]
+    retagged[1] = dict(retagged[1], tags=["local/two:2"])
+    assert archive.same_images(images, list(reversed(images)))
+    assert not archive.same_images(images, retagged)
+    assert not archive.same_images(images, images[:2])
+
+
+def test_missing_names_absent_ids_and_tags_that_name_another_image():
+    images = engine_images()
+    present = {BASE, TWO}
+    targets = {"busybox:latest": BASE, "local/busybox:second": TWO, "local/two:1": TWO}
+    missing = archive.missing_from_engine(images, present, targets)
+    assert missing == {"ids": [LOOSE], "tags": ["local/busybox:second"]}
+    assert archive.describe_missing(missing) == ("image IDs %s; tags local/busybox:second" % LOOSE)
+    everything = {"busybox:latest": BASE, "local/busybox:second": BASE, "local/two:1": TWO}
+    assert archive.missing_from_engine(images, {BASE, TWO, LOOSE}, everything) == {
+        "ids": [],
+        "tags": [],
+    }
+
+
+def test_containers_left_behind_are_named_and_sorted():
+    containers = archive.containers_left_behind(
+        [
+            {"Id": "2" * 64, "Names": ["/web"], "Image": "nginx:latest", "State": "running"},
+            {"Id": "1" * 64, "Names": ["/db"], "Image": "postgres:16", "State": "exited"},
+        ]
+    )
+    assert [container["name"] for container in containers] == ["db", "web"]
+    assert containers[1] == {
+        "id": "2" * 64,
+        "name": "web",
+        "image": "nginx:latest",
+        "state": "running",
+    }
+
+
+def test_an_archive_is_complete_only_with_a_tar_of_the_recorded_size(tmp_path):
+    directory = str(tmp_path)
+    tar_path, manifest_path = archive.archive_paths(directory)
+    with open(tar_path, "wb") as handle:
+        handle.write(b"x" * 100)
+    manifest = archive.build_manifest(
+        engine_images(), 100, archive.sha256_of_file(tar_path), {}, "t"
+    )
+    assert archive.read_existing_manifest(directory) is None
+    with open(manifest_path, "w", encoding="utf-8") as handle:
+        json.dump(manifest, handle)
+    assert archive.read_existing_manifest(directory) == manifest
+    archive.check_tar(directory, manifest)
+    with open(tar_path, "r+b") as handle:
+        handle.write(b"y")
+    with pytest.raises(archive.ArchiveError, match="has sha256 .* nothing was loaded"):
+        archive.check_tar(directory, manifest)
+    with open(tar_path, "ab") as handle:
+        handle.write(b"z")
+    assert archive.read_existing_manifest(directory) is None
+    with pytest.raises(archive.ArchiveError, match="has 101 bytes"):
+        archive.check_tar(directory, manifest)
+    assert archive.remove_archive(directory) is True
+    assert not os.path.exists(directory)
+
+
+def test_a_missing_archive_says_to_save_first(tmp_path):
+    with pytest.raises(archive.ArchiveError, match="no image archive at .* state=saved"):
+        archive.read_manifest(str(tmp_path / "nowhere"))
+
+
+def test_room_is_judged_on_the_nearest_existing_directory(tmp_path):
+    room = archive.room_for_archive(str(tmp_path / "a" / "b"), 1000)
+    assert room["checked_path"] == str(tmp_path)
+    assert room["need"]["bytes"] == 1000 + archive._capacity.MARGIN_FLOOR_BYTES
+    huge = archive.room_for_archive(str(tmp_path), 1 << 62)
+    assert huge["fits"] is False and huge["reasons"]
