@@ -46,7 +46,7 @@ _SIZE = re.compile(r"^\d+(\.\d+)?\s*([kKmMgGtTpP][iI]?)?[bB]?$")
 # Storage options whose driver is named by the key's prefix, for clearer refusals.
 _OPTION_OWNER = {"overlay2.": "overlay2", "dm.": "devicemapper", "btrfs.": "btrfs", "zfs.": "zfs"}
 # Snapshotter names the containerd image store takes as storage-driver.
-SNAPSHOTTERS = {"overlayfs": "overlay2", "native": "vfs", "btrfs": "btrfs", "zfs": "zfs"}
+SNAPSHOTTERS = _drivers.SNAPSHOTTERS
 # Pseudo-filesystems and runtime directories that must never hold the data-root.
 FORBIDDEN_DATA_ROOT_PARENTS = ("/proc", "/sys", "/dev", "/run")
 
@@ -188,9 +188,7 @@ def check_storage_driver(driver, engine, containerd_snapshotter=None):
         )
 
 
-def graphdriver_for(driver):
-    """The graphdriver whose rules apply to a storage-driver value (snapshotters mapped)."""
-    return SNAPSHOTTERS.get(driver, driver) if driver not in _drivers.DRIVERS else driver
+graphdriver_for = _drivers.graphdriver_for
 
 
 def check_storage_opts(opts, driver, engine, backing=None):

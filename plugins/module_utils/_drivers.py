@@ -14,6 +14,9 @@ from __future__ import annotations
 import re
 
 DRIVERS = ("overlay2", "aufs", "btrfs", "zfs", "fuse-overlayfs", "vfs", "overlay", "devicemapper")
+# Containerd snapshotters, which the containerd image store takes as storage-driver, and the
+# graphdriver with the same kernel and filesystem needs.
+SNAPSHOTTERS = {"overlayfs": "overlay2", "native": "vfs", "btrfs": "btrfs", "zfs": "zfs"}
 
 # Verdicts for a host without an engine are given for a current engine.
 CURRENT_ENGINE = (29, 0, 0)
@@ -62,6 +65,11 @@ def parse_engine_version(text):
 
 def format_version(version):
     return ".".join(str(part) for part in version[:2])
+
+
+def graphdriver_for(driver):
+    """The graphdriver whose needs apply to a storage-driver value (snapshotters mapped)."""
+    return driver if driver in DRIVERS else SNAPSHOTTERS.get(driver, driver)
 
 
 def priority_list(engine):

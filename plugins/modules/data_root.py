@@ -232,6 +232,7 @@ from ansible_collections.dockerhost.storage.plugins.module_utils import (
     _capacity,
     _containerd,
     _dockerd_flags,
+    _drivers,
     _engine_service,
     _relocation,
     _support,
@@ -359,7 +360,8 @@ def preflight(module, source, target, driver, engine_info, engine, journal):
             problems.append(str(exc))
         else:
             plan["target_filesystem"] = evidence["backing_fs"]
-            verdict = report["drivers"].get(driver)
+            # On the containerd image store the driver is a snapshotter: judge its graphdriver.
+            verdict = report["drivers"].get(_drivers.graphdriver_for(driver))
             if verdict is None or verdict["supported"] is not True:
                 reasons = "; ".join(verdict["reasons"]) if verdict else "unknown driver"
                 problems.append(
