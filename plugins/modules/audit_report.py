@@ -32,8 +32,7 @@ options:
   hosts:
     description:
       - The inventory names of the hosts of the report, in place of O(results); each host's
-        result is taken from O(host_results). A host missing there is reported as one the
-        facts task did not run on.
+        result is taken from O(host_results).
       - One dictionary keyed by host is cheaper to build on the controller than one list item
         per host (see the role's tasks).
     type: list
@@ -96,13 +95,11 @@ EXAMPLES = r"""
 - name: Write the fleet report on the controller
   dockerhost.storage.audit_report:
     hosts: "{{ ansible_play_hosts_all }}"
-    # Every host's registered storage_facts result, keyed by host.
+    # Every host's registered storage_facts result, keyed by host (null where it did not run).
     host_results: >-
-      {{ dict(ansible_play_hosts_all | map('extract', hostvars)
-              | selectattr('audit_host_result', 'defined') | map(attribute='inventory_hostname')
-              | zip(ansible_play_hosts_all | map('extract', hostvars)
-                    | selectattr('audit_host_result', 'defined')
-                    | map(attribute='audit_host_result'))) }}
+      {{ dict(ansible_play_hosts_all
+              | zip(ansible_play_hosts_all | map('extract', hostvars, 'audit_host_result')
+                    | map('default', none))) }}
     dest: "{{ playbook_dir }}/reports"
   run_once: true
   delegate_to: localhost
