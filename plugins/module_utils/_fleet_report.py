@@ -412,3 +412,186 @@ def render_html(fleet):
             _JS,
         )
     )
+
+
+_PATH_SOURCES = {
+    "option": "the path option",
+    "engine": "the running engine",
+    "daemon.json": "daemon.json",
+    "default": "the default",
+}
+_VERSION_SOURCES = {
+    "option": "the engine_version option",
+    "api": "the Engine API",
+    "binary": "dockerd --version",
+}
+_DRIVER_ORDER = (
+    "overlay2",
+    "fuse-overlayfs",
+    "btrfs",
+    "zfs",
+    "vfs",
+    "aufs",
+    "overlay",
+    "devicemapper",
+)
+
+
+def _yes_no(value):
+    return {True: "yes", False: "no"}.get(value, "unknown") if value is not None else "unknown"
+
+
+def _or(value, fallback):
+    return value if value else fallback
+
+
+def render_host_markdown(host, result, generated=None, facts=None):
+    """A host's readable report (``<host>.md``) from its registered ``storage_facts`` result,
+    or None when the facts task did not run there.
+
+    ``facts`` are the host's ``ansible_facts`` when they were gathered (the host's name,
+    distribution and the time they were taken are shown); otherwise ``generated`` is the time
+    shown.
+    """
+    if not result or "checks" not in result or result.get("failed") or result.get("unreachable"):
+        return None
+    facts = facts or {}
+    support = result["support"]
+    fs = support["backing_filesystem"]
+    engine = support["engine"]
+    kernel = support["kernel"]
+    verdicts = support["drivers"]
+    drivers = [name for name in _DRIVER_ORDER if name in verdicts] + sorted(
+        name for name in verdicts if name not in _DRIVER_ORDER
+    )
+    out = ["# Docker storage audit: %s" % host, ""]
+    if "distribution" in facts:
+        out.append(
+            "Host: %s, %s %s"
+            % (
+                facts.get("fqdn", host),
+                facts["distribution"],
+                facts.get("distribution_version", ""),
+            )
+        )
+    if "date_time" in facts:
+        out.append("Checked: %s" % facts["date_time"]["iso8601"])
+    else:
+        out.append("Checked: %s" % generated)
+    out += ["", "## Kernel", ""]
+    out.append("- release: %s" % kernel["release"])
+    out.append("- configuration read from: %s" % _or(kernel.get("config_source"), "not found"))
+    for fs_name in ("overlay", "aufs"):
+        if fs_name not in kernel:
+            continue
+        how = kernel[fs_name]
+        state = "available" if how["available"] else "not available"
+        out.append("- %s: %s (%s)" % (fs_name, state, how["how"]))
+        out += ["  - disabled by %s" % where for where in how.get("blocked_by", [])]
+        out += ["  - blacklisted in %s" % where for where in how.get("blacklisted_by", [])]
+
+    out += ["", "## Data-root", ""]
+    path_source = support["path_source"]
+    out.append(
+        "- path: %s (from %s)" % (support["path"], _PATH_SOURCES.get(path_source, path_source))
+    )
+    if support["checked_path"] != support["path"]:
+        out.append("- examined: %s (the data-root does not exist yet)" % support["checked_path"])
+    out.append(
+        "- backing filesystem: %s (%s) from %s, mounted at %s"
+        % (fs["type"], fs["magic"], _or(fs.get("source"), "?"), _or(fs.get("mount_point"), "?"))
+    )
+    super_options = fs.get("super_options")
+    out.append(
+        "- mount options: %s%s"
+        % (
+            _or(fs.get("mount_options"), "?"),
+            " (superblock: %s)" % super_options if super_options else "",
+        )
+    )
+    out.append("- d_type: %s" % _yes_no(fs.get("d_type")))
+    out.append("- project quota: %s" % _yes_no(fs.get("project_quota")))
+    probe = support["overlay_probe"]
+    if not probe["attempted"]:
+        out.append("- overlay test mount: not attempted")
+    elif probe["ok"]:
+        out.append("- overlay test mount: ok")
+    else:
+        error = probe.get("error")
+        out.append("- overlay test mount: failed%s" % (": %s" % error if error else ""))
+
+    out += ["", "## Engine", ""]
+    if engine["version"]:
+        version_source = engine["version_source"]
+        out.append(
+            "- Docker Engine %s (from %s%s)"
+            % (
+                engine["version"],
+                _VERSION_SOURCES.get(version_source, version_source),
+                ", API %s" % engine["api_version"] if engine.get("api_version") else "",
+            )
+        )
+        if engine.get("running_driver"):
+            out.append("- running storage driver: %s" % engine["running_driver"])
+        out.append(
+            "- storage-driver in daemon.json: %s" % _or(engine["configured_driver"], "not set")
+        )
+    else:
+        runnable = [name for name in drivers if verdicts[name].get("supported")]
+        out.append("Docker is not installed; this host could run:")
+        out += ["- %s" % name for name in runnable] or ["- none of the storage drivers"]
+        if engine.get("configured_driver"):
+            out.append("- storage-driver in daemon.json: %s" % engine["configured_driver"])
+    if engine.get("problem"):
+        out += ["", "Engine lookup: %s" % engine["problem"]]
+
+    out += ["", "## Storage drivers", ""]
+    # Warnings every driver carries (such as the engine version judged for) are shown once.
+    common = list(verdicts[drivers[0]]["warnings"]) if drivers else []
+    for name in drivers:
+        common = [warning for warning in common if warning in verdicts[name]["warnings"]]
+    out += ["Note: %s" % warning for warning in common]
+    if common:
+        out.append("")
+    for name in drivers:
+        verdict_ = verdicts[name]
+        state = {True: "supported", False: "not supported"}.get(verdict_["supported"], "unknown")
+        if verdict_.get("removed"):
+            state += " (removed in this engine)"
+        elif verdict_.get("deprecated"):
+            state += " (deprecated)"
+        out.append("- %s: %s" % (name, state))
+        out += ["  - why not: %s" % reason for reason in verdict_["reasons"]]
+        out += [
+            "  - warning: %s" % warning for warning in verdict_["warnings"] if warning not in common
+        ]
+
+    out += ["", "## Verdict", ""]
+    pick = support["would_pick"]
+    if pick.get("driver"):
+        out.append(
+            "- dockerd would pick: %s (%s image store): %s"
+            % (pick["driver"], pick["image_store"], pick["reason"])
+        )
+    else:
+        out.append("- dockerd would refuse to start: %s" % pick["reason"])
+    out += ["  - warning: %s" % warning for warning in pick.get("warnings") or []]
+    out.append("- recommended: %s" % _or(support.get("recommended"), "none"))
+
+    out += ["", "## Findings", ""]
+    docker = result["docker"]
+    if docker["state"] != "running":
+        out += ["Docker: %s (%s)" % (docker["state"], docker["reason"]), ""]
+    for finding in result["findings"]:
+        out.append(
+            "- %s: %s%s: %s"
+            % (
+                finding["status"],
+                finding["check"],
+                " (CIS %s)" % finding["cis"] if finding.get("cis") else "",
+                finding["message"],
+            )
+        )
+    if not result["findings"]:
+        out.append("- none")
+    return "\n".join(out) + "\n"

@@ -40,12 +40,6 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state i
     resolve_data_root,
     uses_containerd_store,
 )
-from ansible_collections.dockerhost.storage.plugins.module_utils._mounts_report import (
-    build_report as build_mounts_report,
-)
-from ansible_collections.dockerhost.storage.plugins.module_utils._mounts_report import (
-    summarise,
-)
 
 # How many mount problems the fact carries in full; the summary counts them all.
 MOUNT_PROBLEMS_KEPT = 20
@@ -178,15 +172,22 @@ def capacity_facts(data_root, containerd_root, containerd_config, mounts, thresh
 
 def mounts_facts(docker_host, data_root, mounts, containerd_store, timeout):
     """mounts_info's container and summary view (no store walk, no probe), or a problem."""
+    # Imported here: only a host whose engine answers needs it, and on a host without Docker
+    # the target would compile these modules (and _aufs, _overlay_mounts, _layer_store) for
+    # nothing on every run.
+    from ansible_collections.dockerhost.storage.plugins.module_utils import _mounts_report
+
     try:
         client = ContainerEngineClient(docker_host, timeout=timeout)
-        report = build_mounts_report(client, data_root, mounts, containerd_store=containerd_store)
+        report = _mounts_report.build_report(
+            client, data_root, mounts, containerd_store=containerd_store
+        )
     except (ValueError, OSError, EngineUnavailable, EngineStateError) as exc:
         # EngineUnavailable covers the engine's error answers (EngineError) as well.
         return {"checked": False, "problem": str(exc)}
     probe = {"attempted": False, "ok": None, "skipped_reason": "not run by storage_facts"}
     probe["problems"] = []
-    summary, ok = summarise(report["containers"], report["store"], probe)
+    summary, ok = _mounts_report.summarise(report["containers"], report["store"], probe)
     return {
         "checked": True,
         "problem": None,

@@ -25,10 +25,31 @@ options:
       - One item per host, each C(host) (the inventory name), C(result) (the registered
         result of M(dockerhost.storage.storage_facts), unreachable or failed results included)
         and optionally C(markdown) (the host's readable report, written as C(<host>.md) with
-        O(host_files)).
+        O(host_files); when left out, the module renders it).
+      - Either this or O(hosts) is required.
     type: list
     elements: dict
-    required: true
+  hosts:
+    description:
+      - The inventory names of the hosts of the report, in place of O(results); each host's
+        result is taken from O(host_results).
+      - One dictionary keyed by host is cheaper to build on the controller than one list item
+        per host (see the role's tasks).
+    type: list
+    elements: str
+  host_results:
+    description:
+      - With O(hosts), the registered result of M(dockerhost.storage.storage_facts) of each
+        host it ran on, keyed by host.
+    type: dict
+    default: {}
+  host_facts:
+    description:
+      - The C(ansible_facts) of each host, keyed by host, when facts were gathered; each
+        host's readable report then names its FQDN, distribution and the time its facts were
+        gathered.
+    type: dict
+    default: {}
   dest:
     description:
       - The directory the reports are written to; created when missing.
@@ -55,7 +76,7 @@ options:
     description:
       - Also write C(<host>.json) for every host the facts task ran on, with
         C(inventory_hostname), C(docker_storage_support) (the driver support report) and
-        C(docker_storage) (the whole fact), and C(<host>.md) from the item's C(markdown).
+        C(docker_storage) (the whole fact), and C(<host>.md), the host's readable report.
     type: bool
     default: false
 extends_documentation_fragment:
@@ -73,7 +94,12 @@ attributes:
 EXAMPLES = r"""
 - name: Write the fleet report on the controller
   dockerhost.storage.audit_report:
-    results: "{{ ansible_play_hosts_all | map('extract', hostvars, 'audit_host_result') | list }}"
+    hosts: "{{ ansible_play_hosts_all }}"
+    # Every host's registered storage_facts result, keyed by host (null where it did not run).
+    host_results: >-
+      {{ dict(ansible_play_hosts_all
+              | zip(ansible_play_hosts_all | map('extract', hostvars, 'audit_host_result')
+                    | map('default', none))) }}
     dest: "{{ playbook_dir }}/reports"
   run_once: true
   delegate_to: localhost
@@ -114,6 +140,11 @@ hosts:
   returned: success
   type: list
   elements: dict
+markdown:
+  description: Each audited host's readable report (as written to C(<host>.md)), keyed by
+    host; hosts the facts task did not run on are left out.
+  returned: success
+  type: dict
 """
 
 import os
@@ -128,7 +159,10 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._atomic_file im
 
 def argument_spec():
     return dict(
-        results=dict(type="list", elements="dict", required=True),
+        results=dict(type="list", elements="dict"),
+        hosts=dict(type="list", elements="str"),
+        host_results=dict(type="dict", default={}),
+        host_facts=dict(type="dict", default={}),
         dest=dict(type="path", required=True),
         name=dict(type="str", default="fleet"),
         fail_on=dict(type="str", choices=list(_fleet_report.FAIL_ON), default="fail"),
@@ -153,14 +187,35 @@ def _write(path, text):
     return True
 
 
+def _results(params):
+    """``[{host, result, markdown}, ...]`` from O(results) or from O(hosts) and
+    O(host_results); the markdown is rendered where an item does not bring it."""
+    if params["results"] is not None:
+        items = [dict(item) for item in params["results"]]
+    else:
+        items = [
+            {"host": host, "result": params["host_results"].get(host)} for host in params["hosts"]
+        ]
+    for item in items:
+        if item.get("markdown") is None and isinstance(item.get("host"), str):
+            item["markdown"] = _fleet_report.render_host_markdown(
+                item["host"],
+                item.get("result"),
+                params["generated"],
+                params["host_facts"].get(item["host"]),
+            )
+    return items
+
+
 def run(module):
     params = module.params
-    for item in params["results"]:
+    results = _results(params)
+    for item in results:
         if not isinstance(item.get("host"), str):
             module.fail_json(msg="each item of results needs a host name, found %r" % item)
     if "/" in params["name"] or not params["name"]:
         module.fail_json(msg="name must be a file name without /, got %r" % params["name"])
-    fleet = _fleet_report.build_fleet(params["results"], params["generated"])
+    fleet = _fleet_report.build_fleet(results, params["generated"])
     should_fail, reason = _fleet_report.verdict(fleet, params["fail_on"])
     texts = {
         "json": (".json", _fleet_report.render_json(fleet)),
@@ -177,7 +232,7 @@ def run(module):
             files[key] = path
             changed = _write(path, text) or changed
         if params["host_files"]:
-            for item in params["results"]:
+            for item in results:
                 text = _fleet_report.render_host_json(item["host"], item.get("result"))
                 if text is None:
                     continue
@@ -203,11 +258,17 @@ def run(module):
         should_fail=should_fail,
         reason=reason,
         hosts=fleet["hosts"],
+        markdown={item["host"]: item["markdown"] for item in results if item.get("markdown")},
     )
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=False)
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        mutually_exclusive=[("results", "hosts")],
+        required_one_of=[("results", "hosts")],
+        supports_check_mode=False,
+    )
     run(module)
 
 

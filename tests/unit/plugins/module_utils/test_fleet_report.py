@@ -130,3 +130,105 @@ def test_host_json_only_for_hosts_the_facts_task_ran_on():
     assert document["docker_storage_support"] == {"recommended": "overlay2"}
     assert _fleet_report.render_host_json("gone", FLEET[4]["result"]) is None
     assert _fleet_report.render_host_json("broken", FLEET[5]["result"]) is None
+
+
+def _support(engine_version="20.10.24"):
+    judged = "no Docker engine found: judged for Docker Engine 29.0"
+    return {
+        "path": "/srv/docker",
+        "path_source": "daemon.json",
+        "checked_path": "/srv/docker",
+        "backing_filesystem": {
+            "type": "ext4",
+            "magic": "0xef53",
+            "source": "/dev/vdb",
+            "mount_point": "/srv",
+            "mount_options": "rw,relatime",
+            "super_options": None,
+            "d_type": True,
+            "project_quota": None,
+        },
+        "overlay_probe": {"attempted": True, "ok": False, "error": "EPERM"},
+        "engine": {
+            "version": engine_version,
+            "version_source": "api",
+            "api_version": "1.41",
+            "running_driver": "overlay2" if engine_version else None,
+            "configured_driver": None,
+            "problem": None if engine_version else "no socket",
+        },
+        "kernel": {
+            "release": "6.1.0",
+            "config_source": None,
+            "overlay": {"available": True, "how": "builtin"},
+            "aufs": {"available": False, "how": "absent", "blocked_by": ["/etc/modprobe.d/x"]},
+        },
+        "drivers": {
+            "vfs": {"supported": True, "reasons": [], "warnings": [judged, "vfs is slow"]},
+            "overlay2": {"supported": True, "reasons": [], "warnings": [judged]},
+            "aufs": {
+                "supported": False,
+                "removed": True,
+                "reasons": ["aufs was removed"],
+                "warnings": [judged],
+            },
+        },
+        "would_pick": {"driver": "overlay2", "image_store": "graphdriver", "reason": "first"},
+        "recommended": "overlay2",
+    }
+
+
+def test_host_markdown_reads_as_the_report():
+    result = _result(findings=[_check("daemon_json_mode", "fail", cis="3.18")])
+    result["support"] = _support()
+    text = _fleet_report.render_host_markdown("web1", result, "2026-01-02T03:04:05Z")
+    lines = text.splitlines()
+    assert lines[:3] == ["# Docker storage audit: web1", "", "Checked: 2026-01-02T03:04:05Z"]
+    for line in (
+        "- configuration read from: not found",
+        "  - disabled by /etc/modprobe.d/x",
+        "- path: /srv/docker (from daemon.json)",
+        "- backing filesystem: ext4 (0xef53) from /dev/vdb, mounted at /srv",
+        "- mount options: rw,relatime",
+        "- d_type: yes",
+        "- project quota: unknown",
+        "- overlay test mount: failed: EPERM",
+        "- Docker Engine 20.10.24 (from the Engine API, API 1.41)",
+        "- storage-driver in daemon.json: not set",
+        "Note: no Docker engine found: judged for Docker Engine 29.0",
+        "- aufs: not supported (removed in this engine)",
+        "  - warning: vfs is slow",
+        "- dockerd would pick: overlay2 (graphdriver image store): first",
+        "- fail: daemon_json_mode (CIS 3.18): daemon_json_mode is fail",
+    ):
+        assert line in lines
+    # Drivers in the usual order; a warning every driver carries is shown once, as a note.
+    assert lines.index("- overlay2: supported") < lines.index("- vfs: supported")
+    assert text.count("judged for Docker Engine 29.0") == 1
+    assert "examined:" not in text
+    assert "Docker: " not in text
+    assert text.endswith("\n")
+
+
+def test_host_markdown_of_a_host_without_docker_and_with_facts():
+    result = _result(state="absent", checks=[_check("d_type", "skipped")])
+    result["support"] = _support(engine_version=None)
+    facts = {
+        "fqdn": "web1.example.org",
+        "distribution": "Debian",
+        "distribution_version": "12",
+        "date_time": {"iso8601": "2026-01-02T00:00:00Z"},
+    }
+    lines = _fleet_report.render_host_markdown("web1", result, "later", facts).splitlines()
+    assert "Host: web1.example.org, Debian 12" in lines
+    assert "Checked: 2026-01-02T00:00:00Z" in lines
+    start = lines.index("Docker is not installed; this host could run:")
+    assert lines[start + 1 : start + 3] == ["- overlay2", "- vfs"]
+    assert "Engine lookup: no socket" in lines
+    assert "Docker: absent (no engine)" in lines
+    assert lines[-1] == "- none"
+
+
+def test_host_markdown_only_for_hosts_the_facts_task_ran_on():
+    for item in FLEET[-2:]:
+        assert _fleet_report.render_host_markdown(item["host"], item["result"]) is None
