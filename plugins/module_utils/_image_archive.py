@@ -27,7 +27,7 @@ import socket
 import tempfile
 from urllib.parse import quote
 
-from ansible_collections.dockerhost.storage.plugins.module_utils import _capacity
+from ansible_collections.dockerhost.storage.plugins.module_utils import _capacity, _mountinfo
 from ansible_collections.dockerhost.storage.plugins.module_utils._atomic_file import (
     write_text_atomically,
 )
@@ -233,17 +233,6 @@ def containers_left_behind(containers):
 def archive_paths(directory):
     """``(tar path, manifest path)`` of an archive directory."""
     return os.path.join(directory, TAR_NAME), os.path.join(directory, MANIFEST_NAME)
-
-
-def nearest_existing(path):
-    """``path`` or its nearest existing ancestor."""
-    path = os.path.abspath(path)
-    while not os.path.exists(path):
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    return path
 
 
 # ---- the live system -----------------------------------------------------------------------
@@ -502,7 +491,7 @@ def check_tar(directory, manifest):
 def room_for_archive(directory, need_bytes):
     """``_capacity.fit_on_target`` for ``need_bytes`` on the filesystem that will hold
     ``directory``, with ``checked_path`` (the existing path examined) and ``available``."""
-    checked = nearest_existing(directory)
+    checked = _mountinfo.nearest_existing_ancestor(os.path.abspath(directory))
     try:
         st = os.statvfs(checked)
     except OSError as exc:

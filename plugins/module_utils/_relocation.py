@@ -159,13 +159,8 @@ def release_self_bind_mount(data_root, mountinfo_path="/proc/self/mountinfo"):
 
 
 def nearest_existing(path):
-    current = path
-    while not os.path.lexists(current):
-        parent = os.path.dirname(current)
-        if parent == current:
-            break
-        current = parent
-    return current
+    """``path`` or its nearest ancestor that exists; a symlink counts, even a dangling one."""
+    return _mountinfo.nearest_existing_ancestor(path, exists=os.path.lexists)
 
 
 def target_problems(source, target, journal, force, allow_same_filesystem):
