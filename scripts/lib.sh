@@ -155,6 +155,13 @@ EOF
     mv "${cache}.tmp" "${cache}"
 }
 
+# True in a CI run (CI=true, as .ci/run sets it): there a skipped test is a failure.
+in_ci() {
+    local value="${CI:-}"
+    value="${value,,}"
+    [[ "${value}" == true || "${value}" == 1 || "${value}" == yes ]]
+}
+
 # Seconds since the epoch, for timing steps.
 now() {
     date +%s

@@ -14,6 +14,9 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support")
+)
 
 from harness import (  # noqa: E402  (the path above makes the package importable)
     BOOKWORM_PYTHON,
@@ -25,20 +28,10 @@ from harness import (  # noqa: E402  (the path above makes the package importabl
     PrivateDockerd,
     import_image,
 )
+from prerequisites import skip_or_fail  # noqa: E402
 
 INTEGRATION_DIR = os.path.dirname(os.path.abspath(__file__))
 _DOCKERDS = pytest.StashKey[DockerdFactory]()
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
-
-
-def _skip_or_fail(message: str) -> None:
-    """Outside CI a missing prerequisite skips; in CI it is a failure, never a silent skip."""
-    if in_ci():
-        pytest.fail(message + " (CI=true: prerequisites are not optional)", pytrace=False)
-    pytest.skip(message)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -70,7 +63,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
 def _needs_root() -> None:
     # Session scope: it must run before any module-scoped filesystem fixture.
     if os.geteuid() != 0:
-        _skip_or_fail("integration tests need root (loop devices, mounts, dockerd)")
+        skip_or_fail("integration tests need root (loop devices, mounts, dockerd)")
 
 
 def _loopfs_factory(tmp_path_factory: pytest.TempPathFactory):
@@ -131,7 +124,7 @@ def start_dockerd(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
 
 def _cached_image(image: LocalImage) -> LocalImage:
     if not image.is_cached():
-        _skip_or_fail(image.missing_message())
+        skip_or_fail(image.missing_message())
     return image
 
 

@@ -26,6 +26,7 @@ sys.path.insert(
     0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support")
 )
 from collection_path import collections_root  # noqa: E402
+from prerequisites import skip_or_fail  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -330,7 +331,7 @@ def _chromium():
         path = shutil.which(name)
         if path:
             return path
-    pytest.skip("Debian's chromium package is not installed (scripts/setup-host installs it)")
+    skip_or_fail("Debian's chromium package is not installed (scripts/setup-host installs it)")
 
 
 def _chromium_argv(profile, *args):

@@ -5,10 +5,15 @@ import shutil
 import subprocess
 
 import pytest
+from prerequisites import skip_or_fail
 
 from ansible_collections.dockerhost.storage.plugins.module_utils._tree_usage import tree_usage
 
-pytestmark = pytest.mark.skipif(shutil.which("du") is None, reason="needs GNU du")
+
+@pytest.fixture(autouse=True)
+def _needs_du():
+    if shutil.which("du") is None:
+        skip_or_fail("needs GNU du (coreutils)")
 
 
 def du(path, *options):
