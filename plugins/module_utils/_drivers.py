@@ -231,9 +231,18 @@ def _overlay_family(verdict, driver, engine, evidence):
             if backing and backing.startswith("ext")
             else ""
         )
-        if engine >= (17, 12) or driver == "overlay2":
+        # dockerd before 23.0 keeps running an existing store without d_type (moby #27443:
+        # the driver's directory exists and is not empty) and refuses only a new one.
+        existing = driver in evidence.get("prior_drivers", ())
+        if engine >= (23, 0) or (not existing and (engine >= (17, 12) or driver == "overlay2")):
             _refuse(
                 verdict, "the %s backing filesystem does not support d_type%s" % (backing, hint)
+            )
+        elif existing:
+            verdict["warnings"].append(
+                "the backing filesystem does not support d_type%s: dockerd keeps running the "
+                "existing %s store there, but refuses a new one, and Docker Engine 23.0 and "
+                "later refuse it outright" % (hint, driver)
             )
         else:
             verdict["warnings"].append("the backing filesystem does not support d_type%s" % hint)

@@ -27,6 +27,7 @@ from ansible_collections.dockerhost.storage.plugins.module_utils import (
     _engine_service,
     _filesystem_probe,
     _mountinfo,
+    _path_users,
     _tree_copy,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._atomic_file import (
@@ -310,7 +311,9 @@ class Relocation:
     ``wait_for_engine()`` (a client once the engine answers; raises when it does not),
     ``wait_for_engine_gone(client)``, ``start_container(client, id)``,
     ``checkpoint(name)`` (called between steps; the fault-injection tests kill the process
-    there).
+    there), and optionally ``target_users()`` (sentences naming the mounts and processes
+    that use the target, ``_path_users.users_of``), asked before the copy, once the engine
+    has stopped, and right before the switch.
     """
 
     def __init__(
@@ -340,6 +343,7 @@ class Relocation:
             "checkpoint",
         ):
             setattr(self, name, collaborators[name])
+        self.target_users = collaborators.get("target_users") or (lambda: [])
         self.verify_full = verify_full
         self.remove_source = remove_source
         # False when a dockerd flag sets the storage driver: pinning it in daemon.json as well
@@ -396,6 +400,7 @@ class Relocation:
                 set(inventory["running"])
                 | (set(earlier.get("running", ())) & set(inventory["containers"]))
             )
+        self._refuse_used_target("nothing was changed")
         self._journal(PHASE_COPYING, was_running, inventory)
         if not os.path.isdir(self.target):
             os.mkdir(self.target, 0o710)
@@ -430,6 +435,7 @@ class Relocation:
             self.steps.append("stopped the engine")
         self.checkpoint("after-stop")
         try:
+            self._refuse_used_target("the engine is stopped")
             self.copy.on_progress = lambda: self.checkpoint("during-final-pass")
             final = self._timed("final_pass", self.copy.run)
             self.steps.append(
@@ -456,6 +462,7 @@ class Relocation:
             self.checkpoint("after-verify")
             # The journal learns the previous configuration before the switch, so that a run
             # killed in between can still tell where the engine will start, and undo it.
+            self._refuse_used_target("the copy is verified but not switched to")
             self._previous_config = self.config.current()
             self._journal(PHASE_SWITCHING, was_running, inventory)
             self._switched = True
@@ -467,6 +474,16 @@ class Relocation:
         except Exception as exc:
             self._roll_back(was_running, inventory, exc)
         return self.finish(was_running, inventory, stopped_at)
+
+    def _refuse_used_target(self, state):
+        """Raise RelocationError when something else uses the target: an engine started on it
+        (by hand, by its service manager, by another run) would lose files to the copy."""
+        users = self.target_users()
+        if users:
+            raise RelocationError(
+                "the target %s is in use (%s): %s; another engine may run on it. Stop whatever "
+                "uses it, then run again" % (self.target, state, "; ".join(users))
+            )
 
     def resume_switched(self, journal):
         """Take over the switch an earlier, interrupted run made, so that a failure in
@@ -541,17 +558,24 @@ class Relocation:
                 "the old data-root %s is a filesystem of its own: left mounted as it is"
                 % self.source
             )
-        elif self.remove_source and was_running:
-            release_self_bind_mount(self.source)
-            _tree_copy.remove_path(self.source)
-            result["source_kept_at"] = None
-            self.steps.append("removed the old data-root %s" % self.source)
         else:
-            kept = kept_source_name(self.source)
             release_self_bind_mount(self.source)
-            os.rename(self.source, kept)
-            result["source_kept_at"] = kept
-            self.steps.append("kept the old data-root as %s" % kept)
+            # Never remove through a mount: whatever is mounted inside is not ours to delete.
+            mounted = _path_users.mounts_inside(self.source, _mountinfo.read_mountinfo())
+            if self.remove_source and was_running and not mounted:
+                _tree_copy.remove_path(self.source)
+                result["source_kept_at"] = None
+                self.steps.append("removed the old data-root %s" % self.source)
+            else:
+                kept = kept_source_name(self.source)
+                os.rename(self.source, kept)
+                result["source_kept_at"] = kept
+                self.steps.append("kept the old data-root as %s" % kept)
+                if self.remove_source and mounted:
+                    self.steps.append(
+                        "did not remove it: %s mounted inside; unmount, then remove %s"
+                        % (", ".join(mounted), kept)
+                    )
         self.checkpoint("after-source-kept")
         remove_journal(self.target)
         return result
@@ -802,4 +826,5 @@ def live_collaborators(
         ),
         "start_container": lambda client, container: client.start_container(container),
         "checkpoint": checkpoint or (lambda name: None),
+        "target_users": lambda: _path_users.users_of(copy.target) if copy is not None else [],
     }

@@ -10,6 +10,11 @@ timestamps, symlink targets as they are (relative ones stay relative). Mount poi
 source (merged directories of running containers, shm) become empty directories: their
 content belongs to another filesystem.
 
+Nothing below a mount point on the target is ever written or removed: a mount there is someone
+else's (an engine started on the target mounts its containers' root filesystems in it), so a
+pass that meets one stops with CopyError before it changes anything below it. Every target
+directory's device is compared with the target's, and removals never cross a device.
+
 This file touches the live system. docs/relocation.md says why this copier and not rsync.
 
 Private to the dockerhost.storage collection: the API may change without notice.
@@ -22,6 +27,9 @@ import errno
 import os
 import stat
 from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.dockerhost.storage.plugins.module_utils import _mountinfo
+from ansible_collections.dockerhost.storage.plugins.module_utils._path_users import mounts_inside
 
 # What the second pass compares to decide an entry changed. ctime moves on every change to
 # content, owner, mode, link count and xattrs, which mtime alone would miss.
@@ -102,7 +110,7 @@ def _open_new(target):
     try:
         return os.open(target, flags, 0o600)
     except FileExistsError:
-        remove_path(target)
+        remove_path(target, os.lstat(os.path.dirname(target)).st_dev)
         return os.open(target, flags, 0o600)
 
 
@@ -191,7 +199,7 @@ def copy_entry(source, target, st):
         return _copy_entry(source, target, st, mode)
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR) and exc.filename == source:
-            remove_path(target)
+            remove_path(target, os.lstat(os.path.dirname(target)).st_dev)
             return False
         _fail("cannot copy", source, exc)
 
@@ -199,7 +207,7 @@ def copy_entry(source, target, st):
 def _copy_entry(source, target, st, mode):
     if stat.S_ISREG(mode):
         return _copy_regular_file(source, target, st)
-    remove_path(target)
+    remove_path(target, os.lstat(os.path.dirname(target)).st_dev)
     if stat.S_ISLNK(mode):
         os.symlink(os.readlink(source), target)
     elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
@@ -232,6 +240,7 @@ class TreeCopy:
         self._pool = None
         self._pending = collections.deque()
         self._followers = []
+        self._target_device = None
         # Called after every PROGRESS_EVERY entries (the relocation's fault-injection points).
         self.on_progress = None
 
@@ -248,6 +257,7 @@ class TreeCopy:
         if not stat.S_ISDIR(root_st.st_mode):
             raise CopyError("%s is not a directory" % self.source)
         device = root_st.st_dev
+        self._target_device = self._check_target()
         seen = set()
         links = {}  # (dev, ino) -> relative path of its first copy, for st_nlink > 1
         self._followers = []  # hard links to make once every first copy is complete
@@ -279,6 +289,37 @@ class TreeCopy:
         self.stats = stats
         return stats
 
+    def _check_target(self):
+        """The target's device, once nothing is found mounted inside the target."""
+        try:
+            target_st = os.lstat(self.target)
+        except OSError as exc:
+            _fail("cannot read", self.target, exc)
+        if not stat.S_ISDIR(target_st.st_mode):
+            raise CopyError("%s is not a directory" % self.target)
+        mounted = mounts_inside(self.target, _mountinfo.read_mountinfo())
+        if mounted:
+            raise CopyError(
+                "not copying into %s: %s mounted inside it. Something else uses the target (an "
+                "engine started on it mounts its containers there): stop it, or unmount, first"
+                % (self.target, ", ".join(mounted) + (" is" if len(mounted) == 1 else " are"))
+            )
+        return target_st.st_dev
+
+    def _check_target_directory(self, target_dir):
+        """Refuse to work in a target directory on another device: a mount point that appeared
+        while the pass ran."""
+        try:
+            st = os.lstat(target_dir)
+        except OSError as exc:
+            _fail("cannot read", target_dir, exc)
+        if st.st_dev != self._target_device:
+            raise CopyError(
+                "not copying into %s: another filesystem is mounted there, inside the target %s "
+                "(an engine started on the target mounts its containers there); nothing below it "
+                "was changed: stop whatever mounted it, then run again" % (target_dir, self.target)
+            )
+
     def _wait_for_copies(self, keep):
         """Wait until at most ``keep`` copies are in flight; raise the first failure."""
         while len(self._pending) > keep:
@@ -296,7 +337,8 @@ class TreeCopy:
                 continue  # removed since its parent was listed; the next pass notices
             except OSError as exc:
                 _fail("cannot list", source_dir, exc)
-            created = self._ensure_directory(target_dir)
+            created = self._ensure_directory(target_dir, self._target_device)
+            self._check_target_directory(target_dir)
             before = stats["copied"] + stats["linked"] + stats["removed"]
             present = self._target_names(target_dir)
             for entry in entries:
@@ -311,7 +353,9 @@ class TreeCopy:
                         # A mount point: an empty directory in the copy, as dockerd made it.
                         skipped.append(child)
                         seen.add(child)
-                        if self._ensure_directory(os.path.join(self.target, child)):
+                        if self._ensure_directory(
+                            os.path.join(self.target, child), self._target_device
+                        ):
                             stats["copied"] += 1
                         continue
                     stack.append(child)
@@ -322,7 +366,7 @@ class TreeCopy:
                 if self.on_progress is not None and stats["entries"] % PROGRESS_EVERY == 0:
                     self.on_progress()
             for gone in present:
-                remove_path(os.path.join(target_dir, gone))
+                remove_path(os.path.join(target_dir, gone), self._target_device)
                 stats["removed"] += 1
             dirty = created or before != stats["copied"] + stats["linked"] + stats["removed"]
             directories.append((relative, st, dirty))
@@ -396,13 +440,14 @@ class TreeCopy:
         return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
     @staticmethod
-    def _ensure_directory(path):
-        """Make ``path`` a directory (replacing anything else there); True when it was made."""
+    def _ensure_directory(path, device):
+        """Make ``path`` a directory (replacing anything else there, never on another device
+        than ``device``); True when it was made."""
         try:
             st = os.lstat(path)
             if stat.S_ISDIR(st.st_mode):
                 return False
-            remove_path(path)
+            remove_path(path, device)
         except FileNotFoundError:
             pass
         except OSError as exc:

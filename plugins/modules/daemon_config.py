@@ -118,6 +118,7 @@ options:
     default: /
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - dockerhost.storage.engine_lock
 attributes:
   check_mode:
     support: full
@@ -260,6 +261,9 @@ from ansible_collections.dockerhost.storage.plugins.module_utils import (
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
     find_executable,
 )
+from ansible_collections.dockerhost.storage.plugins.module_utils._engine_lock import (
+    hold_engine_lock,
+)
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state import (
     EngineStateError,
     detect_engine,
@@ -283,6 +287,7 @@ def argument_spec():
         docker_host=dict(type="str", default="unix:///var/run/docker.sock"),
         engine_version=dict(type="str"),
         host_root=dict(type="path", default="/"),
+        lock_timeout=dict(type="int", default=120),
     )
 
 
@@ -394,6 +399,9 @@ def run(module):
     path = params["path"]
     warnings = []
     fail = module.fail_json
+    if not module.check_mode:
+        # Read, merge and write as one step: no other run may write daemon.json in between.
+        hold_engine_lock(module, "daemon_config: updating %s" % path)
 
     try:
         raw, config = _daemon_json.read_daemon_json_for_update(path)

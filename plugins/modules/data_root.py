@@ -122,6 +122,7 @@ options:
     default: 120
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - dockerhost.storage.engine_lock
 attributes:
   check_mode:
     support: full
@@ -180,6 +181,13 @@ containerd_root:
   returned: when the engine uses the containerd image store
   type: str
   sample: /var/lib/docker/containerd/daemon
+lock_waited:
+  description:
+    - Seconds this run waited for the host's engine lock (see O(lock_timeout)) before it
+      started; more than zero when another run held it.
+  returned: when not in check mode
+  type: float
+  sample: 0.0
 driver:
   description: The storage driver the engine uses, pinned in daemon.json with the new data-root.
   returned: always
@@ -234,12 +242,16 @@ from ansible_collections.dockerhost.storage.plugins.module_utils import (
     _dockerd_flags,
     _drivers,
     _engine_service,
+    _path_users,
     _relocation,
     _support,
     _tree_usage,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
     EngineUnavailable,
+)
+from ansible_collections.dockerhost.storage.plugins.module_utils._engine_lock import (
+    hold_engine_lock,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state import (
     EngineStateError,
@@ -272,6 +284,7 @@ def argument_spec():
         service_manager=dict(type="str", choices=["auto", "systemd", "sysvinit"], default="auto"),
         init_script=dict(type="path", default="/etc/init.d/docker"),
         timeout=dict(type="int", default=120),
+        lock_timeout=dict(type="int", default=120),
     )
 
 
@@ -350,6 +363,11 @@ def preflight(module, source, target, driver, engine_info, engine, journal):
                 "hide it: remove that line or use method: config"
                 % (params["fstab_path"], number, source, line.strip())
             )
+    if os.path.isdir(target):
+        problems.extend(
+            "path %s is in use: %s (another engine may run on it); stop it first" % (target, user)
+            for user in _path_users.users_of(target)
+        )
     nearest = _relocation.nearest_existing(target)
     if driver:
         try:
@@ -431,12 +449,18 @@ def run(module):
         module.fail_json(msg=str(exc))
     if params["margin_percent"] < 0:
         module.fail_json(msg="margin_percent must be 0 or more, got %d" % params["margin_percent"])
+    lock = None
+    if not module.check_mode:
+        # Held until the module exits: the journal, the engine and daemon.json are this run's.
+        lock = hold_engine_lock(module, "data_root: moving the data-root to %s" % target)
     try:
         journal = _relocation.read_journal(target)
     except _relocation.RelocationError as exc:
         module.fail_json(msg=str(exc))
     source, driver, engine_info, engine, on_containerd = current_state(module)
     result = {"changed": False, "source": source, "path": target, "driver": driver}
+    if lock is not None:
+        result["lock_waited"] = lock.waited
 
     try:
         manager = _engine_service.detect_manager(params["service_manager"], params["init_script"])

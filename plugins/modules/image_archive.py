@@ -64,6 +64,7 @@ options:
     default: 600
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - dockerhost.storage.engine_lock
 attributes:
   check_mode:
     support: full
@@ -199,6 +200,9 @@ from ansible_collections.dockerhost.storage.plugins.module_utils import _image_a
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
     EngineUnavailable,
 )
+from ansible_collections.dockerhost.storage.plugins.module_utils._engine_lock import (
+    hold_engine_lock,
+)
 
 
 def argument_spec():
@@ -208,6 +212,7 @@ def argument_spec():
         remove_archive_after_load=dict(type="bool", default=False),
         docker_host=dict(type="str", default="unix:///var/run/docker.sock"),
         timeout=dict(type="int", default=600),
+        lock_timeout=dict(type="int", default=120),
     )
 
 
@@ -338,6 +343,8 @@ def run(module):
         module.fail_json(
             msg="timeout must be a positive number of seconds, got %d" % params["timeout"]
         )
+    if not module.check_mode:
+        hold_engine_lock(module, "image_archive: %s images at %s" % (params["state"], directory))
     try:
         client = archive.ImageEngineClient(params["docker_host"], timeout=params["timeout"])
     except ValueError as exc:

@@ -15,13 +15,8 @@ sys.path.insert(
 from collection_path import collections_root  # noqa: E402
 
 
-def run_module(name, args=None, check=False, timeout=120, wrapper=(), environment=None):
-    """Run ``dockerhost.storage.<name>`` on localhost; return the host's result dict.
-
-    The dict carries ``failed`` and ``msg`` when the module failed. ``wrapper`` is an argv
-    prefix that runs ansible inside something (such as a private mount namespace).
-    ``environment`` adds variables to the environment the module runs in.
-    """
+def _command(name, args, check, wrapper, environment):
+    """argv and environment of an ad-hoc ansible call of ``dockerhost.storage.<name>``."""
     ansible = os.path.join(os.path.dirname(sys.executable), "ansible")
     command = [
         ansible,
@@ -51,19 +46,50 @@ def run_module(name, args=None, check=False, timeout=120, wrapper=(), environmen
         ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
     )
     env.update(environment or {})
-    completed = subprocess.run(
-        list(wrapper) + command,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
+    return list(wrapper) + command, env
+
+
+def _host_result(returncode, stdout, stderr):
     try:
-        output = json.loads(completed.stdout)
+        output = json.loads(stdout)
     except ValueError:
         raise AssertionError(
             "ansible printed no JSON (exit %d)\nstdout:\n%s\nstderr:\n%s"
-            % (completed.returncode, completed.stdout, completed.stderr)
+            % (returncode, stdout, stderr)
         ) from None
     return output["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+def run_module(name, args=None, check=False, timeout=120, wrapper=(), environment=None):
+    """Run ``dockerhost.storage.<name>`` on localhost; return the host's result dict.
+
+    The dict carries ``failed`` and ``msg`` when the module failed. ``wrapper`` is an argv
+    prefix that runs ansible inside something (such as a private mount namespace).
+    ``environment`` adds variables to the environment the module runs in.
+    """
+    command, env = _command(name, args, check, wrapper, environment)
+    completed = subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=timeout, check=False
+    )
+    return _host_result(completed.returncode, completed.stdout, completed.stderr)
+
+
+class StartedModule:
+    """A module run going on in the background (``start_module``); ``result()`` waits for it."""
+
+    def __init__(self, command, env):
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+
+    def running(self):
+        return self.process.poll() is None
+
+    def result(self, timeout=300):
+        stdout, stderr = self.process.communicate(timeout=timeout)
+        return _host_result(self.process.returncode, stdout, stderr)
+
+
+def start_module(name, args=None, check=False, wrapper=(), environment=None):
+    """Start ``dockerhost.storage.<name>`` as ``run_module`` does, without waiting for it."""
+    return StartedModule(*_command(name, args, check, wrapper, environment))

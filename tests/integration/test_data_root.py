@@ -7,9 +7,10 @@ or lack d_type, and a daemon that will not start on the new root."""
 import glob
 import os
 import subprocess
+import time
 
 import pytest
-from ansible_module import run_module
+from ansible_module import run_module, start_module
 from harness.service import ServiceDockerd
 
 pytestmark = pytest.mark.integration
@@ -190,6 +191,68 @@ def test_daemon_failing_on_the_new_root_is_rolled_back(populated, make_loopfs):
     assert os.path.isdir(source), "the source stays where it was"
 
 
+def test_a_second_run_while_the_first_works_waits_and_finds_the_move_done(populated, make_loopfs):
+    """The rerun an operator starts after the controller's connection dropped, while the first
+    run goes on by itself on the host: it waits for the first to finish, then has nothing to do;
+    the running container keeps every file."""
+    daemon, source_fs, roots = populated
+    source = os.path.join(source_fs.mount_point, "docker")
+    # Thousands of small files in the volume make the first run last a few seconds.
+    many = os.path.join(source, "volumes", "data", "_data", "many")
+    os.makedirs(many)
+    for number in range(20000):
+        with open(os.path.join(many, "f%05d" % number), "w") as handle:
+            handle.write("%d\n" % number)
+    before = engine_view(daemon)
+    target = os.path.join(make_loopfs("xfs", size_mb=2048).mount_point, "docker")
+    roots.append(target)
+    journal = os.path.join(os.path.dirname(target), ".docker.relocation.json")
+
+    first = start_module("data_root", _module_args(daemon, target))
+    deadline = time.monotonic() + 120
+    while not os.path.exists(journal):
+        assert first.running(), first.result()
+        assert time.monotonic() < deadline, "the first run never started its copy"
+        time.sleep(0.01)
+    second = run_module("data_root", _module_args(daemon, target, lock_timeout=300), timeout=400)
+    moved = first.result()
+
+    assert not moved.get("failed"), moved.get("msg")
+    assert moved["changed"] and moved["lock_waited"] < 1
+    assert not second.get("failed"), second.get("msg")
+    assert second["changed"] is False
+    assert second["lock_waited"] > 0, "the second run waited for the first"
+    assert daemon.info()["DockerRootDir"] == target
+    assert engine_view(daemon) == before
+    assert len(os.listdir(os.path.join(target, "volumes", "data", "_data", "many"))) == 20000
+
+
+def test_force_over_a_target_another_engine_runs_on_is_refused(
+    populated, make_loopfs, start_dockerd, busybox_image, import_test_image
+):
+    daemon, source_fs, roots = populated
+    source = os.path.join(source_fs.mount_point, "docker")
+    target = os.path.join(make_loopfs("xfs", size_mb=2048).mount_point, "docker")
+    other = start_dockerd(target, storage_driver="overlay2")
+    other.assert_started()
+    import_test_image(other, busybox_image)
+    other.docker(*RUN, "-d", "--name", "other", BUSYBOX_IMAGE, "sleep", "3600")
+    settings_before = daemon.settings()
+
+    for args in (_module_args(daemon, target, force=True), _module_args(daemon, target)):
+        refused = run_module("data_root", args)
+        assert refused.get("failed")
+        assert "path %s is in use" % target in refused["msg"]
+        assert "(overlay) is mounted inside it" in refused["msg"]
+        assert "(dockerd) uses it: open file %s/" % target in refused["msg"]
+
+    assert daemon.info()["DockerRootDir"] == source
+    assert daemon.settings() == settings_before
+    listing = other.docker("exec", "other", "ls", "/").stdout.split()
+    assert {"bin", "etc", "tmp"} <= set(listing)
+    assert other.docker("diff", "other").stdout == ""
+
+
 FAULT_POINTS = (
     "before-bulk-copy",
     "during-bulk-copy",
@@ -237,6 +300,7 @@ def test_killed_at_any_moment_the_rerun_completes(populated, make_loopfs):
         done = run_module("data_root", _module_args(daemon, target))
         assert not done.get("failed"), (fault, done.get("msg"))
         assert done["changed"], fault
+        assert done["lock_waited"] < 1, "the killed run's lock blocks nobody"
         assert daemon.info()["DockerRootDir"] == target, fault
         journal = os.path.join(os.path.dirname(target), ".docker-%d.relocation.json" % number)
         assert not os.path.exists(journal), fault

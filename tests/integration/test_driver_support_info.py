@@ -172,3 +172,30 @@ def test_engine_version_option_plans_an_upgrade(make_loopfs):
     assert later["would_pick"]["driver"] == "overlay2"
     assert later["drivers"]["overlay"]["removed"] is True
     assert later["engine"]["version_source"] == "option"
+
+
+def test_d_type_off_refuses_a_new_store_and_keeps_an_existing_one_like_dockerd(
+    make_loopfs, start_dockerd
+):
+    """ext4 without the filetype feature: dockerd 20.10 refuses overlay2 in a new data-root, and
+    runs it, with a warning, where overlay2/ is already there and not empty."""
+    fs = make_loopfs("ext4", size_mb=256, features=["^filetype"])
+    fresh = os.path.join(fs.mount_point, "fresh")
+    existing = os.path.join(fs.mount_point, "existing")
+    os.makedirs(os.path.join(existing, "overlay2", "l"))
+
+    for data_root, expected in ((fresh, False), (existing, True)):
+        result = run_module("driver_support_info", {"path": data_root, "engine_version": "20.10"})
+        assert not result.get("failed"), result.get("msg")
+        assert result["backing_filesystem"]["d_type"] is False
+        verdict = result["drivers"]["overlay2"]
+        picked, refusal = _dockerd_outcome(start_dockerd, data_root, "overlay2")
+        assert (picked == "overlay2") is expected, refusal
+        assert verdict["supported"] is expected, verdict
+        if expected:
+            assert any("existing overlay2 store" in w for w in verdict["warnings"])
+        else:
+            assert "d_type" in refusal and "d_type" in " ".join(verdict["reasons"])
+
+    later = run_module("driver_support_info", {"path": existing, "engine_version": "23.0"})
+    assert later["drivers"]["overlay2"]["supported"] is False

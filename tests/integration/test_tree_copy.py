@@ -235,3 +235,85 @@ def test_removal_never_crosses_into_another_filesystem(make_loopfs):
             assert handle.read() == b"on another filesystem"
     finally:
         subprocess.run(["umount", volume], check=True)
+
+
+def _container_layer(root):
+    """overlay2/ccc of a stopped container as the source shows it: an upper layer and the
+    empty merged directory the engine mounts on start."""
+    layer = os.path.join(root, "overlay2", "ccc")
+    _write(os.path.join(layer, "diff", "tmp", "written"), b"by the container\n")
+    os.makedirs(os.path.join(layer, "merged"))
+    os.makedirs(os.path.join(layer, "work"))
+    return layer
+
+
+def _mount_container_root(target_layer, scratch):
+    """Mount a running container's root filesystem on ``target_layer/merged``, as an engine
+    started on the target does; returns (lower, upper) of that mount."""
+    lower = os.path.join(scratch, "lower")
+    upper = os.path.join(scratch, "upper")
+    work = os.path.join(scratch, "work")
+    for name in ("bin/sh", "etc/hostname", ".dockerenv"):
+        _write(os.path.join(lower, name), b"image file\n")
+    os.makedirs(upper)
+    os.makedirs(work)
+    subprocess.run(
+        ["mount", "-t", "overlay", "overlay", "-o",
+         "lowerdir=%s,upperdir=%s,workdir=%s" % (lower, upper, work),
+         os.path.join(target_layer, "merged")],
+        check=True,
+    )  # fmt: skip
+    return lower, upper
+
+
+def test_a_pass_never_removes_inside_a_container_mounted_on_the_target(make_loopfs, tmp_path):
+    """An engine started on the target mounts a container's root on overlay2/<id>/merged; the
+    source's merged directory is empty. The pass must stop, not whiteout the container's /bin."""
+    source = os.path.join(make_loopfs("ext4", size_mb=64).mount_point, "docker")
+    target_fs = make_loopfs("xfs")
+    target = os.path.join(target_fs.mount_point, "docker")
+    _container_layer(source)
+    copy = TreeCopy(source, target)
+    os.makedirs(target)
+    copy.run()
+    merged = os.path.join(target, "overlay2", "ccc", "merged")
+    _lower, upper = _mount_container_root(os.path.dirname(merged), str(tmp_path))
+    try:
+        with pytest.raises(CopyError, match="overlay2/ccc/merged \\(overlay\\) is mounted inside"):
+            copy.run()
+        with pytest.raises(CopyError, match="mounted inside it"):
+            TreeCopy(source, target, trust_existing=True).run()
+        assert sorted(os.listdir(merged)) == [".dockerenv", "bin", "etc"]
+        assert os.listdir(upper) == [], "no whiteout was written into the container's layer"
+    finally:
+        subprocess.run(["umount", merged], check=True)
+
+
+def test_a_mount_appearing_during_a_pass_stops_it(make_loopfs, tmp_path):
+    source = os.path.join(make_loopfs("ext4", size_mb=64).mount_point, "docker")
+    target = os.path.join(make_loopfs("xfs").mount_point, "docker")
+    _container_layer(source)
+    os.makedirs(target)
+    TreeCopy(source, target).run()
+    # Files at the top are copied before any directory is entered: the mount comes after the
+    # pass checked the mount table and before it reaches overlay2/.
+    for number in range(150):
+        _write(os.path.join(source, "file-%03d" % number), b"x")
+    merged = os.path.join(target, "overlay2", "ccc", "merged")
+    mounted = []
+    copy = TreeCopy(source, target)
+
+    def engine_starts_on_the_target():
+        if not mounted:
+            mounted.append(_mount_container_root(os.path.dirname(merged), str(tmp_path)))
+
+    copy.on_progress = engine_starts_on_the_target
+    try:
+        with pytest.raises(CopyError, match="another filesystem is mounted there"):
+            copy.run()
+        assert mounted, "the mount was made during the pass"
+        assert sorted(os.listdir(merged)) == [".dockerenv", "bin", "etc"]
+        assert os.listdir(mounted[0][1]) == []
+    finally:
+        if mounted:
+            subprocess.run(["umount", merged], check=True)

@@ -55,7 +55,7 @@ def test_the_scan_finds_a_bare_skip(tmp_path):
         "def test_a():\n"
         "    pytest.skip('no')\n"
     )
-    assert [line for line, _ in skipping_calls(str(sample))] == [2, 4]
+    assert [found[0] for found in skipping_calls(str(sample))] == [2, 4]
 
 
 def _run_pytest(tmp_path, body, ci):
@@ -86,7 +86,7 @@ GUARDED = """
     "ci, exit_status, outcome", [(False, 0, "1 skipped"), (True, 1, "1 failed")]
 )
 def test_guard_skips_outside_ci_and_fails_under_ci(tmp_path, ci, exit_status, outcome):
-    result, _ = _run_pytest(tmp_path, GUARDED, ci)
+    result = _run_pytest(tmp_path, GUARDED, ci)[0]
     assert result.returncode == exit_status, result.stdout + result.stderr
     assert outcome in result.stdout
     if ci:
@@ -121,7 +121,7 @@ def test_junit_skips_names_a_test_that_bypassed_the_guard(tmp_path):
 
 
 def test_junit_skips_passes_a_report_without_skips(tmp_path):
-    _, report = _run_pytest(tmp_path, "def test_runs():\n    pass\n", ci=True)
+    report = _run_pytest(tmp_path, "def test_runs():\n    pass\n", ci=True)[1]
     check = subprocess.run(
         [sys.executable, JUNIT_SKIPS, str(report)], capture_output=True, text=True, check=False
     )

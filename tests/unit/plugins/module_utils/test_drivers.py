@@ -308,3 +308,19 @@ def test_aufs_without_kernel_evidence_is_unknown_with_the_reason():
     verdict = report("20.10", evidence(host="no-kernel-config"))["drivers"]["aufs"]
     assert verdict["supported"] is None
     assert "cannot tell whether the kernel offers aufs" in verdict["reasons"][0]
+
+
+def test_an_existing_store_without_d_type_runs_before_23_and_is_refused_from_23():
+    # dockerd refuses d_type off for a new store only (moby #27443), until 23.0.
+    probe = dict(PROBE_OK, d_type=False)
+    existing = evidence(backing="ext4", probe=probe)
+    existing["prior_drivers"] = ["overlay2"]
+    kept = report("20.10", existing)["drivers"]["overlay2"]
+    assert kept["supported"] is True
+    assert any("keeps running the existing overlay2 store" in w for w in kept["warnings"])
+    assert report("20.10", existing)["would_pick"]["driver"] == "overlay2"
+    for version in ("23.0", "28.5"):
+        refused = report(version, existing)["drivers"]["overlay2"]
+        assert refused["supported"] is False, version
+    fresh = report("20.10", evidence(backing="ext4", probe=probe))["drivers"]["overlay2"]
+    assert fresh["supported"] is False
