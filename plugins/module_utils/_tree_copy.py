@@ -292,9 +292,13 @@ class TreeCopy:
     def _check_target(self):
         """The target's device, once nothing is found mounted inside the target."""
         try:
-            target_st = os.lstat(self.target)
+            try:
+                target_st = os.lstat(self.target)
+            except FileNotFoundError:
+                os.mkdir(self.target, 0o700)
+                target_st = os.lstat(self.target)
         except OSError as exc:
-            _fail("cannot read", self.target, exc)
+            _fail("cannot create", self.target, exc)
         if not stat.S_ISDIR(target_st.st_mode):
             raise CopyError("%s is not a directory" % self.target)
         mounted = mounts_inside(self.target, _mountinfo.read_mountinfo())
