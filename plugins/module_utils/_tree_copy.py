@@ -26,6 +26,7 @@ import collections
 import errno
 import os
 import stat
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.dockerhost.storage.plugins.module_utils import _mountinfo
@@ -34,6 +35,17 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._path_users imp
 # What the second pass compares to decide an entry changed. ctime moves on every change to
 # content, owner, mode, link count and xattrs, which mtime alone would miss.
 Snapshot = collections.namedtuple("Snapshot", ["ino", "mode", "ctime_ns", "size"])
+
+# The racy-clean rule (git's, for its index): a snapshot proves nothing about a write made in
+# the same timestamp tick as the copy, because the write may leave ctime as it was. Kernels
+# before 6.13 stamp ctime from a clock that moves once a tick, and ext4 with 128-byte inodes
+# keeps whole seconds. So an entry whose ctime or mtime is not older than the pass's start minus
+# this window is copied again by the next pass (and, being copied, hashed by the check): two
+# seconds covers one-second timestamps and any tick, at the cost of copying once more what
+# changed in the two seconds before a pass.
+RACY_WINDOW_NS = 2 * 10**9
+# Stored for a racily clean entry: equal to no Snapshot, so the next pass copies it again.
+RACY = Snapshot(-1, -1, -1, -1)
 
 _COPY_CHUNK = 1 << 30
 PROGRESS_EVERY = 100
@@ -241,13 +253,15 @@ class TreeCopy:
         self._pending = collections.deque()
         self._followers = []
         self._target_device = None
+        self._racy_from_ns = 0
         # Called after every PROGRESS_EVERY entries (the relocation's fault-injection points).
         self.on_progress = None
 
     def run(self):
         """Copy every entry that is new or changed since the previous run; remove from the
         target what disappeared from the source. Returns ``stats``."""
-        stats = {"entries": 0, "copied": 0, "linked": 0, "removed": 0, "bytes": 0}
+        stats = {"entries": 0, "copied": 0, "linked": 0, "removed": 0, "bytes": 0, "racy": 0}
+        self._racy_from_ns = time.time_ns() - RACY_WINDOW_NS
         self.changed = set()
         self.changed_directories = set()
         try:
@@ -381,8 +395,8 @@ class TreeCopy:
         # Directory owners, modes, xattrs and times last, deepest first: creating entries in a
         # directory changes its times. Unchanged directories with unchanged content are skipped.
         for relative, st, dirty in reversed(directories):
-            snapshot = Snapshot(st.st_ino, st.st_mode, st.st_ctime_ns, st.st_size)
-            if not dirty and self.snapshots.get(relative) == snapshot:
+            snapshot = self._snapshot(st)
+            if not dirty and self._unchanged(relative, snapshot):
                 continue
             source_dir = os.path.join(self.source, relative) if relative else self.source
             target_dir = os.path.join(self.target, relative) if relative else self.target
@@ -395,8 +409,21 @@ class TreeCopy:
             self.snapshots[relative] = snapshot
             self.changed_directories.add(relative)
 
+    def _snapshot(self, st):
+        """The Snapshot of ``st``, or RACY when it changed too close to this pass's start to
+        prove anything (see RACY_WINDOW_NS)."""
+        if max(st.st_ctime_ns, st.st_mtime_ns) >= self._racy_from_ns:
+            return RACY
+        return Snapshot(st.st_ino, st.st_mode, st.st_ctime_ns, st.st_size)
+
+    def _unchanged(self, relative, snapshot):
+        """True when the previous pass copied ``relative`` as it is now, provably."""
+        return snapshot is not RACY and self.snapshots.get(relative) == snapshot
+
     def _copy_file(self, relative, source_path, st, links, stats):
-        snapshot = Snapshot(st.st_ino, st.st_mode, st.st_ctime_ns, st.st_size)
+        snapshot = self._snapshot(st)
+        if snapshot is RACY:
+            stats["racy"] += 1
         target_path = os.path.join(self.target, relative)
         key = (st.st_dev, st.st_ino)
         first = links.get(key) if st.st_nlink > 1 else None
@@ -404,7 +431,7 @@ class TreeCopy:
             first_target = os.path.join(self.target, first)
             # A first copy made in this run has a new inode (and may still be in flight).
             if (
-                self.snapshots.get(relative) != snapshot
+                not self._unchanged(relative, snapshot)
                 or first in self.changed
                 or not self._same_inode(target_path, first_target)
             ):
@@ -415,7 +442,7 @@ class TreeCopy:
             return
         if st.st_nlink > 1:
             links[key] = relative
-        if self.snapshots.get(relative) == snapshot and os.path.lexists(target_path):
+        if self._unchanged(relative, snapshot) and os.path.lexists(target_path):
             return
         if (
             self.trust_existing

@@ -7,6 +7,7 @@ or lack d_type, and a daemon that will not start on the new root."""
 import glob
 import os
 import subprocess
+import sys
 import time
 
 import pytest
@@ -251,6 +252,74 @@ def test_force_over_a_target_another_engine_runs_on_is_refused(
     listing = other.docker("exec", "other", "ls", "/").stdout.split()
     assert {"bin", "etc", "tmp"} <= set(listing)
     assert other.docker("diff", "other").stdout == ""
+
+
+RACING_WRITER = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "harness", "racing_writer.py"
+)
+
+
+def test_a_file_rewritten_in_the_tick_it_was_copied_gets_its_last_bytes(
+    make_loopfs, busybox_image, import_test_image
+):
+    """ext4 with 128-byte inodes keeps whole-second timestamps (as coarse kernel clocks do for
+    a tick): a same-size write in the second the copier read a file leaves its ctime as it
+    was. A process rewrites each of 300 files in a volume right after the copier reads it,
+    while the engine runs; after the move every file holds its last bytes."""
+    source_fs = make_loopfs("ext4", size_mb=3072, mkfs_args=("-I", "128"))
+    source = os.path.join(source_fs.mount_point, "docker")
+    daemon = ServiceDockerd(source)
+    roots = []
+    writer = None
+    try:
+        daemon.start()
+        import_test_image(daemon, busybox_image)
+        daemon.docker("volume", "create", "db")
+        daemon.docker(
+            *RUN, "-d", "--stop-timeout", "1", "-v", "db:/db", "--name", "database",
+            BUSYBOX_IMAGE, "sleep", "3600",
+        )  # fmt: skip
+        pages = os.path.join(source, "volumes", "db", "_data", "pages")
+        os.makedirs(pages)
+        for number in range(300):
+            with open(os.path.join(pages, "page-%03d" % number), "wb") as handle:
+                handle.write(b"x" * 64)
+        stamp = os.stat(pages)
+        assert stamp.st_ctime_ns % 10**9 == 0, "ext4 -I 128 keeps whole seconds"
+        writer = subprocess.Popen(
+            [sys.executable, RACING_WRITER, pages], stdout=subprocess.PIPE, text=True
+        )
+        assert writer.stdout.readline() == "ready\n"
+        target = os.path.join(make_loopfs("xfs", size_mb=2048).mount_point, "docker")
+        roots.append(target)
+
+        moved = run_module("data_root", _module_args(daemon, target))
+        writer.terminate()
+        rewritten = [line.split()[1] for line in writer.communicate(timeout=30)[0].splitlines()]
+
+        assert not moved.get("failed"), moved.get("msg")
+        assert len(rewritten) == 300, "the copier read every page while the writer watched"
+        kept = os.path.join(moved["source_kept_at"], "volumes", "db", "_data", "pages")
+        copied = os.path.join(target, "volumes", "db", "_data", "pages")
+        stale = []
+        for name in sorted(rewritten):
+            with open(os.path.join(kept, name), "rb") as last, open(
+                os.path.join(copied, name), "rb"
+            ) as copy:
+                last_bytes = last.read()
+                assert b" fin " in last_bytes
+                if copy.read() != last_bytes:
+                    stale.append(name)
+        assert stale == [], "%d pages hold old bytes after the move" % len(stale)
+        seen = daemon.docker(
+            *RUN, "--rm", "-v", "db:/db", BUSYBOX_IMAGE, "cat", "/db/pages/page-123"
+        )
+        assert seen.stdout.encode() == open(os.path.join(kept, "page-123"), "rb").read()
+    finally:
+        if writer is not None and writer.poll() is None:
+            writer.kill()
+            writer.wait()
+        daemon.destroy(extra_roots=tuple(roots))
 
 
 FAULT_POINTS = (

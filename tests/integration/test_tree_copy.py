@@ -7,6 +7,7 @@ source layers show), then changed and copied again."""
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -19,6 +20,7 @@ from collection_path import collections_root  # noqa: E402
 
 sys.path.insert(0, collections_root())
 from ansible_collections.dockerhost.storage.plugins.module_utils._tree_copy import (  # noqa: E402
+    RACY_WINDOW_NS,
     CopyError,
     TreeCopy,
     remove_path,
@@ -124,6 +126,9 @@ def test_copy_keeps_what_overlay2_needs(make_loopfs, target_fs, tmp_path):
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "shm", shm], check=True)
     try:
         _write(os.path.join(shm, "in-the-mount"), b"not data-root content")
+        # A data-root is older than the racy-clean window: entries changed in the seconds
+        # before a pass are copied again by the next one, whatever their snapshot says.
+        time.sleep(RACY_WINDOW_NS / 1e9)
         copy = TreeCopy(source, os.path.join(target.mount_point, "docker"))
         first = copy.run()
         assert copy.skipped_mounts == ["containers/c1/mounts/shm"]
@@ -166,6 +171,12 @@ def test_copy_keeps_what_overlay2_needs(make_loopfs, target_fs, tmp_path):
         second = copy.run()
         assert second["copied"] <= 4 and second["removed"] == 1 and second["linked"] == 1
         assert compare_trees(source, copy.target, hash_paths=True) == (0, [])
+        # What the second pass found racily clean (changed in the seconds before it) is copied
+        # once more by the next pass; once nothing changed recently, a pass copies nothing.
+        assert second["racy"] > 0
+        time.sleep(RACY_WINDOW_NS / 1e9)
+        third = copy.run()
+        assert third["copied"] + third["linked"] == second["racy"] and third["racy"] == 0
         assert copy.run()["copied"] == 0
     finally:
         subprocess.run(["umount", shm], check=True)
