@@ -39,7 +39,6 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api imp
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._tree_manifest import (
     compare_entries,
-    compare_trees,
     compare_trees_in_detail,
 )
 
@@ -301,8 +300,9 @@ class Relocation:
     """One move of the data-root from ``source`` to ``target``.
 
     The collaborators are handed in, each the real thing in the module:
-    ``copy`` (a ``_tree_copy.TreeCopy`` from source to target, with ``run()`` and ``changed``),
-    ``compare(source, target, hash_paths)`` (``_tree_manifest.compare_trees``), and
+    ``copy`` (a ``_tree_copy.TreeCopy`` from source to target, with ``run()``, ``changed``,
+    ``kept_existing`` and ``forget(paths)``),
+    ``compare(source, target, hash_paths)`` (``_tree_manifest.compare_trees_in_detail``), and
     ``compare_in_detail`` and ``compare_entries`` from the same file,
     ``config`` (``switch(target, driver)`` writes daemon.json and returns its previous text or
     None when there was no file; ``restore(previous)`` puts it back),
@@ -452,7 +452,7 @@ class Relocation:
                         os.path.join(self.source, path) for path in self.copy.skipped_mounts
                     )
                 )
-            count, examples, how = self._timed("verify", self._verify_stopped, early)
+            count, examples, how = self._verify_and_repair(early)
             if count:
                 raise RelocationError(
                     "the copy at %s differs from %s in %d entries: %s"
@@ -492,7 +492,8 @@ class Relocation:
         self._previous_config = journal.get("previous_config")
 
     def _verify_stopped(self, early):
-        """Compare source and copy with the engine stopped: ``(count, examples, how)``.
+        """Compare source and copy with the engine stopped: ``(count, examples, how, paths)``,
+        ``paths`` being the differing entries when they are all known, else None.
 
         After a full comparison made while the engine ran (``early``), an entry that has not
         changed since (same ctime, so the final pass left it alone) still matches; so only what
@@ -501,11 +502,12 @@ class Relocation:
         """
         if early is None or not early.paths_complete:
             hash_paths = True if early is None else set(self.copy.changed) | early.paths
-            count, examples = self.compare(self.source, self.target, hash_paths)
+            found = self.compare(self.source, self.target, hash_paths)
             return (
-                count,
-                examples,
+                found.count,
+                found.examples,
                 ("content of every file" if hash_paths is True else "content of changed files"),
+                found.paths if found.paths_complete else None,
             )
         paths = set(self.copy.changed) | early.paths
         directories = set(self.copy.changed_directories) | early.paths
@@ -517,7 +519,31 @@ class Relocation:
                 "whole tree while running, then the %d entries changed since, with content"
                 % len(paths | directories)
             ),
+            None,
         )
+
+    def _verify_and_repair(self, early):
+        """The stopped check. A copy that kept entries already on the target (a resumed run,
+        or ``force`` over a copy made by other means) may hold some that only looked copied;
+        those are copied again, once, and checked again, contents included."""
+        count, examples, how, paths = self._timed("verify", self._verify_stopped, early)
+        if not count or not getattr(self.copy, "kept_existing", 0) or paths is None:
+            return count, examples, how
+        self.copy.forget(paths)
+        again = self._timed("repair_pass", self.copy.run)
+        self.steps.append(
+            "copied again %d entries that were on the target but differed from the source"
+            % (again["copied"] + again["linked"] + again["removed"])
+        )
+        paths = paths | set(self.copy.changed)
+        count, examples = self.compare_entries(
+            self.source,
+            self.target,
+            paths,
+            paths | set(self.copy.changed_directories),
+            paths,
+        )
+        return count, examples, how + ", then what differed, after copying it again"
 
     def finish(self, was_running, inventory, stopped_at=None):
         """After the switch: start the engine on the target when it ran before, confirm it has
@@ -814,7 +840,7 @@ def live_collaborators(
     MountSwitch for ``method: mount``; daemon.json at ``config_path`` is switched otherwise."""
     return {
         "copy": copy,
-        "compare": compare_trees,
+        "compare": compare_trees_in_detail,
         "compare_in_detail": compare_trees_in_detail,
         "compare_entries": compare_entries,
         "config": switch or DaemonJsonSwitch(config_path),

@@ -254,6 +254,8 @@ class TreeCopy:
         self._followers = []
         self._target_device = None
         self._racy_from_ns = 0
+        # Entries the first run found on the target already copied (``trust_existing``).
+        self.kept_existing = 0
         # Called after every PROGRESS_EVERY entries (the relocation's fault-injection points).
         self.on_progress = None
 
@@ -337,6 +339,11 @@ class TreeCopy:
                 "(an engine started on the target mounts its containers there); nothing below it "
                 "was changed: stop whatever mounted it, then run again" % (target_dir, self.target)
             )
+
+    def forget(self, paths):
+        """Make the next run copy ``paths`` (relative) again, whatever their snapshots say."""
+        for relative in paths:
+            self.snapshots.pop(relative, None)
 
     def _wait_for_copies(self, keep):
         """Wait until at most ``keep`` copies are in flight; raise the first failure."""
@@ -447,9 +454,10 @@ class TreeCopy:
         if (
             self.trust_existing
             and relative not in self.snapshots
-            and _looks_copied(target_path, st)
+            and _looks_copied(source_path, target_path, st)
         ):
             self.snapshots[relative] = snapshot
+            self.kept_existing += 1
             return
         if self._pool is not None and stat.S_ISREG(st.st_mode):
             self._pending.append(self._pool.submit(copy_entry, source_path, target_path, st))
@@ -497,17 +505,31 @@ class TreeCopy:
             _fail("cannot list", path, exc)
 
 
-def _looks_copied(target_path, st):
+def _looks_copied(source_path, target_path, st):
+    """True when the entry already at ``target_path`` has everything of the source's ``st``
+    that a copy would give it except the content: type, mode, owner, size, mtime, device
+    numbers or link target, holes, and every extended attribute. (A copy made by ``rsync -a``
+    lacks the xattrs and fills the holes: it must be copied again.) The content is hashed by
+    the check that follows."""
     try:
         existing = os.lstat(target_path)
+        if not (
+            existing.st_mode == st.st_mode
+            and existing.st_size == st.st_size
+            and existing.st_mtime_ns == st.st_mtime_ns
+            and (existing.st_uid, existing.st_gid) == (st.st_uid, st.st_gid)
+            and existing.st_rdev == st.st_rdev
+        ):
+            return False
+        if stat.S_ISREG(st.st_mode):
+            holes = st.st_blocks * 512 < st.st_size
+            if holes != (existing.st_blocks * 512 < existing.st_size):
+                return False
+        elif stat.S_ISLNK(st.st_mode) and os.readlink(source_path) != os.readlink(target_path):
+            return False
+        return list_xattrs(source_path) == list_xattrs(target_path)
     except OSError:
         return False
-    return (
-        stat.S_IFMT(existing.st_mode) == stat.S_IFMT(st.st_mode)
-        and existing.st_size == st.st_size
-        and existing.st_mtime_ns == st.st_mtime_ns
-        and (existing.st_uid, existing.st_gid) == (st.st_uid, st.st_gid)
-    )
 
 
 def remove_path(path, device=None):

@@ -254,6 +254,36 @@ def test_force_over_a_target_another_engine_runs_on_is_refused(
     assert other.docker("diff", "other").stdout == ""
 
 
+def test_force_over_a_copy_made_by_rsync_converges_on_the_first_run(populated, make_loopfs):
+    """An operator pre-filled the target with `rsync -a` (no -X, no -S: xattrs lost, the sparse
+    file filled in) and one file there has the source's size, mtime, owner and mode but other
+    bytes. force must copy again what only looked copied, and succeed."""
+    daemon, source_fs, roots = populated
+    source = os.path.join(source_fs.mount_point, "docker")
+    before = engine_view(daemon)
+    target = os.path.join(make_loopfs("xfs", size_mb=3072).mount_point, "docker")
+    roots.append(target)
+    subprocess.run(["rsync", "-a", source + "/", target + "/"], check=True)
+    # rsync -a descended into the running containers' merged mounts; only the copy has that.
+    kept = os.path.join("volumes", "data", "_data", "kept")
+    stamp = os.stat(os.path.join(source, kept))
+    with open(os.path.join(target, kept), "wb") as handle:
+        handle.write(b"X" * stamp.st_size)
+    os.utime(os.path.join(target, kept), ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+
+    moved = run_module("data_root", _module_args(daemon, target, force=True))
+    assert not moved.get("failed"), moved.get("msg")
+    assert moved["changed"] and daemon.info()["DockerRootDir"] == target
+    assert any(
+        step.startswith("copied again 1 entries that were on the target") for step in moved["steps"]
+    ), moved["steps"]
+    assert engine_view(daemon) == before
+    with open(os.path.join(target, kept), "rb") as handle:
+        assert handle.read() == b"kept\n"
+    sparse = glob.glob(os.path.join(target, "overlay2", "*", "diff", "sparse"))
+    assert len(sparse) == 1 and os.stat(sparse[0]).st_blocks * 512 < 1 << 20
+
+
 RACING_WRITER = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "harness", "racing_writer.py"
 )

@@ -164,9 +164,11 @@ class FakeConfig:
 
 
 class FakeDifferences:
-    count = 0
-    paths = frozenset()
-    paths_complete = True
+    def __init__(self, count=0):
+        self.count = count
+        self.examples = ["etc/x: mode differs"] if count else []
+        self.paths = {"etc/x"} if count else set()
+        self.paths_complete = True
 
 
 class FakeCopy:
@@ -196,7 +198,7 @@ def _relocation_for(tmp_path, engine, differences=0):
 
     collaborators = {
         "copy": FakeCopy(),
-        "compare": lambda s, t, h: (differences, ["etc/x: mode differs"] if differences else []),
+        "compare": lambda s, t, h: FakeDifferences(differences),
         "compare_in_detail": lambda s, t: FakeDifferences(),
         "compare_entries": lambda s, t, p, d, h: (
             differences,
@@ -244,6 +246,40 @@ def test_a_copy_that_differs_is_never_switched_to(tmp_path):
     assert config.root == relocation.source and engine.running
     assert engine.root == relocation.source
     assert read_journal(relocation.target)["phase"] == PHASE_COPYING
+
+
+def _kept_copy(relocation, entries_check):
+    """A copy whose first run kept entries found on the target; ``entries_check`` answers
+    the check of what was copied again."""
+    relocation.verify_full = True
+    relocation.copy.kept_existing = 3
+    relocation.copy.forgotten = []
+    relocation.copy.forget = relocation.copy.forgotten.extend
+    relocation.copy.run = lambda: {"copied": 1, "bytes": 1, "removed": 0, "linked": 0}
+    relocation.compare_entries = entries_check
+
+
+def test_kept_entries_that_differ_are_copied_again_once_then_checked(tmp_path):
+    engine = FakeEngine(str(tmp_path / "source"))
+    relocation, config = _relocation_for(tmp_path, engine, differences=1)
+    checked = []
+    _kept_copy(relocation, lambda s, t, p, d, h: checked.append((p, h)) or (0, []))
+    relocation.run()
+    assert relocation.copy.forgotten == ["etc/x"]
+    assert checked == [({"etc/x"}, {"etc/x"})], "what differed is hashed again"
+    assert config.root == relocation.target
+    assert "copied again 1 entries that were on the target but differed" in " ".join(
+        relocation.steps
+    )
+
+
+def test_kept_entries_that_still_differ_are_never_switched_to(tmp_path):
+    engine = FakeEngine(str(tmp_path / "source"))
+    relocation, config = _relocation_for(tmp_path, engine, differences=1)
+    _kept_copy(relocation, lambda s, t, p, d, h: (1, ["etc/x: sha256 differs"]))
+    with pytest.raises(RelocationError, match="in 1 entries: etc/x: sha256 differs; rolled back"):
+        relocation.run()
+    assert config.root == relocation.source and engine.running
 
 
 def test_an_engine_that_fails_on_the_new_root_is_started_on_the_old_one(tmp_path):
