@@ -4,8 +4,8 @@
 the engine runs, stop, final pass, verify, switch daemon.json, start, confirm; roll back to the
 original data-root on any failure after the stop.
 
-A journal file next to the target (``.<name>.relocation.json``) records the phase, so that a
-run killed at any moment can be completed by the next one: the source is never modified until
+A journal in a directory only root may write (``JOURNAL_DIRECTORY``) records the phase, so that
+a run killed at any moment can be completed by the next one: the source is never modified until
 the engine runs from the verified copy, and daemon.json names the new root only once the copy
 is complete and verified.
 
@@ -15,6 +15,7 @@ Private to the dockerhost.storage collection: the API may change without notice.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import stat
@@ -42,8 +43,8 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._tree_manifest 
     compare_trees_in_detail,
 )
 
-JOURNAL_PREFIX = "."
-JOURNAL_SUFFIX = ".relocation.json"
+# Journals of unfinished moves, one per target; only root may write here.
+JOURNAL_DIRECTORY = "/var/lib/dockerhost-storage/relocation"
 PSEUDO_FILESYSTEM_ROOTS = ("/proc", "/sys", "/dev", "/run")
 
 
@@ -61,30 +62,124 @@ def is_within(path, parent):
     return path == parent or path.startswith(parent + "/") or parent == "/"
 
 
+def _journal_directory():
+    return JOURNAL_DIRECTORY
+
+
 def journal_path(target):
-    parent, name = os.path.split(target.rstrip("/"))
-    return os.path.join(parent, JOURNAL_PREFIX + name + JOURNAL_SUFFIX)
+    """Where the journal of a move to ``target`` lives: in a directory only root may write,
+    named for the target (its last component, for people, and a hash of the whole path)."""
+    target = os.path.normpath(target)
+    digest = hashlib.sha256(target.encode("utf-8", "surrogateescape")).hexdigest()[:20]
+    name = "".join(c if c.isalnum() or c in "._-" else "_" for c in os.path.basename(target))
+    return os.path.join(_journal_directory(), "%s-%s.json" % (name[:64] or "root", digest))
+
+
+def _open_journal_directory(create):
+    """A descriptor of the journal directory after checking that only root can write there;
+    None when it does not exist and ``create`` is false."""
+    directory = _journal_directory()
+    if create:
+        try:
+            os.makedirs(os.path.dirname(directory), 0o755, exist_ok=True)
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            pass
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise RelocationError(
+            "cannot open the relocation journal directory %s: %s" % (directory, exc.strerror or exc)
+        ) from None
+    _trust_state_file(os.fstat(fd), directory, "directory", fd)
+    return fd
+
+
+def _trust_state_file(st, path, kind, fd):
+    """Refuse a journal, or its directory, that anyone but this user could have written."""
+    problem = None
+    if st.st_uid != os.geteuid():
+        problem = "belongs to uid %d" % st.st_uid
+    elif st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        problem = "is writable by group or others (mode %04o)" % stat.S_IMODE(st.st_mode)
+    elif kind == "file" and (not stat.S_ISREG(st.st_mode) or st.st_nlink != 1):
+        problem = "is not a plain file"
+    if problem:
+        os.close(fd)
+        raise RelocationError(
+            "the relocation journal %s %s %s: not trusting it. Only root may write there; "
+            "remove it, and check who put it there" % (kind, path, problem)
+        )
 
 
 def read_journal(target):
-    """The journal of an earlier run for ``target``, or None."""
+    """The journal of an earlier run for ``target``, or None. Opened without following
+    symlinks, and trusted only when root owns it and nobody else may write it."""
+    path = journal_path(target)
+    directory_fd = _open_journal_directory(create=False)
+    if directory_fd is None:
+        return None
     try:
-        with open(journal_path(target), encoding="utf-8") as handle:
-            data = json.load(handle)
+        fd = os.open(
+            os.path.basename(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=directory_fd
+        )
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise RelocationError(
+            "cannot open the relocation journal %s: %s; if no relocation is under way, remove it"
+            % (path, exc.strerror or exc)
+        ) from None
+    finally:
+        os.close(directory_fd)
+    _trust_state_file(os.fstat(fd), path, "file", fd)
+    try:
+        with os.fdopen(fd, encoding="utf-8") as handle:
+            data = json.load(handle)
     except (OSError, ValueError) as exc:
         raise RelocationError(
             "cannot read the relocation journal %s: %s; if no relocation is under way, remove it"
-            % (journal_path(target), exc)
+            % (path, exc)
         ) from None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict) or os.path.normpath(str(data.get("target"))) != os.path.normpath(
+        target
+    ):
+        raise RelocationError(
+            "the relocation journal %s is not one of a move to %s; remove it" % (path, target)
+        )
+    return data
+
+
+def journal_problems(journal, source):
+    """Why ``journal`` cannot be believed about a data-root now at ``source``: its source must
+    be the data-root in force, or the one its previous configuration names (after a switch)."""
+    recorded = journal.get("source")
+    if not isinstance(recorded, str) or not os.path.isabs(recorded):
+        return ["it names no absolute source"]
+    previous = journal.get("previous_config")
+    if journal.get("phase") in (PHASE_SWITCHING, PHASE_SWITCHED) and previous is not None:
+        try:
+            named = json.loads(previous).get("data-root", "/var/lib/docker")
+        except (ValueError, AttributeError):
+            return ["its previous configuration is not a JSON object"]
+        if journal.get("method", "config") == "config" and os.path.normpath(named) != recorded:
+            return [
+                "its source %s is not the data-root its previous configuration names (%s)"
+                % (recorded, named)
+            ]
+    elif journal.get("phase") == PHASE_COPYING and os.path.normpath(source) != recorded:
+        return ["its source %s is not the data-root in force (%s)" % (recorded, source)]
+    return []
 
 
 def write_journal(target, data):
     """Write the journal atomically: a crash leaves the previous journal or this one."""
-    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    write_text_atomically(journal_path(target), text, 0o600)
+    directory_fd = _open_journal_directory(create=True)
+    os.close(directory_fd)
+    text = json.dumps(dict(data, target=os.path.normpath(target)), indent=2, sort_keys=True)
+    write_text_atomically(journal_path(target), text + "\n", 0o600)
 
 
 def remove_journal(target):
@@ -92,6 +187,19 @@ def remove_journal(target):
         os.unlink(journal_path(target))
     except FileNotFoundError:
         pass
+
+
+def make_parents(path):
+    """Create the missing parent directories of ``path``, root's and mode 0755 whatever the
+    umask, as a package would make them."""
+    missing = []
+    parent = os.path.dirname(os.path.normpath(path))
+    while not os.path.lexists(parent):
+        missing.append(parent)
+        parent = os.path.dirname(parent)
+    for directory in reversed(missing):
+        os.mkdir(directory, 0o755)
+        os.chmod(directory, 0o755)
 
 
 def kept_source_name(source, now=None):
@@ -163,9 +271,61 @@ def nearest_existing(path):
     return _mountinfo.nearest_existing_ancestor(path, exists=os.path.lexists)
 
 
+def unsafe_ancestors(path):
+    """Sentences naming each directory on the way to ``path`` (its existing ancestors, and
+    ``path`` itself when it exists) that a user other than root could replace, say with a
+    symlink to /etc, between the checks and the copy: one in a directory that is not root's
+    or that group or others may write, unless that directory is sticky and root owns the
+    entry (as in /tmp)."""
+    found = []
+    parts = [part for part in os.path.normpath(path).split("/") if part]
+    parent = "/"
+    for part in parts:
+        entry = os.path.join(parent, part)
+        try:
+            parent_st = os.lstat(parent)
+        except FileNotFoundError:
+            break
+        try:
+            entry_st = os.lstat(entry)
+        except FileNotFoundError:
+            entry_st = None
+        writable = parent_st.st_uid != 0 or parent_st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        protected = parent_st.st_mode & stat.S_ISVTX and parent_st.st_uid == 0
+        if writable and not (protected and entry_st is not None and entry_st.st_uid == 0):
+            found.append(
+                "%s %s, so someone other than root could %s %s (as a symlink to /etc, say) "
+                "while the data is moved"
+                % (
+                    parent,
+                    _who_may_write(parent_st),
+                    "replace" if entry_st is not None else "create",
+                    entry,
+                )
+            )
+        if entry_st is None or not stat.S_ISDIR(entry_st.st_mode):
+            break
+        parent = entry
+    return found
+
+
+def _who_may_write(st):
+    if st.st_uid != 0:
+        return "belongs to uid %d" % st.st_uid
+    if st.st_mode & stat.S_IWGRP and st.st_mode & stat.S_IWOTH:
+        who = "group and others"
+    else:
+        who = "others" if st.st_mode & stat.S_IWOTH else "group"
+    return "is writable by %s (mode %04o)" % (who, stat.S_IMODE(st.st_mode))
+
+
 def target_problems(source, target, journal, force, allow_same_filesystem):
     """Reasons, as sentences, why ``target`` cannot receive the data-root at ``source``."""
-    problems = []
+    problems = [
+        "path %s is not safe: %s; choose a target whose every parent directory only root can "
+        "write (chown root, chmod go-w)" % (target, reason)
+        for reason in unsafe_ancestors(target)
+    ]
     if any(is_within(target, root) for root in PSEUDO_FILESYSTEM_ROOTS if root != "/"):
         problems.append(
             "path %s is on a pseudo or runtime filesystem (%s); choose a directory on a disk"
@@ -403,6 +563,7 @@ class Relocation:
         self._refuse_used_target("nothing was changed")
         self._journal(PHASE_COPYING, was_running, inventory)
         if not os.path.isdir(self.target):
+            make_parents(self.target)
             os.mkdir(self.target, 0o710)
         self.checkpoint("before-bulk-copy")
         self.copy.on_progress = lambda: self.checkpoint("during-bulk-copy")
@@ -411,6 +572,12 @@ class Relocation:
             "copied %d entries (%d bytes)%s"
             % (bulk["copied"], bulk["bytes"], " while the engine ran" if client else "")
         )
+        outside = getattr(self.copy, "linked_outside", [])
+        if outside:
+            self.steps.append(
+                "%d files in %s are hard-linked to files outside it (such as %s): the copy holds "
+                "each as a file of its own" % (len(outside), self.source, outside[0])
+            )
         self.checkpoint("after-bulk-copy")
         early = None
         if not (self.verify_full or resumed):

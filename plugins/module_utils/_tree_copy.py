@@ -256,6 +256,9 @@ class TreeCopy:
         self._racy_from_ns = 0
         # Entries the first run found on the target already copied (``trust_existing``).
         self.kept_existing = 0
+        # First members of hard-link groups with links outside the tree (the last run's).
+        self.linked_outside = []
+        self._link_members = {}
         # Called after every PROGRESS_EVERY entries (the relocation's fault-injection points).
         self.on_progress = None
 
@@ -278,6 +281,7 @@ class TreeCopy:
         links = {}  # (dev, ino) -> relative path of its first copy, for st_nlink > 1
         self._followers = []  # hard links to make once every first copy is complete
         self._pending = collections.deque()
+        self._link_members = {}  # (dev, ino) -> (st_nlink, members seen in the tree)
         skipped = []
         directories = []  # (relative path, lstat, xattrs) to finish after their content
         stack = [""]
@@ -298,6 +302,10 @@ class TreeCopy:
             except OSError as exc:
                 _fail("cannot hard-link", target_path, exc)
         self._finish_directories(directories)
+        # Files with links outside the tree: the copy holds them as files of their own.
+        self.linked_outside = sorted(
+            links[key] for key, (nlink, members) in self._link_members.items() if members < nlink
+        )
         for relative in [path for path in self.snapshots if path not in seen]:
             del self.snapshots[relative]
         self.skipped_mounts = sorted(skipped)
@@ -435,6 +443,8 @@ class TreeCopy:
         key = (st.st_dev, st.st_ino)
         first = links.get(key) if st.st_nlink > 1 else None
         if first is not None:
+            nlink, members = self._link_members[key]
+            self._link_members[key] = (nlink, members + 1)
             first_target = os.path.join(self.target, first)
             # A first copy made in this run has a new inode (and may still be in flight).
             if (
@@ -449,6 +459,7 @@ class TreeCopy:
             return
         if st.st_nlink > 1:
             links[key] = relative
+            self._link_members[key] = (st.st_nlink, 1)
         if self._unchanged(relative, snapshot) and os.path.lexists(target_path):
             return
         if (

@@ -93,13 +93,22 @@ def walk(root, hash_paths=None):
                 continue
             record = _record(path, st, hash_paths is True or relative in (hash_paths or ()))
             if record["type"] != "directory" and st.st_nlink > 1:
-                record["link_group"] = groups.setdefault((st.st_dev, st.st_ino), relative)
+                _note_link_group(record, groups, st, relative)
             names = sorted(os.listdir(path), reverse=True) if record["type"] == "directory" else []
         except FileNotFoundError:
             yield relative, {"type": "vanished"}
             continue
         yield relative, record
         stack.extend(os.path.join(relative, name) if relative else name for name in names)
+
+
+def _note_link_group(record, groups, st, relative):
+    """Give every member of a hard-link group but the first (in walk order) the first one's
+    path as ``link_group``. Groups are made of the members inside the tree: a file linked only
+    to files outside it (which a copy cannot keep) has none, in the source as in the copy."""
+    first = groups.setdefault((st.st_dev, st.st_ino), relative)
+    if first != relative:
+        record["link_group"] = first
 
 
 def _record(path, st, hash_content):
@@ -223,12 +232,14 @@ def compare_trees_in_detail(source, target, hash_paths=None, limit=20):
 def compare_entries(source, target, paths, directories=(), hash_paths=None, limit=20):
     """Compare only the entries at ``paths`` (relative), and the name lists of ``directories``:
     after a full comparison, what a later incremental copy touched. Hard links are compared by
-    their link count (a full comparison checks the groups). Returns ``(count, examples)``."""
+    their groups among these entries, and a copy may not have more links than its source (a
+    full comparison checks the whole groups). Returns ``(count, examples)``."""
     note = Differences(limit)
     device = os.lstat(source).st_dev
+    groups = ({}, {})  # hard-link groups among the compared entries, per tree
     for relative in sorted(set(paths) | set(directories), key=_order):
         records = []
-        for root in (source, target):
+        for side, root in enumerate((source, target)):
             path = os.path.join(root, relative) if relative else root
             try:
                 st = os.lstat(path)
@@ -240,7 +251,9 @@ def compare_entries(source, target, paths, directories=(), hash_paths=None, limi
                 continue
             record = _record(path, st, hash_paths is True or relative in (hash_paths or ()))
             if record["type"] != "directory":
-                record["links"] = st.st_nlink
+                if st.st_nlink > 1:
+                    _note_link_group(record, groups[side], st, relative)
+                record["_links"] = st.st_nlink
             else:
                 record["names"] = sorted(os.listdir(path)) if relative in directories else None
             records.append(record)
@@ -253,6 +266,13 @@ def compare_entries(source, target, paths, directories=(), hash_paths=None, limi
             note("%s is in the copy but not in the source" % (relative or "."), relative)
         elif a["type"] == "mount point" and b["type"] == "directory":
             continue
+        elif b.get("_links", 0) > a.get("_links", 0):
+            # The copy is linked to more files than the source: to one it should not be.
+            note(
+                "%s: the copy has %d hard links, the source %d"
+                % (relative, b["_links"], a.get("_links", 0)),
+                relative,
+            )
         else:
             _differences(relative, a, b, source, target, note)
     return note.count, note.examples

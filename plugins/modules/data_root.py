@@ -28,8 +28,11 @@ description:
   - Any failure after the engine stopped puts daemon.json back and starts the engine on the
     original data-root before the task fails. The source is never modified; after success it
     is kept as C(<source>.relocated-<UTC time>) unless O(remove_source=true).
-  - A journal next to the target (C(.<name>.relocation.json)) lets a run that was killed at any
-    moment be completed by the next run.
+  - A journal in C(/var/lib/dockerhost-storage/relocation/) (a directory only root may write;
+    one file per target, C(<last component of the target>-<hash of its path>.json)) lets a run
+    that was killed at any moment be completed by the next run. A journal that root does not
+    own, that others may write, or whose source is not the data-root in force (or, after the
+    switch, the one its saved configuration names) is refused.
   - The copy is made by the collection's own copier (see C(docs/relocation.md)), not rsync.
 author:
   - dockerhost.storage maintainers (!UNKNOWN)
@@ -459,6 +462,14 @@ def run(module):
         module.fail_json(msg=str(exc))
     source, driver, engine_info, engine, on_containerd = current_state(module)
     result = {"changed": False, "source": source, "path": target, "driver": driver}
+    if journal is not None:
+        distrust = _relocation.journal_problems(journal, source)
+        if distrust:
+            module.fail_json(
+                msg="not trusting the relocation journal %s: %s; if no move to %s is under way, "
+                "remove it" % (_relocation.journal_path(target), "; ".join(distrust), target),
+                **result,
+            )
     if lock is not None:
         result["lock_waited"] = lock.waited
 

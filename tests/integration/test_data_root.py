@@ -5,6 +5,7 @@ and a large sparse file. Faults: the module killed at ten moments, targets that 
 or lack d_type, and a daemon that will not start on the new root."""
 
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,16 @@ import time
 import pytest
 from ansible_module import run_module, start_module
 from harness.service import ServiceDockerd
+
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support")
+)
+from collection_path import collections_root  # noqa: E402
+
+sys.path.insert(0, collections_root())
+from ansible_collections.dockerhost.storage.plugins.module_utils._relocation import (  # noqa: E402
+    journal_path,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -207,7 +218,7 @@ def test_a_second_run_while_the_first_works_waits_and_finds_the_move_done(popula
     before = engine_view(daemon)
     target = os.path.join(make_loopfs("xfs", size_mb=2048).mount_point, "docker")
     roots.append(target)
-    journal = os.path.join(os.path.dirname(target), ".docker.relocation.json")
+    journal = journal_path(target)
 
     first = start_module("data_root", _module_args(daemon, target))
     deadline = time.monotonic() + 120
@@ -282,6 +293,144 @@ def test_force_over_a_copy_made_by_rsync_converges_on_the_first_run(populated, m
         assert handle.read() == b"kept\n"
     sparse = glob.glob(os.path.join(target, "overlay2", "*", "diff", "sparse"))
     assert len(sparse) == 1 and os.stat(sparse[0]).st_blocks * 512 < 1 << 20
+
+
+def test_a_file_hard_linked_outside_the_data_root_is_moved_as_a_file_of_its_own(
+    populated, make_loopfs, tmp_path
+):
+    """A volume file shares its inode with a file outside the data-root (an operator's
+    hard-linked backup): the copy cannot keep that link, and the check must not ask for it."""
+    daemon, source_fs, roots = populated
+    source = os.path.join(source_fs.mount_point, "docker")
+    inside = os.path.join(source, "volumes", "data", "_data", "linked")
+    with open(inside, "w") as handle:
+        handle.write("shared with a backup\n")
+    # dockerd bind-mounts the data-root onto itself, and link(2) does not cross mounts: make
+    # the link through a plain bind of the filesystem.
+    view = str(tmp_path / "view")
+    os.mkdir(view)
+    subprocess.run(["mount", "--bind", source_fs.mount_point, view], check=True)
+    try:
+        os.link(
+            os.path.join(view, os.path.relpath(inside, source_fs.mount_point)),
+            os.path.join(view, "backup-of-linked"),
+        )
+    finally:
+        subprocess.run(["umount", view], check=True)
+    assert os.stat(inside).st_nlink == 2
+    before = engine_view(daemon)
+    target = os.path.join(make_loopfs("xfs", size_mb=2048).mount_point, "docker")
+    roots.append(target)
+
+    for verify in ("changed", "full"):
+        planned = run_module("data_root", _module_args(daemon, target, verify=verify), check=True)
+        assert not planned.get("failed"), planned.get("msg")
+    moved = run_module("data_root", _module_args(daemon, target))
+    assert not moved.get("failed"), moved.get("msg")
+    assert any(
+        "1 files in %s are hard-linked to files outside it (such as volumes/data/_data/linked)"
+        % source
+        in step
+        for step in moved["steps"]
+    ), moved["steps"]
+    assert engine_view(daemon) == before
+    copied = os.path.join(target, "volumes", "data", "_data", "linked")
+    assert os.stat(copied).st_nlink == 1
+    with open(copied) as handle:
+        assert handle.read() == "shared with a backup\n"
+
+
+NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+
+
+def test_a_journal_planted_by_another_user_is_never_obeyed(populated, make_loopfs):
+    """A shared, sticky /srv-like directory (anyone may create files there) holds the target.
+    After the move, an unprivileged user plants a journal beside the target, as the journal
+    used to live there, naming a root-owned directory as the source and a daemon.json that
+    opens the engine to the network. The rerun must neither remove that directory nor write
+    that configuration; the user cannot write where the journals are kept now."""
+    daemon, source_fs, roots = populated
+    shared = os.path.join(make_loopfs("xfs", size_mb=2048).mount_point, "shared")
+    os.mkdir(shared)
+    os.chmod(shared, 0o1777)
+    os.mkdir(os.path.join(shared, "srv"), 0o755)  # root's, so the sticky bit protects it
+    target = os.path.join(shared, "srv", "disk", "docker")  # disk/ is missing: the move makes it
+    roots.append(target)
+    args = _module_args(daemon, target, remove_source=True)
+    moved = run_module("data_root", args)
+    assert not moved.get("failed"), moved.get("msg")
+    disk = os.stat(os.path.join(shared, "srv", "disk"))
+    assert (disk.st_mode & 0o7777, disk.st_uid, disk.st_gid) == (0o755, 0, 0)
+
+    victim = os.path.join(source_fs.mount_point, "victim")
+    os.makedirs(victim)
+    with open(os.path.join(victim, "precious"), "w") as handle:
+        handle.write("root's data\n")
+    planted = json.dumps(
+        {
+            "phase": "switched",
+            "method": "config",
+            "source": victim,
+            "target": target,
+            "driver": "overlay2",
+            "engine_was_running": True,
+            "inventory": None,
+            "previous_config": json.dumps({"hosts": ["tcp://0.0.0.0:2375"], "data-root": victim}),
+        }
+    )
+    write = "import sys; open(sys.argv[1], 'w').write(sys.argv[2])"
+    # Where the journal used to be: beside the target (root's disk/, so root puts it there for
+    # the user, who could have written it in a shared parent) and in the shared directory.
+    beside = os.path.join(shared, "srv", "disk", ".docker.relocation.json")
+    with open(beside, "w") as handle:
+        handle.write(planted)
+    os.chown(beside, 65534, 65534)
+    # The user reaches the shared directory as a user of a real /srv would: from inside it
+    # (the test's own parents are root's 0700).
+    subprocess.run(
+        [*NOBODY, sys.executable, "-c", write, ".disk.relocation.json", planted],
+        cwd=shared,
+        check=True,
+    )
+    assert os.stat(os.path.join(shared, ".disk.relocation.json")).st_uid == 65534
+    journals = os.path.dirname(journal_path(target))
+    denied = subprocess.run(
+        [*NOBODY, sys.executable, "-c", write, journal_path(target), planted],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert denied.returncode != 0 and "Permission denied" in denied.stderr
+    assert os.stat(journals).st_mode & 0o777 == 0o700
+
+    again = run_module("data_root", args)
+    assert not again.get("failed"), again.get("msg")
+    assert again["changed"] is False
+    with open(os.path.join(victim, "precious")) as handle:
+        assert handle.read() == "root's data\n"
+    assert "hosts" not in daemon.settings()
+    assert daemon.info()["DockerRootDir"] == target
+
+
+def test_a_target_another_user_could_swap_is_refused(populated, make_loopfs):
+    daemon, source_fs, roots = populated
+    mount = make_loopfs("xfs", size_mb=2048).mount_point
+    theirs = os.path.join(mount, "theirs")
+    os.mkdir(theirs)
+    os.chown(theirs, 65534, 65534)
+    target = os.path.join(theirs, "docker")
+    for verb in ("create", "replace"):
+        refused = run_module("data_root", _module_args(daemon, target))
+        assert refused.get("failed")
+        assert (
+            "path %s is not safe: %s belongs to uid 65534, so someone other than root could %s "
+            "%s (as a symlink to /etc, say)" % (target, theirs, verb, target) in refused["msg"]
+        ), refused["msg"]
+        if verb == "create":
+            assert not os.path.exists(target)
+            os.mkdir(target)
+    assert os.listdir(target) == []
+    assert daemon.info()["DockerRootDir"] == os.path.join(source_fs.mount_point, "docker")
 
 
 RACING_WRITER = os.path.join(
@@ -401,7 +550,7 @@ def test_killed_at_any_moment_the_rerun_completes(populated, make_loopfs):
         assert done["changed"], fault
         assert done["lock_waited"] < 1, "the killed run's lock blocks nobody"
         assert daemon.info()["DockerRootDir"] == target, fault
-        journal = os.path.join(os.path.dirname(target), ".docker-%d.relocation.json" % number)
+        journal = journal_path(target)
         assert not os.path.exists(journal), fault
         assert engine_view(daemon, full=False) == listed, fault
     assert engine_view(daemon) == before

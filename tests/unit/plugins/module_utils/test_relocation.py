@@ -35,15 +35,83 @@ def test_kept_source_name_is_a_sibling_with_utc_time():
     )
 
 
-def test_journal_round_trip_and_a_damaged_one_is_named(tmp_path):
+@pytest.fixture(autouse=True)
+def journal_directory(tmp_path, monkeypatch):
+    """Journals go to a directory of the test's, not to /var/lib."""
+    directory = str(tmp_path / "state" / "relocation")
+    monkeypatch.setattr(_relocation, "JOURNAL_DIRECTORY", directory)
+    return directory
+
+
+def test_journal_round_trip_and_a_damaged_one_is_named(tmp_path, journal_directory):
     target = str(tmp_path / "docker")
     assert read_journal(target) is None
     _relocation.write_journal(target, {"phase": PHASE_COPYING, "source": "/var/lib/docker"})
     assert read_journal(target)["phase"] == PHASE_COPYING
+    assert _relocation.journal_path(target).startswith(journal_directory + "/docker-")
+    assert os.stat(journal_directory).st_mode & 0o777 == 0o700
+    assert os.stat(_relocation.journal_path(target)).st_mode & 0o777 == 0o600
     with open(_relocation.journal_path(target), "w") as handle:
         handle.write("{not json")
-    with pytest.raises(RelocationError, match="relocation journal .*docker.relocation.json"):
+    with pytest.raises(RelocationError, match="cannot read the relocation journal .*/docker-"):
         read_journal(target)
+
+
+def test_a_journal_others_could_write_is_not_trusted(tmp_path, journal_directory):
+    target = str(tmp_path / "docker")
+    _relocation.write_journal(target, {"phase": PHASE_COPYING, "source": "/var/lib/docker"})
+    path = _relocation.journal_path(target)
+    os.chmod(path, 0o666)
+    with pytest.raises(RelocationError, match="writable by group or others .mode 0666.: not trust"):
+        read_journal(target)
+    os.chmod(path, 0o600)
+    os.chown(path, 65534, 65534)
+    with pytest.raises(RelocationError, match="belongs to uid 65534: not trusting it"):
+        read_journal(target)
+    os.unlink(path)
+    planted = tmp_path / "planted.json"
+    planted.write_text('{"phase": "copying", "source": "/etc", "target": "%s"}' % target)
+    os.symlink(planted, path)
+    with pytest.raises(RelocationError, match="cannot open the relocation journal"):
+        read_journal(target)
+
+
+def test_a_journal_of_another_target_is_refused(tmp_path):
+    target = str(tmp_path / "docker")
+    _relocation.write_journal(str(tmp_path / "other"), {"phase": PHASE_COPYING})
+    os.rename(_relocation.journal_path(str(tmp_path / "other")), _relocation.journal_path(target))
+    with pytest.raises(RelocationError, match="is not one of a move to"):
+        read_journal(target)
+
+
+@pytest.mark.parametrize(
+    "journal, source, problem",
+    [
+        ({"phase": PHASE_COPYING, "source": "/var/lib/docker"}, "/var/lib/docker", None),
+        ({"phase": PHASE_COPYING, "source": "/etc"}, "/var/lib/docker", "is not the data-root"),
+        ({"phase": PHASE_COPYING}, "/var/lib/docker", "names no absolute source"),
+        (
+            {"phase": PHASE_SWITCHED, "source": "/etc", "previous_config": "{}"},
+            "/srv/docker",
+            "not the data-root its previous configuration names (/var/lib/docker)",
+        ),
+        (
+            {
+                "phase": PHASE_SWITCHED,
+                "source": "/data/docker",
+                "previous_config": '{"data-root": "/data/docker"}',
+            },
+            "/srv/docker",
+            None,
+        ),
+    ],
+)
+def test_journal_problems(journal, source, problem):
+    problems = _relocation.journal_problems(journal, source)
+    if problem is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and problem in problems[0]
 
 
 def _problems(source, target, journal=None, force=False, same=True):
@@ -393,3 +461,45 @@ def test_a_source_entry_that_vanished_is_no_error(tmp_path):
     target = tmp_path / "copy"
     assert copy_entry(str(gone), str(target), st) is False
     assert not target.exists()
+
+
+def test_a_target_below_a_directory_others_may_write_is_unsafe(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    (shared / "docker").mkdir()
+    found = _relocation.unsafe_ancestors(str(shared / "docker" / "new"))
+    assert found == [
+        "%s is writable by group and others (mode 0777), so someone other than root could "
+        "replace %s (as a symlink to /etc, say) while the data is moved"
+        % (shared, shared / "docker")
+    ]
+    # A name not taken yet can be taken first, sticky directory or not.
+    os.chmod(shared, 0o1777)
+    missing = _relocation.unsafe_ancestors(str(shared / "new"))
+    assert len(missing) == 1 and "could create %s" % (shared / "new") in missing[0]
+
+
+def test_a_sticky_directory_protects_the_entries_root_owns(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    (shared / "docker").mkdir()
+    assert _relocation.unsafe_ancestors(str(shared / "docker")) == []
+    os.chown(shared / "docker", 65534, 65534)
+    (shared / "docker" / "sub").mkdir()
+    found = _relocation.unsafe_ancestors(str(shared / "docker" / "sub"))
+    # Its owner may rename it, and replace anything inside it.
+    assert len(found) == 2 and "belongs to uid 65534" in found[1]
+
+
+def test_missing_parents_are_made_roots_and_0755(tmp_path):
+    os.umask(0o077)
+    try:
+        _relocation.make_parents(str(tmp_path / "a" / "b" / "docker"))
+    finally:
+        os.umask(0o022)
+    for directory in (tmp_path / "a", tmp_path / "a" / "b"):
+        st = os.stat(directory)
+        assert (st.st_mode & 0o7777, st.st_uid) == (0o755, 0)
+    assert not (tmp_path / "a" / "b" / "docker").exists()
