@@ -1,4 +1,4 @@
-"""Real filesystems for tests: sparse image file, loop device, mkfs, mount; or a tmpfs.
+"""Real filesystems for tests: sparse image file, loop device, mkfs, mount; or a tmpfs or ramfs.
 
     with create_loopfs(workdir, "ext4", inodes=4096) as fs:
         os.statvfs(fs.mount_point).f_files  # 4096
@@ -19,7 +19,8 @@ from .commands import CommandError, kernel_messages, run
 from .mounts import mounts_at_or_below, unmount_tree
 
 # Sizes cost nothing on disk (sparse images); xfsprogs >= 5.19 refuses filesystems < 300 MB.
-DEFAULT_SIZE_MB = {"ext4": 256, "ext2": 256, "xfs": 320, "btrfs": 256, "tmpfs": 256}
+# ramfs has no size limit (and no extended attributes at all): size_mb is not used for it.
+DEFAULT_SIZE_MB = {"ext4": 256, "ext2": 256, "xfs": 320, "btrfs": 256, "tmpfs": 256, "ramfs": 0}
 FSTYPES = tuple(DEFAULT_SIZE_MB)
 
 
@@ -33,8 +34,8 @@ class LoopFilesystem:
 
     fstype: str
     mount_point: str
-    device: str | None  # /dev/loopN; None for tmpfs
-    image_path: str | None  # the sparse image file; None for tmpfs
+    device: str | None  # /dev/loopN; None for tmpfs and ramfs
+    image_path: str | None  # the sparse image file; None for tmpfs and ramfs
     size_mb: int
     mount_options: tuple[str, ...] = ()
     workdir: str = ""
@@ -128,7 +129,7 @@ def create_loopfs(
 ) -> LoopFilesystem:
     """Make and mount a ``fstype`` filesystem of ``size_mb`` in a new directory of ``workdir``.
 
-    ``fstype``: ext4, ext2, xfs, btrfs (loop-backed) or tmpfs. ``inodes``: ext2/ext4 inode
+    ``fstype``: ext4, ext2, xfs, btrfs (loop-backed), tmpfs or ramfs. ``inodes``: ext2/ext4 inode
     count (mke2fs ``-N``; rounded up to fill whole inode-table blocks) or tmpfs ``nr_inodes``.
     ``features``: ext ``-O`` list such as ``["^filetype"]``, or btrfs ``-O``. ``mkfs_args``
     go to mkfs as they are; ``mount_options`` to ``mount -o``. Raises LoopfsError, having
@@ -160,6 +161,11 @@ def create_loopfs(
             if inodes is not None:
                 options.append("nr_inodes=%d" % inodes)
             _mount("tmpfs", "tmpfs", mount_point, options + list(mount_options))
+            return fs
+        if fstype == "ramfs":
+            if features or mkfs_args or inodes is not None:
+                raise ValueError("ramfs takes no features, mkfs_args or inodes; use mount_options")
+            _mount("ramfs", "ramfs", mount_point, list(mount_options))
             return fs
         argv = _mkfs_argv(fstype, os.path.join(root, "image"), inodes, features, mkfs_args)
         fs.image_path = os.path.join(root, "image")
