@@ -328,3 +328,17 @@ def test_a_mount_appearing_during_a_pass_stops_it(make_loopfs, tmp_path):
     finally:
         if mounted:
             subprocess.run(["umount", merged], check=True)
+
+
+def test_the_check_compares_xattr_values_not_only_names(make_loopfs):
+    source = os.path.join(make_loopfs("ext4", size_mb=64).mount_point, "docker")
+    target = os.path.join(make_loopfs("xfs").mount_point, "docker")
+    build_store(source)
+    TreeCopy(source, target).run()
+    assert compare_trees(source, target) == (0, [])
+    relative = os.path.join("overlay2", "aaa", "diff", "etc", "hostname")
+    os.setxattr(os.path.join(target, relative), "user.note", b"kepT")
+    count, examples = compare_trees(source, target)
+    assert count == 1 and examples[0].startswith(relative + ": xattrs differs")
+    count, examples = compare_entries(source, target, {relative})
+    assert count == 1 and examples[0].startswith(relative + ": xattrs differs")

@@ -1,4 +1,5 @@
 import os
+import re
 
 import pytest
 
@@ -503,3 +504,49 @@ def test_missing_parents_are_made_roots_and_0755(tmp_path):
         st = os.stat(directory)
         assert (st.st_mode & 0o7777, st.st_uid) == (0o755, 0)
     assert not (tmp_path / "a" / "b" / "docker").exists()
+
+
+class EngineThatChangesOnTheTarget(FakeEngine):
+    """An engine that starts on the new root with another driver, or without something it had
+    (a move that lost a layer store, a volume, an image)."""
+
+    def __init__(self, root, on_target):
+        super().__init__(root)
+        self.target = None
+        self.on_target = on_target
+
+    def info(self):
+        info = super().info()
+        if self.root == self.target:
+            info.update(self.on_target.get("info", {}))
+        return info
+
+    def call(self, method, path):
+        answer = super().call(method, path)
+        if self.root == self.target:
+            lost = self.on_target.get("lost")
+            if lost and path.startswith(lost):
+                return [] if isinstance(answer, list) else {"Volumes": []}
+        return answer
+
+
+@pytest.mark.parametrize(
+    "on_target, message",
+    [
+        ({"info": {"Driver": "vfs"}}, "the engine reports storage driver vfs, not overlay2"),
+        ({"info": {"DockerRootDir": "/elsewhere"}}, "the engine reports data-root /elsewhere"),
+        ({"lost": "/images"}, "1 images are missing after the move: sha256:img"),
+        ({"lost": "/volumes"}, "1 volumes are missing after the move: data"),
+        ({"lost": "/containers"}, "1 containers are missing after the move: c1"),
+    ],
+)
+def test_an_engine_that_is_not_what_it_was_after_the_start_is_rolled_back(
+    tmp_path, on_target, message
+):
+    engine = EngineThatChangesOnTheTarget(str(tmp_path / "source"), on_target)
+    relocation, config = _relocation_for(tmp_path, engine)
+    engine.target = relocation.target
+    with pytest.raises(RelocationError, match=re.escape(message) + ".*rolled back: daemon.json"):
+        relocation.run()
+    assert config.root == relocation.source
+    assert engine.running and engine.root == relocation.source
