@@ -319,6 +319,37 @@ def _who_may_write(st):
     return "is writable by %s (mode %04o)" % (who, stat.S_IMODE(st.st_mode))
 
 
+def filesystem_path(path, mounts):
+    """``(device, path inside its filesystem)`` of a real absolute ``path``, through the
+    mount that shows it: a bind mount shows a directory of its filesystem elsewhere."""
+    mount = _mountinfo.mount_for_path(mounts, path)
+    if mount is None:
+        return None, path
+    inside = os.path.relpath(path, mount.mount_point)
+    return mount.device, os.path.normpath(os.path.join(mount.root, inside))
+
+
+def bind_alias_problems(source, target, mountinfo_path="/proc/self/mountinfo"):
+    """Sentences when ``target`` (or its nearest existing ancestor) is, through a bind mount,
+    the same directory as one inside ``source`` or the other way round: a copy would then
+    write into what it reads."""
+    mounts = _mountinfo.read_mountinfo(mountinfo_path)
+    device, source_path = filesystem_path(os.path.realpath(source), mounts)
+    nearest = nearest_existing(target)
+    target_device, target_path = filesystem_path(os.path.realpath(nearest), mounts)
+    # The part still to be created lies where the nearest existing ancestor does.
+    target_path = os.path.normpath(os.path.join(target_path, os.path.relpath(target, nearest)))
+    if device is None or device != target_device:
+        return []
+    if is_within(target_path, source_path) or is_within(source_path, target_path):
+        return [
+            "path %s is, through a bind mount, the directory %s of the filesystem that holds "
+            "the current data-root %s (there %s): the copy would write into what it reads"
+            % (target, target_path, source, source_path)
+        ]
+    return []
+
+
 def target_problems(source, target, journal, force, allow_same_filesystem):
     """Reasons, as sentences, why ``target`` cannot receive the data-root at ``source``."""
     problems = [
@@ -352,6 +383,8 @@ def target_problems(source, target, journal, force, allow_same_filesystem):
                     "path %s is not empty (%d entries, such as %s); empty it, or set force: true "
                     "to copy over it" % (target, len(entries), sorted(entries)[0])
                 )
+    if not problems:
+        problems.extend(bind_alias_problems(source, target))
     if not problems:
         try:
             source_device = os.stat(source).st_dev
@@ -516,6 +549,9 @@ class Relocation:
         self.timings = {}
         self._previous_config = None
         self._switched = False
+        # Whether the old data-root was a filesystem of its own (known once the copy is
+        # verified; None when unknown, as after a journal that did not record it).
+        self._source_own_filesystem = None
 
     def _journal(self, phase, was_running, inventory):
         write_journal(
@@ -529,6 +565,7 @@ class Relocation:
                 "engine_was_running": was_running,
                 "inventory": inventory,
                 "previous_config": self._previous_config,
+                "source_own_filesystem": self._source_own_filesystem,
             },
         )
 
@@ -630,6 +667,14 @@ class Relocation:
             # The journal learns the previous configuration before the switch, so that a run
             # killed in between can still tell where the engine will start, and undo it.
             self._refuse_used_target("the copy is verified but not switched to")
+            if self.engine() is not None:
+                # Something else started it (socket activation, a restart policy of the
+                # service manager, someone by hand): it may hold the source open.
+                raise RelocationError(
+                    "an engine answers again although this run stopped it (started by its service "
+                    "manager, socket activation or by hand?); nothing was switched"
+                )
+            self._source_own_filesystem = is_own_filesystem(self.source)
             self._previous_config = self.config.current()
             self._journal(PHASE_SWITCHING, was_running, inventory)
             self._switched = True
@@ -657,6 +702,7 @@ class Relocation:
         ``finish`` can still put the previous configuration back."""
         self._switched = True
         self._previous_config = journal.get("previous_config")
+        self._source_own_filesystem = journal.get("source_own_filesystem")
 
     def _verify_stopped(self, early):
         """Compare source and copy with the engine stopped: ``(count, examples, how, paths)``,
@@ -733,7 +779,21 @@ class Relocation:
         if not self.config.moves_data_root:
             # The old data is beneath the bind mount: it cannot be renamed there.
             result["source_kept_at"] = None
-            if self.remove_source:
+            if self.remove_source and self._source_own_filesystem is not False:
+                # Beneath the bind mount is the old filesystem, mounted: removing "what lies
+                # beneath" through the parent filesystem would delete the content of the
+                # mount-point directory, which was never copied.
+                self.steps.append(
+                    "the old data stays beneath the bind mount at %s: %s; unmount it (and remove "
+                    "its fstab line) once it is no longer needed"
+                    % (
+                        self.source,
+                        "it is a filesystem of its own"
+                        if self._source_own_filesystem
+                        else "whether it is a filesystem of its own was not recorded",
+                    )
+                )
+            elif self.remove_source:
                 self.config.remove_hidden(self.source)
                 self.steps.append("removed the old data beneath the bind mount at %s" % self.source)
             else:

@@ -433,6 +433,66 @@ def test_a_target_another_user_could_swap_is_refused(populated, make_loopfs):
     assert daemon.info()["DockerRootDir"] == os.path.join(source_fs.mount_point, "docker")
 
 
+def test_mount_method_never_removes_what_lies_beneath_an_old_data_root_of_its_own(
+    make_loopfs, busybox_image, import_test_image, tmp_path
+):
+    """The old data-root is a filesystem of its own, mounted on a directory of the root
+    filesystem that holds files of its own underneath. method: mount with remove_source must
+    not delete those (they were never copied), and keeps the old filesystem."""
+    parent_fs = make_loopfs("ext4", size_mb=256)
+    old_fs = make_loopfs("ext4", size_mb=3072)
+    source = os.path.join(parent_fs.mount_point, "docker")
+    os.makedirs(source)
+    with open(os.path.join(source, "underneath"), "w") as handle:
+        handle.write("hidden by the mount, never part of the data-root\n")
+    subprocess.run(["mount", "--bind", old_fs.mount_point, source], check=True)
+    target = os.path.join(make_loopfs("xfs", size_mb=2048).mount_point, "docker")
+    daemon = ServiceDockerd(source)
+    fstab = tmp_path / "fstab"
+    fstab.write_text("")
+    try:
+        daemon.start()
+        import_test_image(daemon, busybox_image)
+        before = engine_view(daemon, full=False)
+        args = _module_args(
+            daemon, target, method="mount", fstab_path=str(fstab), remove_source=True
+        )
+        moved = run_module("data_root", args)
+        assert not moved.get("failed"), moved.get("msg")
+        assert any("it is a filesystem of its own" in step for step in moved["steps"]), moved
+        assert engine_view(daemon, full=False) == before
+        daemon.service("stop")
+    finally:
+        daemon.destroy(extra_roots=(target,))
+        for _attempt in range(3):
+            if subprocess.run(["umount", source], check=False).returncode != 0:
+                break
+    with open(os.path.join(source, "underneath")) as handle:
+        assert handle.read() == "hidden by the mount, never part of the data-root\n"
+    assert os.path.isdir(os.path.join(old_fs.mount_point, "overlay2")), "the old data is kept"
+
+
+def test_a_target_bound_to_a_directory_inside_the_data_root_is_refused(populated, tmp_path):
+    daemon, source_fs, roots = populated
+    source = os.path.join(source_fs.mount_point, "docker")
+    inside = os.path.join(source, "volumes", "data", "_data", "alias")
+    os.makedirs(inside)
+    target = str(tmp_path / "alias")
+    os.mkdir(target)
+    subprocess.run(["mount", "--bind", inside, target], check=True)
+    try:
+        refused = run_module(
+            "data_root", _module_args(daemon, target, allow_same_filesystem=True, force=True)
+        )
+    finally:
+        subprocess.run(["umount", target], check=True)
+    assert refused.get("failed")
+    assert "path %s is, through a bind mount, the directory" % target in refused["msg"]
+    assert "the copy would write into what it reads" in refused["msg"]
+    assert os.listdir(inside) == []
+    assert daemon.info()["DockerRootDir"] == source
+
+
 RACING_WRITER = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "harness", "racing_writer.py"
 )

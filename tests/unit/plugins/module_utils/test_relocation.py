@@ -550,3 +550,21 @@ def test_an_engine_that_is_not_what_it_was_after_the_start_is_rolled_back(
         relocation.run()
     assert config.root == relocation.source
     assert engine.running and engine.root == relocation.source
+
+
+def test_an_engine_someone_else_starts_before_the_switch_stops_the_move(tmp_path):
+    # Socket activation or a service manager's restart brings the engine back on the source
+    # while the copy is checked: switching under it would leave it holding the old tree.
+    engine = FakeEngine(str(tmp_path / "source"))
+    relocation, config = _relocation_for(tmp_path, engine)
+
+    def started_elsewhere(name):
+        engine.calls.append(name)
+        if name == "after-verify":
+            engine.running = True
+
+    relocation.checkpoint = started_elsewhere
+    with pytest.raises(RelocationError, match="an engine answers again although this run stop"):
+        relocation.run()
+    assert config.root == relocation.source
+    assert "during-switch" not in engine.calls
