@@ -10,6 +10,13 @@ timestamps, symlink targets as they are (relative ones stay relative). Mount poi
 source (merged directories of running containers, shm) become empty directories: their
 content belongs to another filesystem.
 
+Both trees are walked through directory file descriptors, never by path: every directory is
+opened relative to its parent's descriptor with O_NOFOLLOW and checked against the listing that
+named it, and every file, link, node, attribute and removal goes through the descriptor of the
+directory that holds it. A container that swaps a directory of its layer for a symlink (to
+/etc, say) while the copy runs gets nothing copied from where the link points: the entry is
+left for the next pass, which sees what became of it. Path length is no limit either.
+
 Nothing below a mount point on the target is ever written or removed: a mount there is someone
 else's (an engine started on the target mounts its containers' root filesystems in it), so a
 pass that meets one stops with CopyError before it changes anything below it. Every target
@@ -26,8 +33,14 @@ import collections
 import errno
 import os
 import stat
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+
+try:
+    import resource
+except ImportError:  # not on every platform; the limit is then left as it is
+    resource = None
 
 from ansible_collections.dockerhost.storage.plugins.module_utils import _mountinfo
 from ansible_collections.dockerhost.storage.plugins.module_utils._path_users import mounts_inside
@@ -89,14 +102,74 @@ def list_xattrs(path):
     return values
 
 
-def _apply_xattrs(path, wanted, present=None):
-    present = list_xattrs(path) if present is None else present
+def _at(dir_fd, name):
+    """A path that reaches ``name`` in the directory open as ``dir_fd`` without resolving any
+    name above it: for the calls that take no directory descriptor (the *xattr family)."""
+    return "/proc/self/fd/%d/%s" % (dir_fd, name)
+
+
+def _xattrs_of(target):
+    """``{name: value}`` of the attributes of ``target``, an open descriptor or an ``_at`` path
+    (not followed), without DERIVED_XATTRS."""
+    follow = isinstance(target, int)
+    try:
+        if follow:
+            names = os.listxattr(target)
+        else:
+            names = os.listxattr(target, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            return {}
+        raise
+    values = {}
+    for name in names:
+        if name in DERIVED_XATTRS:
+            continue
+        try:
+            if follow:
+                values[name] = os.getxattr(target, name)
+            else:
+                values[name] = os.getxattr(target, name, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno != errno.ENODATA:  # removed between list and get
+                raise
+    return values
+
+
+def _apply_xattrs(target, wanted):
+    """Make the attributes of ``target`` (a descriptor or an ``_at`` path) exactly ``wanted``."""
+    present = _xattrs_of(target)
+    follow = isinstance(target, int)
     for name in present:
         if name not in wanted:
-            os.removexattr(path, name, follow_symlinks=False)
+            if follow:
+                os.removexattr(target, name)
+            else:
+                os.removexattr(target, name, follow_symlinks=False)
     for name, value in wanted.items():
         if present.get(name) != value:
-            os.setxattr(path, name, value, follow_symlinks=False)
+            if follow:
+                os.setxattr(target, name, value)
+            else:
+                os.setxattr(target, name, value, follow_symlinks=False)
+
+
+def raise_open_file_limit():
+    """Raise the soft limit of open descriptors to the hard one (at most 65536): the walk keeps
+    the directories with pending work open, on both sides."""
+    if resource is None:
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (OSError, ValueError):
+            pass
+
+
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _copy_data(source_fd, target_fd, size):
@@ -114,57 +187,6 @@ def _copy_data(source_fd, target_fd, size):
             return
         offset = hole
     os.ftruncate(target_fd, size)
-
-
-def _open_new(target):
-    """A new file at ``target`` (whatever was there is removed first), open for writing."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-    try:
-        return os.open(target, flags, 0o600)
-    except FileExistsError:
-        remove_path(target, os.lstat(os.path.dirname(target)).st_dev)
-        return os.open(target, flags, 0o600)
-
-
-def _copy_regular_file(source, target, st):
-    """Copy a regular file and its attributes through two open descriptors: fewer path
-    lookups than copying by name, which counts with a hundred thousand small files."""
-    source_fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
-    try:
-        xattrs = _fd_xattrs(source_fd)
-        target_fd = _open_new(target)
-        try:
-            if st.st_blocks * 512 < st.st_size:
-                _copy_data(source_fd, target_fd, st.st_size)  # may have holes: keep them
-            else:
-                _copy_range(source_fd, target_fd, 0, st.st_size)
-            os.fchown(target_fd, st.st_uid, st.st_gid)
-            os.fchmod(target_fd, stat.S_IMODE(st.st_mode))  # after chown, which clears set-uid
-            for name, value in xattrs.items():
-                os.setxattr(target_fd, name, value)
-            os.utime(target_fd, ns=(st.st_atime_ns, st.st_mtime_ns))
-        finally:
-            os.close(target_fd)
-    finally:
-        os.close(source_fd)
-    return True
-
-
-def _fd_xattrs(fd):
-    try:
-        names = [name for name in os.listxattr(fd) if name not in DERIVED_XATTRS]
-    except OSError as exc:
-        if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
-            return {}
-        raise
-    values = {}
-    for name in names:
-        try:
-            values[name] = os.getxattr(fd, name)
-        except OSError as exc:
-            if exc.errno != errno.ENODATA:
-                raise
-    return values
 
 
 def _copy_range(source_fd, target_fd, position, end):
@@ -190,44 +212,79 @@ def _copy_with_read(source_fd, target_fd, count, position):
     return len(chunk)
 
 
-def _copy_metadata(target, st, xattrs, is_link=False):
-    os.chown(target, st.st_uid, st.st_gid, follow_symlinks=False)
-    if not is_link:
-        # After chown, which clears set-uid and set-gid bits.
-        os.chmod(target, stat.S_IMODE(st.st_mode))
-    _apply_xattrs(target, xattrs, None)
-    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
-
-
-def copy_entry(source, target, st):
-    """Create ``target`` as a copy of the non-directory ``source`` whose lstat is ``st``.
-
-    An existing ``target`` is replaced. Directories are made by ``TreeCopy`` itself. Returns
-    False, leaving no target, when ``source`` vanished meanwhile (a tree in use: the next pass
-    sees what became of it).
-    """
-    mode = st.st_mode
+def _remove_at(dir_fd, name, device, where):
+    """Remove ``name`` from the directory open as ``dir_fd``, whatever it is (a directory with
+    its content); absent is fine. Never descends into another filesystem than ``device``: a
+    directory on another device makes it raise CopyError, having removed nothing of it.
+    ``where`` is the entry's path, for messages."""
     try:
-        return _copy_entry(source, target, st, mode)
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
     except OSError as exc:
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR) and exc.filename == source:
-            remove_path(target, os.lstat(os.path.dirname(target)).st_dev)
-            return False
-        _fail("cannot copy", source, exc)
+        _fail("cannot remove", where, exc)
+    try:
+        if not stat.S_ISDIR(st.st_mode):
+            os.unlink(name, dir_fd=dir_fd)
+            return
+        if st.st_dev != device:
+            raise CopyError("not removing %s: another filesystem is mounted there" % where)
+        child = os.open(name, _DIRECTORY_FLAGS, dir_fd=dir_fd)
+        try:
+            if os.fstat(child).st_dev != device:
+                raise CopyError("not removing %s: another filesystem is mounted there" % where)
+            for entry in os.listdir(child):
+                _remove_at(child, entry, device, os.path.join(where, entry))
+        finally:
+            os.close(child)
+        os.rmdir(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        _fail("cannot remove", where, exc)
 
 
-def _copy_entry(source, target, st, mode):
-    if stat.S_ISREG(mode):
-        return _copy_regular_file(source, target, st)
-    remove_path(target, os.lstat(os.path.dirname(target)).st_dev)
-    if stat.S_ISLNK(mode):
-        os.symlink(os.readlink(source), target)
-    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
-        os.mknod(target, stat.S_IFMT(mode) | 0o600, st.st_rdev)
-    else:
-        raise CopyError("%s has a file type this copier does not know (%o)" % (source, mode))
-    _copy_metadata(target, st, list_xattrs(source), is_link=stat.S_ISLNK(mode))
-    return True
+def remove_path(path, device=None):
+    """Remove ``path`` whatever it is (a directory with its content); absent is fine. Never
+    descends into another filesystem: a directory on another device than ``path`` (or
+    ``device``) makes it raise CopyError, having removed nothing of that filesystem. Below
+    ``path`` nothing is reached by name: the removal goes through directory descriptors."""
+    path = os.path.normpath(path)
+    parent, name = os.path.split(path)
+    try:
+        parent_fd = os.open(parent or "/", _DIRECTORY_FLAGS)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        _fail("cannot remove", path, exc)
+    try:
+        if device is None:
+            try:
+                device = os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_dev
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                _fail("cannot remove", path, exc)
+        _remove_at(parent_fd, name, device, path)
+    finally:
+        os.close(parent_fd)
+
+
+class _Directory:
+    """One directory of a pass, open on both sides, and the work that still needs it: its own
+    listing, subdirectories not opened yet, file copies in flight, hard links still to make.
+    When the last of them is done its attributes are copied (after everything that changes
+    its times) and both descriptors are closed."""
+
+    __slots__ = ("relative", "source_fd", "target_fd", "st", "refs", "dirty")
+
+    def __init__(self, relative, source_fd, target_fd, st, dirty=False):
+        self.relative = relative
+        self.source_fd = source_fd
+        self.target_fd = target_fd
+        self.st = st
+        self.refs = 1  # the listing
+        self.dirty = dirty  # made by this pass, or its entries changed
 
 
 class TreeCopy:
@@ -239,8 +296,8 @@ class TreeCopy:
 
     def __init__(self, source, target, trust_existing=False):
         """``trust_existing``: on the first run, take a target entry of the same type, size,
-        mtime and owner as already copied (resuming an interrupted copy). Whoever sets it must
-        verify every file's content afterwards."""
+        mtime, owner, mode, holes and xattrs as already copied (resuming an interrupted copy).
+        Whoever sets it must verify every file's content afterwards."""
         self.source = os.path.normpath(source)
         self.target = os.path.normpath(target)
         self.trust_existing = trust_existing
@@ -249,18 +306,18 @@ class TreeCopy:
         self.changed = set()  # entries copied or linked by the last run
         self.changed_directories = set()  # directories whose content or attributes it changed
         self.stats = {}
-        self._pool = None
-        self._pending = collections.deque()
-        self._followers = []
-        self._target_device = None
-        self._racy_from_ns = 0
         # Entries the first run found on the target already copied (``trust_existing``).
         self.kept_existing = 0
         # First members of hard-link groups with links outside the tree (the last run's).
         self.linked_outside = []
-        self._link_members = {}
         # Called after every PROGRESS_EVERY entries (the relocation's fault-injection points).
         self.on_progress = None
+        self._pool = None
+        self._pending = collections.deque()
+        self._lock = threading.Lock()
+        self._target_device = None
+        self._racy_from_ns = 0
+        self._link_members = {}
 
     def run(self):
         """Copy every entry that is new or changed since the previous run; remove from the
@@ -269,52 +326,68 @@ class TreeCopy:
         self._racy_from_ns = time.time_ns() - RACY_WINDOW_NS
         self.changed = set()
         self.changed_directories = set()
+        raise_open_file_limit()
         try:
-            root_st = os.lstat(self.source)
+            source_fd = os.open(self.source, _DIRECTORY_FLAGS)
         except OSError as exc:
+            if exc.errno in (errno.ENOTDIR, errno.ELOOP):
+                raise CopyError("%s is not a directory" % self.source) from None
             _fail("cannot read", self.source, exc)
-        if not stat.S_ISDIR(root_st.st_mode):
-            raise CopyError("%s is not a directory" % self.source)
-        device = root_st.st_dev
-        self._target_device = self._check_target()
-        seen = set()
-        links = {}  # (dev, ino) -> relative path of its first copy, for st_nlink > 1
-        self._followers = []  # hard links to make once every first copy is complete
-        self._pending = collections.deque()
+        try:
+            self._target_device = self._check_target()
+            target_fd = os.open(self.target, _DIRECTORY_FLAGS)
+            # The root's own pair: the walk closes it; this one stays for the hard links.
+            root_target_fd = os.dup(target_fd)
+        except BaseException:
+            os.close(source_fd)
+            raise
+        root = _Directory("", source_fd, root_target_fd, os.fstat(source_fd))
+        self._stats = stats
+        self._seen = set()
+        # (dev, ino) -> (relative, (dev, ino) on the target or None) of the group's first member
+        self._links = {}
         self._link_members = {}  # (dev, ino) -> (st_nlink, members seen in the tree)
-        skipped = []
-        directories = []  # (relative path, lstat, xattrs) to finish after their content
-        stack = [""]
+        self._followers = []  # (directory relative, directory st, name, relative, first)
+        self._skipped = []
+        self._device = root.st.st_dev
+        self._pending = collections.deque()
+        self._open = [root]  # every directory not closed yet, to close on failure
         # Files are copied by a few threads: the system calls release the GIL, and reading
         # many small files with a queue of requests is faster than one at a time on most disks.
-        with ThreadPoolExecutor(COPY_WORKERS) as pool:
-            self._pool = pool
-            try:
-                self._walk(stack, device, seen, links, skipped, directories, stats)
-                self._wait_for_copies(0)
-            finally:
-                self._pool = None
-        for _relative, target_path, first_target in self._followers:
-            try:
-                if os.path.lexists(target_path):
-                    os.unlink(target_path)
-                os.link(first_target, target_path)
-            except OSError as exc:
-                _fail("cannot hard-link", target_path, exc)
-        self._finish_directories(directories)
-        # Files with links outside the tree: the copy holds them as files of their own.
+        try:
+            with ThreadPoolExecutor(COPY_WORKERS) as pool:
+                self._pool = pool
+                try:
+                    self._walk(root)
+                    self._wait_for_copies(0)
+                finally:
+                    self._pool = None
+            self._link_followers(target_fd)
+        finally:
+            for directory in self._open:
+                _close_pair(directory)
+            self._open = []
+            os.close(target_fd)
         self.linked_outside = sorted(
-            links[key] for key, (nlink, members) in self._link_members.items() if members < nlink
+            self._links[key][0]
+            for key, (nlink, members) in self._link_members.items()
+            if members < nlink
         )
-        for relative in [path for path in self.snapshots if path not in seen]:
+        for relative in [path for path in self.snapshots if path not in self._seen]:
             del self.snapshots[relative]
-        self.skipped_mounts = sorted(skipped)
+        self.skipped_mounts = sorted(self._skipped)
         self.trust_existing = False
         self.stats = stats
         return stats
 
+    def forget(self, paths):
+        """Make the next run copy ``paths`` (relative) again, whatever their snapshots say."""
+        for relative in paths:
+            self.snapshots.pop(relative, None)
+
     def _check_target(self):
-        """The target's device, once nothing is found mounted inside the target."""
+        """The target's device, once nothing is found mounted inside the target (made when
+        it does not exist)."""
         try:
             try:
                 target_st = os.lstat(self.target)
@@ -334,95 +407,160 @@ class TreeCopy:
             )
         return target_st.st_dev
 
-    def _check_target_directory(self, target_dir):
-        """Refuse to work in a target directory on another device: a mount point that appeared
-        while the pass ran."""
-        try:
-            st = os.lstat(target_dir)
-        except OSError as exc:
-            _fail("cannot read", target_dir, exc)
-        if st.st_dev != self._target_device:
-            raise CopyError(
-                "not copying into %s: another filesystem is mounted there, inside the target %s "
-                "(an engine started on the target mounts its containers there); nothing below it "
-                "was changed: stop whatever mounted it, then run again" % (target_dir, self.target)
-            )
+    def _path(self, root, relative):
+        return os.path.join(root, relative) if relative else root
 
-    def forget(self, paths):
-        """Make the next run copy ``paths`` (relative) again, whatever their snapshots say."""
-        for relative in paths:
-            self.snapshots.pop(relative, None)
+    # -- the walk ----------------------------------------------------------------------------
 
-    def _wait_for_copies(self, keep):
-        """Wait until at most ``keep`` copies are in flight; raise the first failure."""
-        while len(self._pending) > keep:
-            self._pending.popleft().result()
-
-    def _walk(self, stack, device, seen, links, skipped, directories, stats):
+    def _walk(self, root):
+        stack = [(root, None)]  # (opened directory, None) or (parent, (name, relative, st))
+        stats = self._stats
         while stack:
-            relative = stack.pop()
-            source_dir = os.path.join(self.source, relative) if relative else self.source
-            target_dir = os.path.join(self.target, relative) if relative else self.target
+            directory, child = stack.pop()
+            if child is not None:
+                parent = directory
+                directory = self._open_child(parent, *child)
+                self._release(parent)
+                if directory is None:
+                    continue
             try:
-                st = os.lstat(source_dir)
-                entries = list(os.scandir(source_dir))
-            except FileNotFoundError:
-                continue  # removed since its parent was listed; the next pass notices
+                entries = list(os.scandir(directory.source_fd))
             except OSError as exc:
-                _fail("cannot list", source_dir, exc)
-            created = self._ensure_directory(target_dir, self._target_device)
-            self._check_target_directory(target_dir)
+                _fail("cannot list", self._path(self.source, directory.relative), exc)
+            try:
+                present = set(os.listdir(directory.target_fd))
+            except OSError as exc:
+                _fail("cannot list", self._path(self.target, directory.relative), exc)
             before = stats["copied"] + stats["linked"] + stats["removed"]
-            present = self._target_names(target_dir)
             for entry in entries:
-                child = os.path.join(relative, entry.name) if relative else entry.name
+                relative = self._child(directory.relative, entry.name)
                 try:
                     child_st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue  # removed since the listing; the next run notices
                 present.discard(entry.name)
                 if stat.S_ISDIR(child_st.st_mode):
-                    if child_st.st_dev != device:
+                    if child_st.st_dev != self._device:
                         # A mount point: an empty directory in the copy, as dockerd made it.
-                        skipped.append(child)
-                        seen.add(child)
-                        if self._ensure_directory(
-                            os.path.join(self.target, child), self._target_device
-                        ):
+                        self._skipped.append(relative)
+                        self._seen.add(relative)
+                        if self._ensure_directory(directory, entry.name, relative):
                             stats["copied"] += 1
                         continue
-                    stack.append(child)
+                    with self._lock:
+                        directory.refs += 1
+                    stack.append((directory, (entry.name, relative, child_st)))
                     continue
-                seen.add(child)
+                self._seen.add(relative)
                 stats["entries"] += 1
-                self._copy_file(child, entry.path, child_st, links, stats)
+                self._copy_file(directory, entry.name, relative, child_st)
                 if self.on_progress is not None and stats["entries"] % PROGRESS_EVERY == 0:
                     self.on_progress()
             for gone in present:
-                remove_path(os.path.join(target_dir, gone), self._target_device)
+                _remove_at(
+                    directory.target_fd,
+                    gone,
+                    self._target_device,
+                    self._path(self.target, self._child(directory.relative, gone)),
+                )
                 stats["removed"] += 1
-            dirty = created or before != stats["copied"] + stats["linked"] + stats["removed"]
-            directories.append((relative, st, dirty))
-            seen.add(relative)
+            if before != stats["copied"] + stats["linked"] + stats["removed"]:
+                directory.dirty = True
+            self._seen.add(directory.relative)
             stats["entries"] += 1
+            self._release(directory)
 
-    def _finish_directories(self, directories):
-        # Directory owners, modes, xattrs and times last, deepest first: creating entries in a
-        # directory changes its times. Unchanged directories with unchanged content are skipped.
-        for relative, st, dirty in reversed(directories):
-            snapshot = self._snapshot(st)
-            if not dirty and self._unchanged(relative, snapshot):
-                continue
-            source_dir = os.path.join(self.source, relative) if relative else self.source
-            target_dir = os.path.join(self.target, relative) if relative else self.target
-            try:
-                _copy_metadata(target_dir, st, list_xattrs(source_dir))
-            except FileNotFoundError:
-                continue  # the source directory went away; the next pass removes the copy
-            except OSError as exc:
-                _fail("cannot copy the attributes of", source_dir, exc)
-            self.snapshots[relative] = snapshot
-            self.changed_directories.add(relative)
+    @staticmethod
+    def _child(relative, name):
+        return os.path.join(relative, name) if relative else name
+
+    def _open_child(self, parent, name, relative, listed):
+        """Open the subdirectory ``name`` on both sides (made on the target when missing);
+        None when the source's entry is no longer the directory the listing showed."""
+        source_path = self._path(self.source, relative)
+        try:
+            source_fd = os.open(name, _DIRECTORY_FLAGS, dir_fd=parent.source_fd)
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                return None  # gone or swapped since the listing: the next pass sees it
+            _fail("cannot open", source_path, exc)
+        st = os.fstat(source_fd)
+        if (st.st_dev, st.st_ino) != (listed.st_dev, listed.st_ino):
+            os.close(source_fd)  # replaced since the listing: the next pass sees it
+            return None
+        try:
+            created = self._ensure_directory(parent, name, relative)
+            target_fd = os.open(name, _DIRECTORY_FLAGS, dir_fd=parent.target_fd)
+        except OSError as exc:
+            os.close(source_fd)
+            _fail("cannot open", self._path(self.target, relative), exc)
+        except BaseException:
+            os.close(source_fd)
+            raise
+        directory = _Directory(relative, source_fd, target_fd, st, dirty=created)
+        with self._lock:
+            self._open.append(directory)
+        if os.fstat(target_fd).st_dev != self._target_device:
+            raise CopyError(
+                "not copying into %s: another filesystem is mounted there, inside the target %s "
+                "(an engine started on the target mounts its containers there); nothing below it "
+                "was changed: stop whatever mounted it, then run again"
+                % (self._path(self.target, relative), self.target)
+            )
+        return directory
+
+    def _ensure_directory(self, parent, name, relative):
+        """Make ``name`` in the target directory of ``parent`` a directory (replacing anything
+        else there); True when it was made."""
+        where = self._path(self.target, relative)
+        try:
+            st = os.stat(name, dir_fd=parent.target_fd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                return False
+            _remove_at(parent.target_fd, name, self._target_device, where)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            _fail("cannot read", where, exc)
+        try:
+            os.mkdir(name, 0o700, dir_fd=parent.target_fd)
+        except OSError as exc:
+            _fail("cannot create", where, exc)
+        return True
+
+    def _release(self, directory):
+        """One piece of work on ``directory`` is done; the last one finishes it."""
+        with self._lock:
+            directory.refs -= 1
+            if directory.refs:
+                return
+            self._open.remove(directory)
+        try:
+            self._finish_directory(directory)
+        finally:
+            _close_pair(directory)
+
+    def _finish_directory(self, directory):
+        # Owner, mode, xattrs and times last: creating entries in a directory changes its
+        # times. An unchanged directory with unchanged content is left alone.
+        st = directory.st
+        snapshot = self._snapshot(st)
+        if not directory.dirty and self._unchanged(directory.relative, snapshot):
+            return
+        try:
+            wanted = _xattrs_of(directory.source_fd)
+            fd = directory.target_fd
+            os.fchown(fd, st.st_uid, st.st_gid)
+            os.fchmod(fd, stat.S_IMODE(st.st_mode))  # after chown, which clears set-gid
+            _apply_xattrs(fd, wanted)
+            os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+        except OSError as exc:
+            _fail("cannot copy the attributes of", self._path(self.source, directory.relative), exc)
+        with self._lock:
+            self.snapshots[directory.relative] = snapshot
+            self.changed_directories.add(directory.relative)
+
+    # -- files, links, nodes -----------------------------------------------------------------
 
     def _snapshot(self, st):
         """The Snapshot of ``st``, or RACY when it changed too close to this pass's start to
@@ -435,95 +573,260 @@ class TreeCopy:
         """True when the previous pass copied ``relative`` as it is now, provably."""
         return snapshot is not RACY and self.snapshots.get(relative) == snapshot
 
-    def _copy_file(self, relative, source_path, st, links, stats):
+    def _copy_file(self, directory, name, relative, st):
+        stats = self._stats
         snapshot = self._snapshot(st)
         if snapshot is RACY:
             stats["racy"] += 1
-        target_path = os.path.join(self.target, relative)
         key = (st.st_dev, st.st_ino)
-        first = links.get(key) if st.st_nlink > 1 else None
+        first = self._links.get(key) if st.st_nlink > 1 else None
         if first is not None:
             nlink, members = self._link_members[key]
             self._link_members[key] = (nlink, members + 1)
-            first_target = os.path.join(self.target, first)
             # A first copy made in this run has a new inode (and may still be in flight).
             if (
                 not self._unchanged(relative, snapshot)
-                or first in self.changed
-                or not self._same_inode(target_path, first_target)
+                or first[0] in self.changed
+                or first[1] is None
+                or _target_inode(directory.target_fd, name) != first[1]
             ):
-                self._followers.append((relative, target_path, first_target))
+                self._followers.append((directory.relative, directory.st, name, relative, first))
                 self.changed.add(relative)
                 stats["linked"] += 1
             self.snapshots[relative] = snapshot
             return
         if st.st_nlink > 1:
-            links[key] = relative
             self._link_members[key] = (st.st_nlink, 1)
-        if self._unchanged(relative, snapshot) and os.path.lexists(target_path):
+            self._links[key] = (relative, _target_inode(directory.target_fd, name))
+        if self._unchanged(relative, snapshot) and _exists_at(directory.target_fd, name):
             return
         if (
             self.trust_existing
             and relative not in self.snapshots
-            and _looks_copied(source_path, target_path, st)
+            and _looks_copied(directory, name, st)
         ):
             self.snapshots[relative] = snapshot
             self.kept_existing += 1
             return
         if self._pool is not None and stat.S_ISREG(st.st_mode):
-            self._pending.append(self._pool.submit(copy_entry, source_path, target_path, st))
+            with self._lock:
+                directory.refs += 1
+            self._pending.append(
+                self._pool.submit(self._copy_in_worker, directory, name, relative, st)
+            )
             self._wait_for_copies(MAX_IN_FLIGHT)
         else:
-            copy_entry(source_path, target_path, st)
+            _copy_entry_at(directory, name, st, self._path(self.source, relative), self)
         self.snapshots[relative] = snapshot
         self.changed.add(relative)
         stats["copied"] += 1
         if stat.S_ISREG(st.st_mode):
             stats["bytes"] += st.st_size
 
-    @staticmethod
-    def _same_inode(one, other):
+    def _copy_in_worker(self, directory, name, relative, st):
         try:
-            a, b = os.lstat(one), os.lstat(other)
+            _copy_entry_at(directory, name, st, self._path(self.source, relative), self)
+        finally:
+            self._release(directory)
+
+    def _wait_for_copies(self, keep):
+        """Wait until at most ``keep`` copies are in flight; raise the first failure."""
+        while len(self._pending) > keep:
+            self._pending.popleft().result()
+
+    def _link_followers(self, root_fd):
+        """Make the hard links once every first copy is complete (the directories are closed
+        by then: each is opened again from the target's root, one name at a time, without
+        following symlinks); then give each directory that got a link its times back."""
+        touched = {}
+        for directory_relative, directory_st, name, relative, first in self._followers:
+            first_relative = first[0]
+            try:
+                to_fd = self._open_beneath(root_fd, directory_relative)
+                try:
+                    from_fd = self._open_beneath(root_fd, os.path.dirname(first_relative))
+                    try:
+                        if _exists_at(to_fd, name):
+                            os.unlink(name, dir_fd=to_fd)
+                        os.link(
+                            os.path.basename(first_relative),
+                            name,
+                            src_dir_fd=from_fd,
+                            dst_dir_fd=to_fd,
+                            follow_symlinks=False,
+                        )
+                    finally:
+                        if from_fd != root_fd:
+                            os.close(from_fd)
+                finally:
+                    if to_fd != root_fd:
+                        os.close(to_fd)
+            except OSError as exc:
+                _fail("cannot hard-link", self._path(self.target, relative), exc)
+            touched[directory_relative] = directory_st
+        self._followers = []
+        for directory_relative, st in touched.items():
+            fd = self._open_beneath(root_fd, directory_relative)
+            try:
+                os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+            finally:
+                if fd != root_fd:
+                    os.close(fd)
+
+    def _open_beneath(self, root_fd, relative):
+        """The target directory ``relative`` opened from ``root_fd`` one name at a time, each
+        without following symlinks and on the target's device (``root_fd`` itself for "")."""
+        fd = root_fd
+        for part in [part for part in relative.split(os.sep) if part]:
+            try:
+                child = os.open(part, _DIRECTORY_FLAGS, dir_fd=fd)
+            finally:
+                if fd != root_fd:
+                    os.close(fd)
+            fd = child
+            if os.fstat(fd).st_dev != self._target_device:
+                os.close(fd)
+                raise CopyError(
+                    "not linking in %s: another filesystem is mounted there"
+                    % self._path(self.target, relative)
+                )
+        return fd
+
+    def _remove_target_entry(self, directory, name):
+        _remove_at(
+            directory.target_fd,
+            name,
+            self._target_device,
+            self._path(self.target, self._child(directory.relative, name)),
+        )
+
+
+def _close_pair(directory):
+    for fd in (directory.source_fd, directory.target_fd):
+        try:
+            os.close(fd)
         except OSError:
-            return False
-        return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-
-    @staticmethod
-    def _ensure_directory(path, device):
-        """Make ``path`` a directory (replacing anything else there, never on another device
-        than ``device``); True when it was made."""
-        try:
-            st = os.lstat(path)
-            if stat.S_ISDIR(st.st_mode):
-                return False
-            remove_path(path, device)
-        except FileNotFoundError:
             pass
-        except OSError as exc:
-            _fail("cannot read", path, exc)
-        try:
-            os.mkdir(path, 0o700)
-        except OSError as exc:
-            _fail("cannot create", path, exc)
-        return True
-
-    @staticmethod
-    def _target_names(path):
-        try:
-            return set(os.listdir(path))
-        except OSError as exc:
-            _fail("cannot list", path, exc)
+    directory.source_fd = directory.target_fd = -1
 
 
-def _looks_copied(source_path, target_path, st):
-    """True when the entry already at ``target_path`` has everything of the source's ``st``
-    that a copy would give it except the content: type, mode, owner, size, mtime, device
-    numbers or link target, holes, and every extended attribute. (A copy made by ``rsync -a``
-    lacks the xattrs and fills the holes: it must be copied again.) The content is hashed by
-    the check that follows."""
+def _exists_at(dir_fd, name):
     try:
-        existing = os.lstat(target_path)
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _target_inode(dir_fd, name):
+    """``(dev, ino)`` of ``name`` in the directory open as ``dir_fd``, or None."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _open_new_at(copy, directory, name):
+    """A new file ``name`` in the target directory (whatever was there is removed first),
+    open for writing."""
+    try:
+        return os.open(name, _NEW_FILE_FLAGS, 0o600, dir_fd=directory.target_fd)
+    except FileExistsError:
+        copy._remove_target_entry(directory, name)
+        return os.open(name, _NEW_FILE_FLAGS, 0o600, dir_fd=directory.target_fd)
+
+
+def _copy_entry_at(directory, name, st, source_path, copy):
+    """Create ``name`` in the target directory as a copy of the non-directory ``name`` of the
+    source directory, whose lstat is ``st``. Returns False, leaving no target entry, when the
+    source entry vanished or was replaced by a directory or symlink meanwhile (a tree in use:
+    the next pass sees what became of it)."""
+    try:
+        if stat.S_ISREG(st.st_mode):
+            return _copy_regular_file_at(directory, name, st, copy)
+        copy._remove_target_entry(directory, name)
+        if stat.S_ISLNK(st.st_mode):
+            os.symlink(
+                os.readlink(name, dir_fd=directory.source_fd), name, dir_fd=directory.target_fd
+            )
+        elif (
+            stat.S_ISCHR(st.st_mode)
+            or stat.S_ISBLK(st.st_mode)
+            or stat.S_ISFIFO(st.st_mode)
+            or stat.S_ISSOCK(st.st_mode)
+        ):
+            os.mknod(name, stat.S_IFMT(st.st_mode) | 0o600, st.st_rdev, dir_fd=directory.target_fd)
+        else:
+            raise CopyError(
+                "%s has a file type this copier does not know (%o)" % (source_path, st.st_mode)
+            )
+        target = _at(directory.target_fd, name)
+        os.chown(name, st.st_uid, st.st_gid, dir_fd=directory.target_fd, follow_symlinks=False)
+        if not stat.S_ISLNK(st.st_mode):
+            # After chown, which clears set-uid and set-gid bits. (A symlink's mode is fixed.)
+            os.chmod(target, stat.S_IMODE(st.st_mode), follow_symlinks=False)
+        _apply_xattrs(target, _xattrs_of(_at(directory.source_fd, name)))
+        os.utime(
+            name,
+            ns=(st.st_atime_ns, st.st_mtime_ns),
+            dir_fd=directory.target_fd,
+            follow_symlinks=False,
+        )
+        return True
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EINVAL) and not _exists_at(
+            directory.source_fd, name
+        ):
+            copy._remove_target_entry(directory, name)
+            return False
+        _fail("cannot copy", source_path, exc)
+
+
+def _copy_regular_file_at(directory, name, st, copy):
+    """Copy a regular file and its attributes through two open descriptors."""
+    try:
+        source_fd = os.open(
+            name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=directory.source_fd
+        )
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ELOOP, errno.ENXIO):
+            # Gone, or swapped for a symlink or a device since the listing: the next pass.
+            copy._remove_target_entry(directory, name)
+            return False
+        raise
+    try:
+        now = os.fstat(source_fd)
+        if not stat.S_ISREG(now.st_mode):
+            copy._remove_target_entry(directory, name)
+            return False
+        xattrs = _xattrs_of(source_fd)
+        target_fd = _open_new_at(copy, directory, name)
+        try:
+            if st.st_blocks * 512 < st.st_size:
+                _copy_data(source_fd, target_fd, st.st_size)  # may have holes: keep them
+            else:
+                _copy_range(source_fd, target_fd, 0, st.st_size)
+            os.fchown(target_fd, st.st_uid, st.st_gid)
+            os.fchmod(target_fd, stat.S_IMODE(st.st_mode))  # after chown, which clears set-uid
+            for attribute, value in xattrs.items():
+                os.setxattr(target_fd, attribute, value)
+            os.utime(target_fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+        finally:
+            os.close(target_fd)
+    finally:
+        os.close(source_fd)
+    return True
+
+
+def _looks_copied(directory, name, st):
+    """True when the entry ``name`` already in the target directory has everything of the
+    source's ``st`` that a copy would give it except the content: type, mode, owner, size,
+    mtime, device numbers or link target, holes, and every extended attribute. (A copy made by
+    ``rsync -a`` lacks the xattrs and fills the holes: it must be copied again.) The content is
+    hashed by the check that follows."""
+    try:
+        existing = os.stat(name, dir_fd=directory.target_fd, follow_symlinks=False)
         if not (
             existing.st_mode == st.st_mode
             and existing.st_size == st.st_size
@@ -536,35 +839,12 @@ def _looks_copied(source_path, target_path, st):
             holes = st.st_blocks * 512 < st.st_size
             if holes != (existing.st_blocks * 512 < existing.st_size):
                 return False
-        elif stat.S_ISLNK(st.st_mode) and os.readlink(source_path) != os.readlink(target_path):
+        elif stat.S_ISLNK(st.st_mode) and os.readlink(
+            name, dir_fd=directory.source_fd
+        ) != os.readlink(name, dir_fd=directory.target_fd):
             return False
-        return list_xattrs(source_path) == list_xattrs(target_path)
+        return _xattrs_of(_at(directory.source_fd, name)) == _xattrs_of(
+            _at(directory.target_fd, name)
+        )
     except OSError:
         return False
-
-
-def remove_path(path, device=None):
-    """Remove ``path`` whatever it is (a directory with its content); absent is fine. Never
-    descends into another filesystem: a directory on another device than ``path`` (or
-    ``device``) makes it raise CopyError, having removed nothing of that filesystem."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        _fail("cannot remove", path, exc)
-    if device is None:
-        device = st.st_dev
-    try:
-        if stat.S_ISDIR(st.st_mode):
-            if st.st_dev != device:
-                raise CopyError("not removing %s: another filesystem is mounted there" % path)
-            for name in os.listdir(path):
-                remove_path(os.path.join(path, name), device)
-            os.rmdir(path)
-        else:
-            os.unlink(path)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        _fail("cannot remove", path, exc)

@@ -342,3 +342,99 @@ def test_the_check_compares_xattr_values_not_only_names(make_loopfs):
     assert count == 1 and examples[0].startswith(relative + ": xattrs differs")
     count, examples = compare_entries(source, target, {relative})
     assert count == 1 and examples[0].startswith(relative + ": xattrs differs")
+
+
+def _tree_in_use(source, count=150):
+    """Files at the top of ``source``, copied before any directory is entered: the progress
+    callback, called after every hundred entries, runs while the rest waits."""
+    for number in range(count):
+        _write(os.path.join(source, "file-%03d" % number), b"%d\n" % number)
+
+
+def test_entries_that_vanish_during_a_pass_are_no_error(make_loopfs):
+    source = os.path.join(make_loopfs("ext4", size_mb=64).mount_point, "docker")
+    target = os.path.join(make_loopfs("xfs").mount_point, "docker")
+    _tree_in_use(source)
+    _write(os.path.join(source, "layer", "file"), b"in a directory\n")
+    copy = TreeCopy(source, target)
+
+    def container_removes_files():
+        if copy.on_progress is not None:
+            copy.on_progress = None
+            for name in os.listdir(source):
+                if name.startswith("file-") and not os.path.exists(os.path.join(target, name)):
+                    os.unlink(os.path.join(source, name))
+            subprocess.run(["rm", "-r", os.path.join(source, "layer")], check=True)
+
+    copy.on_progress = container_removes_files
+    copy.run()
+    copy.run()
+    assert compare_trees(source, target, hash_paths=True) == (0, [])
+    assert not os.path.exists(os.path.join(target, "layer"))
+
+
+def test_a_directory_swapped_for_a_symlink_during_a_pass_copies_nothing_it_points_to(
+    make_loopfs, tmp_path
+):
+    """A container swaps a directory of its layer for a symlink to a host directory between
+    the listing and the descent: nothing of the host directory may reach the copy."""
+    source = os.path.join(make_loopfs("ext4", size_mb=64).mount_point, "docker")
+    target = os.path.join(make_loopfs("xfs").mount_point, "docker")
+    secrets = tmp_path / "etc"
+    secrets.mkdir()
+    (secrets / "shadow").write_text("root:$6$secret:19000:0:99999:7:::\n")
+    diff = os.path.join(source, "overlay2", "ccc", "diff")
+    layer = os.path.join(diff, "etc")
+    _write(os.path.join(layer, "hostname"), b"container\n")
+    # The files beside etc/ are copied after the listing named etc/ a directory and before
+    # the walk enters it: the swap comes in between.
+    _tree_in_use(diff)
+    copy = TreeCopy(source, target)
+
+    def container_swaps_its_directory():
+        if copy.on_progress is not None:
+            copy.on_progress = None
+            os.rename(layer, layer + ".old")
+            os.symlink(str(secrets), layer)
+
+    copy.on_progress = container_swaps_its_directory
+    copy.run()
+    copied = subprocess.run(
+        ["grep", "-rl", "secret", target], capture_output=True, text=True, check=False
+    ).stdout
+    assert copied == "", "host files reached the copy: %s" % copied
+    copy.run()
+    assert os.readlink(os.path.join(target, "overlay2", "ccc", "diff", "etc")) == str(secrets)
+    assert compare_trees(source, target, hash_paths=True) == (0, [])
+
+
+def test_paths_longer_than_path_max_are_copied(make_loopfs):
+    source = os.path.join(make_loopfs("ext4", size_mb=64).mount_point, "docker")
+    target = os.path.join(make_loopfs("xfs").mount_point, "docker")
+    os.makedirs(source)
+    name = "d" * 200
+    fd = os.open(source, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _level in range(30):  # 30 * 201 bytes: beyond PATH_MAX (4096)
+            os.mkdir(name, dir_fd=fd)
+            child = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+        leaf = os.open("leaf", os.O_WRONLY | os.O_CREAT, 0o640, dir_fd=fd)
+        os.write(leaf, b"deep\n")
+        os.close(leaf)
+    finally:
+        os.close(fd)
+    TreeCopy(source, target).run()
+    fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _level in range(30):
+            child = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+        leaf = os.open("leaf", os.O_RDONLY, dir_fd=fd)
+        assert os.read(leaf, 100) == b"deep\n"
+        assert os.fstat(leaf).st_mode & 0o777 == 0o640
+        os.close(leaf)
+    finally:
+        os.close(fd)

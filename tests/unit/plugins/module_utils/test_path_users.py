@@ -61,7 +61,7 @@ def test_a_process_with_an_open_file_inside_is_named(tmp_path):
     held.write_text("")
     process = subprocess.Popen(["sh", "-c", 'exec 3<"$0"; exec sleep 60', str(held)], cwd="/")
     try:
-        for _ in range(100):
+        for _attempt in range(100):
             found = [
                 entry
                 for entry in processes_using(str(tmp_path / "target"))

@@ -452,18 +452,6 @@ def test_daemon_json_behind_a_symlink_stays_a_symlink(tmp_path):
     assert real.read_text() == '{"log-driver": "journald"}\n' and link.is_symlink()
 
 
-def test_a_source_entry_that_vanished_is_no_error(tmp_path):
-    from ansible_collections.dockerhost.storage.plugins.module_utils._tree_copy import copy_entry
-
-    gone = tmp_path / "gone"
-    gone.write_text("x")
-    st = os.lstat(str(gone))
-    gone.unlink()
-    target = tmp_path / "copy"
-    assert copy_entry(str(gone), str(target), st) is False
-    assert not target.exists()
-
-
 def test_a_target_below_a_directory_others_may_write_is_unsafe(tmp_path):
     shared = tmp_path / "shared"
     shared.mkdir()
