@@ -47,6 +47,36 @@ def detect_manager(
     return requested
 
 
+# The properties of docker.service that decide dockerd's command line and its environment.
+DOCKER_UNIT_PROPERTIES = (
+    "LoadState",
+    "FragmentPath",
+    "DropInPaths",
+    "ExecStart",
+    "Environment",
+    "EnvironmentFiles",
+)
+
+
+def docker_unit_properties(run_dir="/run/systemd/system", timeout=30):
+    """The output of ``systemctl show docker.service -p ...`` (``DOCKER_UNIT_PROPERTIES``):
+    how systemd loaded the unit, drop-ins, resets and environment applied. None where
+    systemd does not run as the init system, or when systemctl cannot answer."""
+    if not os.path.isdir(run_dir):
+        return None
+    systemctl = find_executable("systemctl", DEFAULT_SEARCH_PATH)
+    if systemctl is None:
+        return None
+    argv = [systemctl, "show", "--no-pager", SYSTEMD_UNITS[1]]
+    for name in DOCKER_UNIT_PROPERTIES:
+        argv += ["-p", name]
+    try:
+        completed = _run(argv, timeout)
+    except ServiceError:
+        return None
+    return completed.stdout if completed.returncode == 0 else None
+
+
 def _run(argv, timeout):
     env = dict(os.environ, LANG="C", LC_ALL="C")
     try:

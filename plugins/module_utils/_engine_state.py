@@ -11,7 +11,11 @@ from __future__ import annotations
 import os
 from collections import namedtuple
 
-from ansible_collections.dockerhost.storage.plugins.module_utils import _daemon_json, _drivers
+from ansible_collections.dockerhost.storage.plugins.module_utils import (
+    _daemon_json,
+    _dockerd_flags,
+    _drivers,
+)
 from ansible_collections.dockerhost.storage.plugins.module_utils._daemon_json import (
     DEFAULT_DATA_ROOT,
 )
@@ -186,15 +190,30 @@ EngineInForce = namedtuple(
 )
 
 
-def engine_in_force(docker_host, config_path, path=None, engine_version=None, strict_config=False):
+def engine_in_force(
+    docker_host,
+    config_path,
+    path=None,
+    engine_version=None,
+    strict_config=False,
+    host_root="/",
+):
     """The storage settings of daemon.json, the engine and the data-root in force, found the
     same way by every module. Returns an EngineInForce.
 
     A daemon.json that cannot be used becomes a warning (and empty settings) for modules that
     only read; with ``strict_config`` (modules that will rewrite it) it raises EngineStateError,
-    as bad options and answers do.
+    as bad options and answers do, and so does a ``--config-file`` flag of dockerd (found
+    below ``host_root``) that names another file than ``config_path``: rewriting a file dockerd
+    does not read would change nothing.
     """
     warnings = []
+    if strict_config:
+        problem = _dockerd_flags.config_file_problem(
+            _dockerd_flags.find_storage_flags(host_root), config_path, host_root, "config_path"
+        )
+        if problem:
+            raise EngineStateError(problem)
     try:
         if strict_config:
             config = _daemon_json.read_daemon_json_for_update(config_path)[1]

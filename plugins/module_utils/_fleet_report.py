@@ -4,18 +4,273 @@
 
 The fleet report of the audit role: pure functions that turn each host's ``storage_facts``
 task result (or its unreachable or failed result) into one fleet summary, and render it as
-JSON, JUnit XML (one test case per host and check) and a self-contained HTML page.
+JSON, JUnit XML (one test case per host and check) and a self-contained HTML page, and each
+host's readable report as Markdown.
+
+What a host sends is checked before it is used (``result_problem``): a host whose result does
+not have the shape the report reads (a string where a number belongs, a missing key) becomes
+an ``error`` entry naming the key, and the other hosts are reported as usual. Every string a
+host sends is escaped in the Markdown report (``markdown_text``), so that it cannot start a
+heading, a list item, a link or raw HTML.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import os
+import re
 from xml.sax.saxutils import quoteattr
 
 # Host statuses from worst to best; a host's status is its worst finding's, else its state.
 STATUSES = ("unreachable", "error", "fail", "warn", "no_docker", "ok")
 FAIL_ON = ("fail", "warn", "never")
+# The per-host files go to this subdirectory of the report directory, so that no host name
+# (such as "fleet") can overwrite the fleet report.
+HOSTS_DIR = "hosts"
+
+
+# ---- what a host sends -----------------------------------------------------------------------
+
+
+class Optional:
+    """A key that may be left out; when present, its value must match ``spec``."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+
+class Nullable:
+    """``spec`` or null."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+
+class MapOf:
+    """A dictionary whose every value matches ``spec``."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+
+class OneOf:
+    """One of these strings."""
+
+    def __init__(self, *values):
+        self.values = values
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# Scalar specs: (test, what it must be).
+_SCALARS = {
+    "text": (lambda v: isinstance(v, str), "a string"),
+    "text?": (lambda v: v is None or isinstance(v, str), "a string or null"),
+    "integer": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "number?": (lambda v: v is None or _is_number(v), "a number or null"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "bool?": (lambda v: v is None or isinstance(v, bool), "true, false or null"),
+    "any": (lambda v: True, "anything"),
+}
+
+_CHECK = {
+    "check": "text",
+    "cis": "text?",
+    "status": OneOf("pass", "fail", "warn", "skipped"),
+    "message": "text",
+    "evidence": "any",
+}
+_FINDING = {
+    "check": "text",
+    "cis": "text?",
+    "status": OneOf("fail", "warn"),
+    "message": "text",
+}
+_FILESYSTEM = {
+    "role": "text",
+    "path": "text",
+    "mount_point": "text?",
+    "fstype": "text?",
+    "inodes": {"limited": "bool", "used": "integer", "total": "integer", "used_percent": "number?"},
+    "bytes": {"used": "integer", "total": "integer", "used_percent": "number?"},
+}
+# What the fleet report (JSON, JUnit, HTML) reads of a host's storage_facts result.
+FLEET_RESULT = {
+    "checks": [_CHECK],
+    "findings": [_FINDING],
+    "docker": {"state": OneOf("running", "stopped", "absent"), "reason": "text?"},
+    "engine": {"version": "text?", "running_driver": "text?"},
+    "daemon_json": {"storage_driver": "text?"},
+    "data_root": "text?",
+    "capacity": Optional(Nullable({"filesystems": Optional(Nullable([_FILESYSTEM]))})),
+}
+_KERNEL_FILESYSTEM = Optional(
+    {
+        "available": "bool?",
+        "how": "text?",
+        "blocked_by": Optional(["text"]),
+        "blacklisted_by": Optional(["text"]),
+    }
+)
+# What the host's readable report reads besides.
+MARKDOWN_RESULT = {
+    "docker": {"state": "text", "reason": "text?"},
+    "findings": [{"check": "text", "cis": Optional("text?"), "status": "text", "message": "text"}],
+    "support": {
+        "path": "text",
+        "path_source": "text?",
+        "checked_path": "text",
+        "backing_filesystem": {
+            "type": "text?",
+            "magic": "text?",
+            "source": Optional("text?"),
+            "mount_point": Optional("text?"),
+            "mount_options": Optional("text?"),
+            "super_options": Optional("text?"),
+            "d_type": Optional("bool?"),
+            "project_quota": Optional("bool?"),
+        },
+        "engine": {
+            "version": "text?",
+            "version_source": "text?",
+            "api_version": Optional("text?"),
+            "running_driver": Optional("text?"),
+            "configured_driver": "text?",
+            "problem": Optional("text?"),
+        },
+        "kernel": {
+            "release": "text?",
+            "config_source": Optional("text?"),
+            "overlay": _KERNEL_FILESYSTEM,
+            "aufs": _KERNEL_FILESYSTEM,
+        },
+        "drivers": MapOf(
+            {
+                "supported": "bool?",
+                "reasons": ["text"],
+                "warnings": ["text"],
+                "removed": Optional("bool?"),
+                "deprecated": Optional("bool?"),
+            }
+        ),
+        "overlay_probe": {"attempted": "bool", "ok": Optional("bool?"), "error": Optional("text?")},
+        "would_pick": {
+            "driver": "text?",
+            "image_store": Optional("text?"),
+            "reason": "text?",
+            "warnings": Optional(Nullable(["text"])),
+        },
+        "recommended": Optional("text?"),
+    },
+}
+
+
+def _found(value):
+    """What a value is, for a message: ``the string '12%'``, ``a list``, ``null``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "%s" % str(value).lower()
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return "the string %s" % json.dumps(shown)
+    if _is_number(value):
+        return "the number %s" % value
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return "a %s" % type(value).__name__
+
+
+def _problem(value, spec, key):
+    """``(key, what it must be, what was found)`` of the first mismatch, or None."""
+    if isinstance(spec, Nullable):
+        return None if value is None else _problem(value, spec.spec, key)
+    if isinstance(spec, str):
+        test, expected = _SCALARS[spec]
+        return None if test(value) else (key, expected, _found(value))
+    if isinstance(spec, OneOf):
+        if isinstance(value, str) and value in spec.values:
+            return None
+        return (key, "one of %s" % ", ".join(spec.values), _found(value))
+    if isinstance(spec, list):
+        if not isinstance(value, list):
+            return (key, "a list", _found(value))
+        for index, item in enumerate(value):
+            found = _problem(item, spec[0], "%s[%d]" % (key, index))
+            if found:
+                return found
+        return None
+    if isinstance(spec, MapOf):
+        if not isinstance(value, dict):
+            return (key, "an object", _found(value))
+        for name in sorted(value, key=str):
+            found = _problem(value[name], spec.spec, "%s.%s" % (key, name))
+            if found:
+                return found
+        return None
+    if not isinstance(value, dict):
+        return (key, "an object", _found(value))
+    for name, item_spec in spec.items():
+        where = "%s.%s" % (key, name) if key else name
+        if name not in value:
+            if isinstance(item_spec, Optional):
+                continue
+            return (where, "present", "nothing")
+        if isinstance(item_spec, Optional):
+            item_spec = item_spec.spec
+        found = _problem(value[name], item_spec, where)
+        if found:
+            return found
+    return None
+
+
+def result_problem(host, result, spec=None):
+    """Why ``result`` (a host's storage_facts result) cannot be reported, as a sentence naming
+    the host and the key; None when it has the shape ``spec`` (FLEET_RESULT by default)
+    describes."""
+    found = _problem(result, FLEET_RESULT if spec is None else spec, "")
+    if found is None:
+        return None
+    key, expected, what = found
+    if not key:
+        return "the storage_facts result of %s must be an object, found %s" % (host, what)
+    return (
+        "the storage_facts result of %s cannot be reported: key %s must be %s, found %s; run "
+        "the same version of dockerhost.storage on the controller and the hosts"
+        % (host, key, expected, what)
+    )
+
+
+# ---- Markdown --------------------------------------------------------------------------------
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_NAMES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# Punctuation that means something inline in Markdown (CommonMark and GitHub's tables and
+# strikethrough); "_" only where it could open or close emphasis (at a word boundary).
+_MARKDOWN_SPECIAL = re.compile(r"[\\`*\[\]<>#|&~!]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+
+
+def markdown_text(value):
+    """``value`` as text that reads as itself inside a line of Markdown: control characters
+    (a newline, which could start a heading or a list item) written as ``\\n``, ``\\x1b``
+    and so on; backslashes, backticks, ``*``, brackets, ``<``, ``>``, ``#``, ``|``, ``&``,
+    ``~``, ``!`` and ``_`` at a word boundary escaped with a backslash."""
+    text = value if isinstance(value, str) else str(value)
+
+    def control(match):
+        char = match.group(0)
+        if char in _CONTROL_NAMES:
+            return _CONTROL_NAMES[char]
+        code = ord(char)
+        return "\\x%02x" % code if code < 0x100 else "\\u%04x" % code
+
+    text = _MARKDOWN_SPECIAL.sub(lambda m: "\\" + m.group(0), text)
+    return _CONTROL.sub(control, text)
 
 
 def _usage(facts):
@@ -37,6 +292,25 @@ def _usage(facts):
     return None
 
 
+def _message(result, fallback):
+    """A failed or unreachable result's ``msg`` as text, or ``fallback``."""
+    message = result.get("msg")
+    if not message:
+        return fallback
+    return message if isinstance(message, str) else json.dumps(message, sort_keys=True)
+
+
+def host_file_paths(dest, host):
+    """``{".json": path, ".md": path}`` of a host's files under ``<dest>/hosts/``; ValueError
+    when the host's name cannot name a file there."""
+    if not host or "/" in host or "\0" in host or host in (".", ".."):
+        raise ValueError(
+            "host %s cannot name a file under %s: rename it in the inventory, or set "
+            "host_files to false" % (json.dumps(host), os.path.join(dest, HOSTS_DIR))
+        )
+    return {suffix: os.path.join(dest, HOSTS_DIR, host + suffix) for suffix in (".json", ".md")}
+
+
 def host_entry(host, result):
     """One host's line of the fleet report from its registered ``storage_facts`` result."""
     entry = {
@@ -51,13 +325,20 @@ def host_entry(host, result):
         "checks": [],
         "findings": [],
     }
-    result = result or {}
+    result = {} if result is None else result
+    if not isinstance(result, dict):
+        entry.update(status="error", reason=result_problem(host, result))
+        return entry
     if result.get("unreachable"):
-        entry.update(status="unreachable", reason=result.get("msg") or "host unreachable")
+        entry.update(status="unreachable", reason=_message(result, "host unreachable"))
         return entry
     if result.get("failed") or "checks" not in result:
-        reason = result.get("msg") or "the storage_facts task did not run on this host"
+        reason = _message(result, "the storage_facts task did not run on this host")
         entry.update(status="error", reason=reason)
+        return entry
+    problem = result_problem(host, result)
+    if problem:
+        entry.update(status="error", reason=problem)
         return entry
     checks = result["checks"]
     found = [dict(finding, host=host) for finding in result["findings"]]
@@ -152,17 +433,28 @@ def render_json(fleet):
     return json.dumps(fleet, indent=2, sort_keys=True) + "\n"
 
 
+def _ran(result):
+    """Whether the storage_facts task ran on the host and returned its result."""
+    return (
+        isinstance(result, dict)
+        and "checks" in result
+        and not result.get("failed")
+        and not result.get("unreachable")
+    )
+
+
 def render_host_json(host, result):
-    """A host's raw facts as ``<host>.json`` holds them, or None when the facts task did not
-    run there."""
-    if not result or "checks" not in result or result.get("failed") or result.get("unreachable"):
+    """A host's raw facts as ``hosts/<host>.json`` holds them (as the host sent them, also
+    when the report cannot use them), or None when the facts task did not run there."""
+    if not _ran(result):
         return None
-    facts = (result.get("ansible_facts") or {}).get("docker_storage")
-    if facts is None:
+    ansible_facts = result.get("ansible_facts")
+    facts = ansible_facts.get("docker_storage") if isinstance(ansible_facts, dict) else None
+    if not isinstance(facts, dict):
         return None
     document = {
         "inventory_hostname": host,
-        "docker_storage_support": facts["support"],
+        "docker_storage_support": facts.get("support"),
         "docker_storage": facts,
     }
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
@@ -446,16 +738,24 @@ def _or(value, fallback):
 
 
 def render_host_markdown(host, result, generated=None, facts=None):
-    """A host's readable report (``<host>.md``) from its registered ``storage_facts`` result,
-    or None when the facts task did not run there.
+    """A host's readable report (``hosts/<host>.md``) from its registered ``storage_facts``
+    result, or None when the facts task did not run there. Every string from the host is
+    escaped (``markdown_text``); a result the fleet report or this one cannot read gives a
+    short report naming the key (``result_problem``).
 
     ``facts`` are the host's ``ansible_facts`` when they were gathered (the host's name,
     distribution and the time they were taken are shown); otherwise ``generated`` is the time
     shown.
     """
-    if not result or "checks" not in result or result.get("failed") or result.get("unreachable"):
+    if not _ran(result):
         return None
-    facts = facts or {}
+    e = markdown_text
+    facts = facts if isinstance(facts, dict) else {}
+    # The fleet report's keys too: a host the fleet report names as an error gets no report
+    # that looks complete.
+    problem = result_problem(host, result) or result_problem(host, result, MARKDOWN_RESULT)
+    if problem:
+        return "# Docker storage audit: %s\n\nNot reported: %s.\n" % (e(host), e(problem))
     support = result["support"]
     fs = support["backing_filesystem"]
     engine = support["engine"]
@@ -464,49 +764,56 @@ def render_host_markdown(host, result, generated=None, facts=None):
     drivers = [name for name in _DRIVER_ORDER if name in verdicts] + sorted(
         name for name in verdicts if name not in _DRIVER_ORDER
     )
-    out = ["# Docker storage audit: %s" % host, ""]
+    out = ["# Docker storage audit: %s" % e(host), ""]
     if "distribution" in facts:
         out.append(
             "Host: %s, %s %s"
             % (
-                facts.get("fqdn", host),
-                facts["distribution"],
-                facts.get("distribution_version", ""),
+                e(facts.get("fqdn", host)),
+                e(facts["distribution"]),
+                e(facts.get("distribution_version", "")),
             )
         )
-    if "date_time" in facts:
-        out.append("Checked: %s" % facts["date_time"]["iso8601"])
+    date_time = facts.get("date_time")
+    if isinstance(date_time, dict) and "iso8601" in date_time:
+        out.append("Checked: %s" % e(date_time["iso8601"]))
     else:
-        out.append("Checked: %s" % generated)
+        out.append("Checked: %s" % e(generated))
     out += ["", "## Kernel", ""]
-    out.append("- release: %s" % kernel["release"])
-    out.append("- configuration read from: %s" % _or(kernel.get("config_source"), "not found"))
+    out.append("- release: %s" % e(kernel["release"]))
+    out.append("- configuration read from: %s" % e(_or(kernel.get("config_source"), "not found")))
     for fs_name in ("overlay", "aufs"):
         if fs_name not in kernel:
             continue
         how = kernel[fs_name]
         state = "available" if how["available"] else "not available"
-        out.append("- %s: %s (%s)" % (fs_name, state, how["how"]))
-        out += ["  - disabled by %s" % where for where in how.get("blocked_by", [])]
-        out += ["  - blacklisted in %s" % where for where in how.get("blacklisted_by", [])]
+        out.append("- %s: %s (%s)" % (fs_name, state, e(how["how"])))
+        out += ["  - disabled by %s" % e(where) for where in how.get("blocked_by", [])]
+        out += ["  - blacklisted in %s" % e(where) for where in how.get("blacklisted_by", [])]
 
     out += ["", "## Data-root", ""]
     path_source = support["path_source"]
     out.append(
-        "- path: %s (from %s)" % (support["path"], _PATH_SOURCES.get(path_source, path_source))
+        "- path: %s (from %s)"
+        % (e(support["path"]), e(_PATH_SOURCES.get(path_source, path_source)))
     )
     if support["checked_path"] != support["path"]:
-        out.append("- examined: %s (the data-root does not exist yet)" % support["checked_path"])
+        out.append("- examined: %s (the data-root does not exist yet)" % e(support["checked_path"]))
     out.append(
         "- backing filesystem: %s (%s) from %s, mounted at %s"
-        % (fs["type"], fs["magic"], _or(fs.get("source"), "?"), _or(fs.get("mount_point"), "?"))
+        % (
+            e(fs["type"]),
+            e(fs["magic"]),
+            e(_or(fs.get("source"), "?")),
+            e(_or(fs.get("mount_point"), "?")),
+        )
     )
     super_options = fs.get("super_options")
     out.append(
         "- mount options: %s%s"
         % (
-            _or(fs.get("mount_options"), "?"),
-            " (superblock: %s)" % super_options if super_options else "",
+            e(_or(fs.get("mount_options"), "?")),
+            " (superblock: %s)" % e(super_options) if super_options else "",
         )
     )
     out.append("- d_type: %s" % _yes_no(fs.get("d_type")))
@@ -514,11 +821,11 @@ def render_host_markdown(host, result, generated=None, facts=None):
     probe = support["overlay_probe"]
     if not probe["attempted"]:
         out.append("- overlay test mount: not attempted")
-    elif probe["ok"]:
+    elif probe.get("ok"):
         out.append("- overlay test mount: ok")
     else:
         error = probe.get("error")
-        out.append("- overlay test mount: failed%s" % (": %s" % error if error else ""))
+        out.append("- overlay test mount: failed%s" % (": %s" % e(error) if error else ""))
 
     out += ["", "## Engine", ""]
     if engine["version"]:
@@ -526,31 +833,31 @@ def render_host_markdown(host, result, generated=None, facts=None):
         out.append(
             "- Docker Engine %s (from %s%s)"
             % (
-                engine["version"],
-                _VERSION_SOURCES.get(version_source, version_source),
-                ", API %s" % engine["api_version"] if engine.get("api_version") else "",
+                e(engine["version"]),
+                e(_VERSION_SOURCES.get(version_source, version_source)),
+                ", API %s" % e(engine["api_version"]) if engine.get("api_version") else "",
             )
         )
         if engine.get("running_driver"):
-            out.append("- running storage driver: %s" % engine["running_driver"])
+            out.append("- running storage driver: %s" % e(engine["running_driver"]))
         out.append(
-            "- storage-driver in daemon.json: %s" % _or(engine["configured_driver"], "not set")
+            "- storage-driver in daemon.json: %s" % e(_or(engine["configured_driver"], "not set"))
         )
     else:
         runnable = [name for name in drivers if verdicts[name].get("supported")]
         out.append("Docker is not installed; this host could run:")
-        out += ["- %s" % name for name in runnable] or ["- none of the storage drivers"]
+        out += ["- %s" % e(name) for name in runnable] or ["- none of the storage drivers"]
         if engine.get("configured_driver"):
-            out.append("- storage-driver in daemon.json: %s" % engine["configured_driver"])
+            out.append("- storage-driver in daemon.json: %s" % e(engine["configured_driver"]))
     if engine.get("problem"):
-        out += ["", "Engine lookup: %s" % engine["problem"]]
+        out += ["", "Engine lookup: %s" % e(engine["problem"])]
 
     out += ["", "## Storage drivers", ""]
     # Warnings every driver carries (such as the engine version judged for) are shown once.
     common = list(verdicts[drivers[0]]["warnings"]) if drivers else []
     for name in drivers:
         common = [warning for warning in common if warning in verdicts[name]["warnings"]]
-    out += ["Note: %s" % warning for warning in common]
+    out += ["Note: %s" % e(warning) for warning in common]
     if common:
         out.append("")
     for name in drivers:
@@ -560,10 +867,12 @@ def render_host_markdown(host, result, generated=None, facts=None):
             state += " (removed in this engine)"
         elif verdict_.get("deprecated"):
             state += " (deprecated)"
-        out.append("- %s: %s" % (name, state))
-        out += ["  - why not: %s" % reason for reason in verdict_["reasons"]]
+        out.append("- %s: %s" % (e(name), state))
+        out += ["  - why not: %s" % e(reason) for reason in verdict_["reasons"]]
         out += [
-            "  - warning: %s" % warning for warning in verdict_["warnings"] if warning not in common
+            "  - warning: %s" % e(warning)
+            for warning in verdict_["warnings"]
+            if warning not in common
         ]
 
     out += ["", "## Verdict", ""]
@@ -571,25 +880,25 @@ def render_host_markdown(host, result, generated=None, facts=None):
     if pick.get("driver"):
         out.append(
             "- dockerd would pick: %s (%s image store): %s"
-            % (pick["driver"], pick["image_store"], pick["reason"])
+            % (e(pick["driver"]), e(pick.get("image_store")), e(pick["reason"]))
         )
     else:
-        out.append("- dockerd would refuse to start: %s" % pick["reason"])
-    out += ["  - warning: %s" % warning for warning in pick.get("warnings") or []]
-    out.append("- recommended: %s" % _or(support.get("recommended"), "none"))
+        out.append("- dockerd would refuse to start: %s" % e(pick["reason"]))
+    out += ["  - warning: %s" % e(warning) for warning in pick.get("warnings") or []]
+    out.append("- recommended: %s" % e(_or(support.get("recommended"), "none")))
 
     out += ["", "## Findings", ""]
     docker = result["docker"]
     if docker["state"] != "running":
-        out += ["Docker: %s (%s)" % (docker["state"], docker["reason"]), ""]
+        out += ["Docker: %s (%s)" % (e(docker["state"]), e(docker["reason"])), ""]
     for finding in result["findings"]:
         out.append(
             "- %s: %s%s: %s"
             % (
-                finding["status"],
-                finding["check"],
-                " (CIS %s)" % finding["cis"] if finding.get("cis") else "",
-                finding["message"],
+                e(finding["status"]),
+                e(finding["check"]),
+                " (CIS %s)" % e(finding["cis"]) if finding.get("cis") else "",
+                e(finding["message"]),
             )
         )
     if not result["findings"]:

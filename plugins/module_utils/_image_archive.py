@@ -24,6 +24,7 @@ import http.client
 import json
 import os
 import socket
+import stat
 import tempfile
 from urllib.parse import quote
 
@@ -293,6 +294,11 @@ class ImageEngineClient(ContainerEngineClient):
                 "Engine API %s %s on %s failed: %s"
                 % (method, path.split("?")[0], self.socket_path, exc)
             ) from None
+        except BaseException:
+            # Such as the body refusing to send its end (CheckedBody): the engine gets a
+            # broken-off request.
+            connection.close()
+            raise
         if response.status != 200:
             raw = response.read()
             connection.close()
@@ -339,27 +345,26 @@ class ImageEngineClient(ContainerEngineClient):
             connection.close()
         return size, digest.hexdigest()
 
-    def load_images(self, tar_path):
-        """POST /images/load with the tar at ``tar_path``; return the engine's messages
-        (``Loaded image: ...``). EngineError when the engine reports an error in its stream."""
-        with open(tar_path, "rb") as body:
-            length = os.fstat(body.fileno()).st_size
-            connection, response = self._stream(
-                "POST",
-                "/images/load?quiet=1",
-                body=body,
-                length=length,
-                content_type="application/x-tar",
-            )
-            try:
-                raw = response.read()
-            except socket.timeout:
-                raise EngineUnavailable(
-                    "the engine on %s did not finish loading %s within %s s"
-                    % (self.socket_path, tar_path, self.timeout)
-                ) from None
-            finally:
-                connection.close()
+    def load_images(self, body, length, tar_path):
+        """POST /images/load with ``length`` bytes read from ``body`` (a binary file object,
+        the tar at ``tar_path``); return the engine's messages (``Loaded image: ...``).
+        EngineError when the engine reports an error in its stream."""
+        connection, response = self._stream(
+            "POST",
+            "/images/load?quiet=1",
+            body=body,
+            length=length,
+            content_type="application/x-tar",
+        )
+        try:
+            raw = response.read()
+        except socket.timeout:
+            raise EngineUnavailable(
+                "the engine on %s did not finish loading %s within %s s"
+                % (self.socket_path, tar_path, self.timeout)
+            ) from None
+        finally:
+            connection.close()
         messages = []
         decoder = json.JSONDecoder()
         text = raw.decode("utf-8", "replace")
@@ -417,13 +422,43 @@ def read_engine(client):
     }
 
 
+def open_archive_file(path):
+    """``(binary file, stat)`` of the regular file at ``path``, opened once and never through a
+    symbolic link (an archive directory may be one a link or a swap could redirect).
+    FileNotFoundError when it is missing; ArchiveError naming the path otherwise."""
+    try:
+        # O_NONBLOCK: a FIFO in place of the file must not hang the open.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ArchiveError(
+                "%s is a symbolic link, which an archive never holds: nothing was loaded; "
+                "put the file itself in the archive directory, or save the images again" % path
+            ) from None
+        raise ArchiveError("cannot read %s: %s" % (path, exc.strerror or exc)) from None
+    handle = os.fdopen(fd, "rb")
+    try:
+        found = os.fstat(handle.fileno())
+        if not stat.S_ISREG(found.st_mode):
+            raise ArchiveError(
+                "%s is not a regular file: nothing was loaded; save the images again" % path
+            )
+    except BaseException:
+        handle.close()
+        raise
+    return handle, found
+
+
 def read_manifest(directory):
     """The checked manifest of the archive in ``directory``; ArchiveError when it is missing
     or damaged."""
     tar_path, manifest_path = archive_paths(directory)
     try:
-        with open(manifest_path, encoding="utf-8") as handle:
-            text = handle.read()
+        handle, _found = open_archive_file(manifest_path)
+        with handle:
+            raw = handle.read()
     except FileNotFoundError:
         raise ArchiveError(
             "no image archive at %s (%s is missing): save the images first with state=saved"
@@ -431,6 +466,13 @@ def read_manifest(directory):
         ) from None
     except OSError as exc:
         raise ArchiveError("cannot read %s: %s" % (manifest_path, exc.strerror or exc)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ArchiveError(
+            "%s is not UTF-8 text (%s): the archive is damaged; save the images again"
+            % (manifest_path, exc)
+        ) from None
     return parse_manifest(text, manifest_path)
 
 
@@ -445,47 +487,105 @@ def read_existing_manifest(directory):
     except ArchiveError:
         return None
     try:
-        if os.stat(tar_path).st_size != manifest["tar"]["size"]:
-            return None
+        found = os.lstat(tar_path)
     except OSError:
+        return None
+    if not stat.S_ISREG(found.st_mode) or found.st_size != manifest["tar"]["size"]:
         return None
     return manifest
 
 
-def sha256_of_file(path):
-    """The sha256 of the file at ``path``, read in blocks."""
+def sha256_of_stream(handle):
+    """The sha256 of what is left to read in the binary file ``handle``, read in blocks."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while True:
-            block = handle.read(CHUNK)
-            if not block:
-                break
-            digest.update(block)
+    while True:
+        block = handle.read(CHUNK)
+        if not block:
+            break
+        digest.update(block)
     return digest.hexdigest()
 
 
-def check_tar(directory, manifest):
-    """Raise ArchiveError unless the archive's tar has the size and sha256 its manifest
-    records."""
+def open_checked_tar(directory, manifest):
+    """The archive's tar, opened once and checked: a regular file (never reached through a
+    symbolic link), owned by the user the task runs as and writable by no one else, with the
+    size and sha256 its manifest records. Returns the open binary file at its start: load
+    from it (``load_checked_tar``), never from the path again, so that what the engine gets
+    is what was checked even when the name is swapped meanwhile. ArchiveError otherwise."""
     tar_path, manifest_path = archive_paths(directory)
     try:
-        size = os.stat(tar_path).st_size
+        handle, found = open_archive_file(tar_path)
     except FileNotFoundError:
         raise ArchiveError(
             "%s is missing although %s lists it: the archive is incomplete; save the images "
             "again" % (tar_path, manifest_path)
         ) from None
-    if size != manifest["tar"]["size"]:
-        raise ArchiveError(
-            "%s has %d bytes, %s records %d: the archive is damaged; nothing was loaded"
-            % (tar_path, size, manifest_path, manifest["tar"]["size"])
-        )
-    actual = sha256_of_file(tar_path)
-    if actual != manifest["tar"]["sha256"]:
-        raise ArchiveError(
-            "%s has sha256 %s, %s records %s: the archive is damaged; nothing was loaded"
-            % (tar_path, actual, manifest_path, manifest["tar"]["sha256"])
-        )
+    try:
+        if found.st_uid != os.geteuid() or found.st_mode & 0o022:
+            raise ArchiveError(
+                "%s belongs to uid %d and has mode %04o: another user could change it after "
+                "it was checked, so nothing was loaded; make it owned by uid %d and writable "
+                "by no one else (chown, chmod go-w), or save the images again"
+                % (tar_path, found.st_uid, stat.S_IMODE(found.st_mode), os.geteuid())
+            )
+        if found.st_size != manifest["tar"]["size"]:
+            raise ArchiveError(
+                "%s has %d bytes, %s records %d: the archive is damaged; nothing was loaded"
+                % (tar_path, found.st_size, manifest_path, manifest["tar"]["size"])
+            )
+        actual = sha256_of_stream(handle)
+        if actual != manifest["tar"]["sha256"]:
+            raise ArchiveError(
+                "%s has sha256 %s, %s records %s: the archive is damaged; nothing was loaded"
+                % (tar_path, actual, manifest_path, manifest["tar"]["sha256"])
+            )
+        handle.seek(0)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+def check_tar(directory, manifest):
+    """Raise ArchiveError unless the archive's tar passes ``open_checked_tar``."""
+    open_checked_tar(directory, manifest).close()
+
+
+class CheckedBody:
+    """The body of a load: ``length`` bytes of an open tar, hashed again on the way. The last
+    block is handed over only when the digest is still ``sha256``; otherwise ArchiveError is
+    raised before it, the request is broken off and the engine, which unpacks the whole tar
+    before it loads anything, loads nothing."""
+
+    def __init__(self, handle, length, sha256, tar_path):
+        self.handle = handle
+        self.remaining = length
+        self.sha256 = sha256
+        self.tar_path = tar_path
+        self.digest = hashlib.sha256()
+
+    def read(self, size=-1):
+        if self.remaining <= 0:
+            return b""
+        want = self.remaining if size is None or size < 0 else min(size, self.remaining)
+        block = self.handle.read(want)
+        self.digest.update(block)
+        self.remaining -= len(block)
+        if len(block) < want or (self.remaining == 0 and self.digest.hexdigest() != self.sha256):
+            raise ArchiveError(
+                "%s changed while it was sent to the engine; the load was broken off before "
+                "its end and nothing was loaded: keep other processes away from the archive "
+                "and run again" % self.tar_path
+            )
+        return block
+
+
+def load_checked_tar(client, handle, directory, manifest):
+    """Load the tar ``open_checked_tar`` returned (``handle``) into the engine behind
+    ``client``, from that same open file; the engine's messages."""
+    tar_path = archive_paths(directory)[0]
+    size, sha256 = manifest["tar"]["size"], manifest["tar"]["sha256"]
+    return client.load_images(CheckedBody(handle, size, sha256, tar_path), size, tar_path)
 
 
 def room_for_archive(directory, need_bytes):

@@ -27,6 +27,7 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._daemon_json im
     storage_settings,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._dockerd_flags import (
+    config_file_problem,
     conflicts_with_config,
     find_storage_flags,
 )
@@ -109,10 +110,15 @@ def daemon_json_facts(config_path):
     return fact, config
 
 
-def flag_facts(host_root, config):
-    """The storage settings given as dockerd flags and their conflicts with daemon.json."""
+def flag_facts(host_root, config, config_path):
+    """The storage settings given as dockerd flags and their conflicts with daemon.json
+    (``config``, read from ``config_path``); a ``--config-file`` flag naming another file
+    than ``config_path`` is a conflict too."""
     found = find_storage_flags(host_root)
     found["conflicts"] = conflicts_with_config(found["findings"], config)
+    problem = config_file_problem(found, config_path, host_root, "config_path")
+    if problem:
+        found["conflicts"].append(problem)
     return found
 
 
@@ -249,7 +255,7 @@ def collect(params):
         "support": support,
         "capacity": capacity,
         "daemon_json": daemon_json,
-        "flags": flag_facts(params["host_root"], config),
+        "flags": flag_facts(params["host_root"], config, params["config_path"]),
         "mounts": mounts_fact,
         "permissions": {
             "etc_docker": path_permissions(etc_docker),

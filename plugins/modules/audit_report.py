@@ -17,6 +17,16 @@ description:
   - Meant to run once, on the controller (C(run_once) and C(delegate_to localhost)), as the
     C(dockerhost.storage.audit) role does.
   - Unreachable hosts and hosts the facts task failed on are reported as such.
+  - What each host sent is checked before it is used. A host whose result does not have the
+    shape the report reads (a string where a number belongs, a missing key) is reported with
+    status C(error) and a reason naming the host and the key; the other hosts are reported
+    as usual.
+  - The per-host files go to the C(hosts/) subdirectory of O(dest), so that no host name
+    (such as C(fleet)) can overwrite the fleet report. Files an earlier version wrote
+    directly into O(dest) are left as they are.
+  - Every string a host sent is escaped in its readable report (control characters such as a
+    newline are written as C(\n), Markdown punctuation gets a backslash), so that it cannot
+    start a heading, a list item, a link or HTML.
 author:
   - dockerhost.storage maintainers (!UNKNOWN)
 options:
@@ -24,8 +34,8 @@ options:
     description:
       - One item per host, each C(host) (the inventory name), C(result) (the registered
         result of M(dockerhost.storage.storage_facts), unreachable or failed results included)
-        and optionally C(markdown) (the host's readable report, written as C(<host>.md) with
-        O(host_files); when left out, the module renders it).
+        and optionally C(markdown) (the host's readable report, written as
+        C(hosts/<host>.md) with O(host_files); when left out, the module renders it).
       - Either this or O(hosts) is required.
     type: list
     elements: dict
@@ -74,9 +84,12 @@ options:
     type: str
   host_files:
     description:
-      - Also write C(<host>.json) for every host the facts task ran on, with
-        C(inventory_hostname), C(docker_storage_support) (the driver support report) and
-        C(docker_storage) (the whole fact), and C(<host>.md), the host's readable report.
+      - Also write C(hosts/<host>.json) under O(dest) for every host the facts task ran on,
+        with C(inventory_hostname), C(docker_storage_support) (the driver support report) and
+        C(docker_storage) (the whole fact, as the host sent it), and C(hosts/<host>.md), the
+        host's readable report.
+      - A host whose name cannot name a file (empty, C(.), C(..), or with C(/)) fails the
+        task.
     type: bool
     default: false
 extends_documentation_fragment:
@@ -112,8 +125,8 @@ files:
   returned: success
   type: dict
 host_files:
-  description: The per-host files written with O(host_files), keyed by host, each a list
-    of paths.
+  description: The per-host files written with O(host_files) (under C(hosts/) in O(dest)),
+    keyed by host, each a list of paths.
   returned: success
   type: dict
 summary:
@@ -136,13 +149,14 @@ reason:
   type: str
 hosts:
   description: One entry per host, each C(host), C(status), C(reason), C(docker),
-    C(engine_version), C(driver), C(data_root), C(usage), C(checks), C(findings).
+    C(engine_version), C(driver), C(data_root), C(usage), C(checks), C(findings). A host
+    whose result the report cannot read has status C(error) and a C(reason) naming the key.
   returned: success
   type: list
   elements: dict
 markdown:
-  description: Each audited host's readable report (as written to C(<host>.md)), keyed by
-    host; hosts the facts task did not run on are left out.
+  description: Each audited host's readable report (as written to C(hosts/<host>.md)),
+    keyed by host; hosts the facts task did not run on are left out.
   returned: success
   type: dict
 """
@@ -236,17 +250,19 @@ def run(module):
                 text = _fleet_report.render_host_json(item["host"], item.get("result"))
                 if text is None:
                     continue
-                if "/" in item["host"] or item["host"] in (".", ".."):
-                    module.fail_json(msg="host %r cannot name a file" % item["host"])
+                try:
+                    paths = _fleet_report.host_file_paths(params["dest"], item["host"])
+                except ValueError as exc:
+                    module.fail_json(msg=str(exc))
+                os.makedirs(os.path.join(params["dest"], _fleet_report.HOSTS_DIR), exist_ok=True)
                 written = host_files.setdefault(item["host"], [])
                 for suffix, content in ((".json", text), (".md", item.get("markdown"))):
                     if content is None:
                         continue
                     if not content.endswith("\n"):
                         content += "\n"
-                    path = os.path.join(params["dest"], item["host"] + suffix)
-                    written.append(path)
-                    changed = _write(path, content) or changed
+                    written.append(paths[suffix])
+                    changed = _write(paths[suffix], content) or changed
     except OSError as exc:
         module.fail_json(msg="cannot write the fleet report under %s: %s" % (params["dest"], exc))
     module.exit_json(

@@ -22,10 +22,16 @@ description:
     through a symbolic link; where the installed dockerd offers C(--validate) (Docker Engine 23.0
     and later), the candidate file must pass C(dockerd --validate).
   - Finds the same settings given as dockerd flags (C(-s), C(--storage-driver), C(--storage-opt),
-    C(-g), C(--graph), C(--data-root)) in the ExecStart lines of the docker systemd unit and its
-    drop-ins, and in C(/etc/default/docker) and C(/etc/sysconfig/docker*) when the unit uses
-    their variables. dockerd refuses to start when a directive is both a flag and a key of the
-    file, so the module fails then, naming the file and line.
+    C(-g), C(--graph), C(--data-root), also grouped as in C(-Ds vfs)) in the ExecStart line in
+    force of the docker systemd unit and its drop-ins, with the variables of the unit's
+    C(Environment=) and C(EnvironmentFile=) settings expanded as systemd expands them. Where
+    systemd runs, how it loaded the unit (C(systemctl show docker.service)) is the truth;
+    elsewhere the unit files are read. Without a unit, C(/etc/default/docker) and
+    C(/etc/sysconfig/docker*) count, as a SysV init script reads them. dockerd refuses to start
+    when a directive is both a flag and a key of the file, so the module fails then, naming the
+    file and line.
+  - Refuses to edit O(path) when dockerd reads another file (its C(--config-file) flag), with a
+    message that names both files; the file is left as it is.
   - When data-root changes on Docker Engine 29 or later, which gives an empty data-root the
     containerd image store, the module pins the store in use (C(storage-driver), or
     C(features.containerd-snapshotter) when the engine already uses the containerd store) unless
@@ -78,7 +84,14 @@ options:
     default: []
   backup:
     description:
-      - Keep a copy of the previous file next to it, with a time stamp in its name.
+      - Keep a copy of the previous file next to it, named
+        C(<file>.<process id>.<YYYY-MM-DD@HH:MM:SS>~) (the file a link points to, for a link).
+      - The copy has mode 0600 and the owner and group of the file from the moment it is
+        created, since the file may hold credentials (such as a proxy's); only the owner may
+        read it, even when the file itself is readable by others.
+      - When the copy cannot be made (the directory is not writable, the filesystem is full,
+        the name is taken), the task fails naming the file and the copy, and the file is left
+        as it was.
     type: bool
     default: false
   support_check:
@@ -112,8 +125,9 @@ options:
   host_root:
     description:
       - The directory that stands for C(/) when looking for dockerd flags in systemd units,
-        C(/etc/default/docker) and C(/etc/sysconfig/docker*). Meant for tests and for hosts
-        managed from a chroot; it does not change O(path) or the data-root.
+        the environment files they load, C(/etc/default/docker) and C(/etc/sysconfig/docker*).
+        Meant for tests and for hosts managed from a chroot; it does not change O(path) or the
+        data-root. Only with the default C(/) is systemd asked (C(systemctl show)).
     type: path
     default: /
 extends_documentation_fragment:
@@ -189,7 +203,9 @@ restart_required:
   type: bool
   sample: true
 backup_file:
-  description: The copy of the previous file, when O(backup=true) and the file was changed.
+  description:
+    - The copy of the previous file, when O(backup=true) and the file was changed; mode 0600,
+      with the owner and group of the file.
   returned: changed and backup is true and the file existed
   type: str
   sample: /etc/docker/daemon.json.12345.2026-01-31@10:00:00~
@@ -210,6 +226,8 @@ flags:
     - Storage settings given as dockerd flags, each with C(key) (the daemon.json key),
       C(flag), C(value), C(file), C(line), C(where) (C(file:line)) and C(variable) (the
       environment variable holding it, or null).
+    - C(file) and C(line) are null when only systemd knows the setting (the unit changed on
+      disk since systemd loaded it); C(where) says so then.
   returned: always
   type: list
   elements: dict
@@ -257,6 +275,10 @@ from ansible_collections.dockerhost.storage.plugins.module_utils import (
     _dockerd_flags,
     _drivers,
     _support,
+)
+from ansible_collections.dockerhost.storage.plugins.module_utils._atomic_file import (
+    BackupError,
+    make_backup,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
     find_executable,
@@ -384,9 +406,16 @@ def pin_image_store(module, engine, engine_info, before_root, after_root, report
 
 
 def write(module, target, text, backup):
-    """Write ``text`` to ``target`` atomically; return the backup's path (or None)."""
+    """Write ``text`` to ``target`` atomically, after a backup readable only by the file's
+    owner when ``backup``; return the backup's path (or None). A failed backup fails the task
+    before anything is written."""
+    backup_file = None
+    if backup:
+        try:
+            backup_file = make_backup(target)
+        except BackupError as exc:
+            module.fail_json(msg="%s was not changed: %s" % (target, exc))
     try:
-        backup_file = module.backup_local(target) if backup else None
         _daemon_json.make_parent_directories(target)
         _daemon_json.write_daemon_json_atomically(target, text)
     except OSError as exc:
@@ -399,6 +428,10 @@ def run(module):
     path = params["path"]
     warnings = []
     fail = module.fail_json
+    flags = _dockerd_flags.find_storage_flags(params["host_root"])
+    problem = _dockerd_flags.config_file_problem(flags, path, params["host_root"])
+    if problem:
+        fail(msg=problem, flags=flags["findings"])
     if not module.check_mode:
         # Read, merge and write as one step: no other run may write daemon.json in between.
         hold_engine_lock(module, "daemon_config: updating %s" % path)
@@ -435,7 +468,6 @@ def run(module):
     except (EngineStateError, _daemon_config.DaemonConfigError) as exc:
         fail(msg=str(exc))
 
-    flags = _dockerd_flags.find_storage_flags(params["host_root"])
     before_root, after_root = data_roots(config, new_config, flags["findings"], engine_info)
     report, evidence = assess(module, new_config, after_root, engine, engine_info)
 

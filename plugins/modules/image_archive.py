@@ -27,6 +27,12 @@ description:
     engine (C(POST /images/load)), then checks that every image ID and every tag of the
     manifest is present in the engine, and fails naming what is missing. Nothing is loaded
     when every image and tag is already there.
+  - The tar is opened once, never through a symbolic link, and what is posted is read from
+    that same open file, so a file renamed over C(images.tar) after the check is not what the
+    engine gets. The tar must be a regular file owned by the user the task runs as and
+    writable by no one else, or nothing is loaded; its sha256 is computed again while it is
+    sent, and the end of the tar is held back (so the engine loads nothing) when it changed.
+    C(manifest.json) is not read through a symbolic link either.
   - Containers are not carried over. O(state=saved) lists them in RV(containers).
   - Needs neither the docker CLI nor the docker SDK on the managed host.
 author:
@@ -294,13 +300,16 @@ def load(module, client, directory, result):
     missing = archive.missing_from_engine(archived, present, targets)
     result["missing"] = missing
     if missing["ids"] or missing["tags"]:
-        archive.check_tar(directory, manifest)
+        # Checked and loaded through one open file: a swapped name cannot slip in between.
+        tar = archive.open_checked_tar(directory, manifest)
         result["changed"] = True
         if module.check_mode:
+            tar.close()
             result["removed"] = module.params["remove_archive_after_load"]
             return result
+        with tar:
+            result["loaded"] = archive.load_checked_tar(client, tar, directory, manifest)
         tar_path = archive.archive_paths(directory)[0]
-        result["loaded"] = client.load_images(tar_path)
         present, targets = archive.read_tag_targets(client)
         still = archive.missing_from_engine(archived, present, targets)
         if still["ids"] or still["tags"]:

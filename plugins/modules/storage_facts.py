@@ -52,6 +52,8 @@ options:
     description:
       - The directory under which the docker.service unit, its drop-ins and the environment
         files are searched for dockerd flags. Set it to examine a chroot or a test tree.
+      - With the default C(/), where systemd runs, systemd is asked how it loaded the unit
+        (C(systemctl show docker.service)).
     type: path
     default: /
   containerd_root:
@@ -268,8 +270,21 @@ flags:
     unit:
       description: The docker.service unit found, or null.
       type: str
+    config_file:
+      description:
+        - The C(--config-file) flag (C(key) C(config-file), C(value) the file dockerd reads,
+          C(flag), C(file), C(line), C(where), C(variable)), or null when dockerd reads
+          C(/etc/docker/daemon.json).
+      type: dict
+    source:
+      description:
+        - C(systemd) when systemd's view of the unit (C(systemctl show)) was read, C(files)
+          when the unit files were.
+      type: str
     conflicts:
-      description: One sentence per key set both as a flag and in daemon.json.
+      description:
+        - One sentence per key set both as a flag and in daemon.json, and one when
+          C(--config-file) names another file than O(config_path).
       type: list
       elements: str
 mounts:

@@ -7,6 +7,12 @@ filesystems: a small ext4 nearly out of inodes, a data-root on the root filesyst
 daemon.json of mode 0666, a storage driver set both in a systemd drop-in and in daemon.json,
 a host without Docker, a healthy host with a private dockerd on its own ext4 running a
 container, and one unreachable host. Each must yield exactly its finding and no other.
+
+Three hosts are hostile to the report itself: one named ``fleet`` (its files must not replace
+the fleet report's), one whose data-root's name holds a newline and ``#`` (it must not forge
+a heading in its Markdown report), and one that sends a string where a number belongs, as a
+host running other code would (it must become an ``error`` entry naming the key, and the
+others must be reported as usual).
 """
 
 from __future__ import annotations
@@ -42,7 +48,37 @@ EXPECTED = {
     "loose-daemon-json": ("fail", [("daemon_json_mode", "3.18", "fail")]),
     "flag-and-file": ("fail", [("flag_conflict", None, "fail")]),
     "unreachable": ("unreachable", []),
+    "fleet": ("ok", []),
+    "odd-names": ("ok", []),
+    "odd-numbers": ("error", []),
 }
+# A data-root whose name tries to add a section to the host's Markdown report.
+FORGED = "docker\n## Verdict\n- recommended: aufs #"
+HEADINGS = [
+    "# Docker storage audit: odd-names",
+    "## Kernel",
+    "## Data-root",
+    "## Engine",
+    "## Storage drivers",
+    "## Verdict",
+    "## Findings",
+]
+# A Python interpreter that runs the module and then puts a string where the data-root's
+# inode usage (a number) belongs, as a host running other code than the controller would.
+TAMPERING_INTERPRETER = """#!%s
+import json, subprocess, sys
+done = subprocess.run([sys.executable] + sys.argv[1:], capture_output=True, text=True)
+try:
+    result = json.loads(done.stdout)
+except ValueError:
+    sys.stdout.write(done.stdout)
+else:
+    for entry in result["capacity"]["filesystems"]:
+        entry["inodes"]["used_percent"] = "12%%"
+    sys.stdout.write(json.dumps(result))
+sys.stderr.write(done.stderr)
+sys.exit(done.returncode)
+"""
 
 
 def _write(path, text, mode=0o644):
@@ -159,8 +195,29 @@ def fleet(make_loopfs_module, start_dockerd_module, busybox_image, tmp_path_fact
     )
     hosts["flag-and-file"]["audit_containerd_root"] = containerd_root("flags")
 
+    # A host named like the fleet report, otherwise unremarkable.
+    fleet_dir = os.path.join(shared.mount_point, "fleet-docker")
+    os.makedirs(fleet_dir)
+    hosts["fleet"] = _host_tree(base, "fleet", {"data-root": fleet_dir})
+    hosts["fleet"]["audit_containerd_root"] = containerd_root("fleet")
+
+    # A data-root whose name holds a newline and "#".
+    odd_dir = os.path.join(shared.mount_point, FORGED)
+    os.makedirs(odd_dir)
+    hosts["odd-names"] = _host_tree(base, "odd-names", {"data-root": odd_dir})
+    hosts["odd-names"]["audit_containerd_root"] = containerd_root("odd-names")
+
+    # A host whose result has a string where a number belongs.
+    numbers_dir = os.path.join(shared.mount_point, "numbers-docker")
+    os.makedirs(numbers_dir)
+    hosts["odd-numbers"] = _host_tree(base, "odd-numbers", {"data-root": numbers_dir})
+    hosts["odd-numbers"]["audit_containerd_root"] = containerd_root("numbers")
+    tampering = os.path.join(base, "tampering-python")
+    _write(tampering, TAMPERING_INTERPRETER % sys.executable, mode=0o755)
+
     for variables in hosts.values():
         variables.update(ansible_connection="local", ansible_python_interpreter=sys.executable)
+    hosts["odd-numbers"]["ansible_python_interpreter"] = tampering
     # Nothing listens on port 1: the connection is refused at once.
     hosts["unreachable"] = {
         "ansible_connection": "ssh",
@@ -245,14 +302,22 @@ def test_each_host_yields_exactly_its_findings(fleet):
     assert full["usage"]["inodes_total"] == total
     assert full["usage"]["inodes_used_percent"] >= 95
     assert by_name["unreachable"]["reason"]
+    # The host that sent a string for a number is named, with the key; nothing else of it.
+    odd = by_name["odd-numbers"]
+    assert "the storage_facts result of odd-numbers cannot be reported" in odd["reason"]
+    assert (
+        "key capacity.filesystems[0].inodes.used_percent must be a number or null, found the "
+        'string "12%"' in odd["reason"]
+    )
+    assert odd["usage"] is None and odd["checks"] == []
     assert report["summary"] == {
-        "hosts": 7,
-        "ok": 1,
+        "hosts": 10,
+        "ok": 3,
         "warn": 0,
         "fail": 4,
         "no_docker": 1,
         "unreachable": 1,
-        "error": 0,
+        "error": 1,
         "findings_fail": 4,
         "findings_warn": 0,
     }
@@ -262,21 +327,61 @@ def test_play_fails_on_failing_findings_and_changes_nothing(fleet):
     completed = fleet["completed"]
     output = completed.stdout
     assert completed.returncode != 0, output[-3000:]
-    assert "audit_fail_on is fail and 5 host(s) did not pass" in output
+    assert "audit_fail_on is fail and 6 host(s) did not pass" in output
     # The short summary is printed at the end.
-    assert "7 host(s): 1 ok, 0 warn, 4 fail, 1 without Docker, 1 unreachable, 0 error" in output
+    assert "10 host(s): 3 ok, 0 warn, 4 fail, 1 without Docker, 1 unreachable, 1 error" in output
     assert fleet["unchanged"]
-    # Per-host reports for every host that was reached.
+    # Per-host reports under hosts/ for every host that was reached; only the fleet report
+    # beside them.
     for name in EXPECTED:
         for suffix in (".md", ".json"):
-            exists = os.path.exists(os.path.join(fleet["report_dir"], name + suffix))
+            exists = os.path.exists(os.path.join(fleet["report_dir"], "hosts", name + suffix))
             assert exists is (name != "unreachable"), name + suffix
-    markdown = _load(fleet, "loose-daemon-json.md")
+    assert sorted(os.listdir(fleet["report_dir"])) == [
+        "fleet.html",
+        "fleet.json",
+        "fleet.xml",
+        "hosts",
+    ]
+    markdown = _load(fleet, "hosts/loose-daemon-json.md")
     assert "- fail: daemon_json_mode (CIS 3.18): " in markdown
     assert "Docker: stopped (the data-root exists but " in markdown
-    raw = json.loads(_load(fleet, "healthy.json"))
+    raw = json.loads(_load(fleet, "hosts/healthy.json"))
     assert raw["docker_storage"]["docker"]["state"] == "running"
     assert raw["docker_storage_support"]["would_pick"]["driver"] == "overlay2"
+
+
+def test_a_host_named_fleet_does_not_replace_the_fleet_report(fleet):
+    report = json.loads(_load(fleet, "fleet.json"))
+    assert sorted(host["host"] for host in report["hosts"]) == sorted(EXPECTED)
+    raw = json.loads(_load(fleet, "hosts/fleet.json"))
+    assert raw["inventory_hostname"] == "fleet"
+    assert _load(fleet, "hosts/fleet.md").startswith("# Docker storage audit: fleet\n")
+
+
+def test_a_newline_and_hash_in_a_host_value_do_not_forge_markdown(fleet):
+    markdown = _load(fleet, "hosts/odd-names.md")
+    lines = markdown.splitlines()
+    assert [line for line in lines if line.startswith("#")] == HEADINGS
+    assert "- recommended: aufs #" not in lines
+    path = fleet["hosts"]["odd-names"]["audit_config_path"]
+    with open(path, encoding="utf-8") as handle:
+        data_root = json.load(handle)["data-root"]
+    # The name shows on its one line, the newlines as \n and "#" escaped.
+    escaped = FORGED.replace("#", "\\#").replace("\n", "\\n")
+    shown = [line for line in lines if line.startswith("- path: ")]
+    assert len(shown) == 1 and shown[0].endswith("/%s (from daemon.json)" % escaped), shown
+    # The raw facts keep the name as it is.
+    raw = json.loads(_load(fleet, "hosts/odd-names.json"))
+    assert raw["docker_storage"]["data_root"] == data_root
+
+
+def test_a_host_sending_a_string_for_a_number_gets_a_short_report(fleet):
+    markdown = _load(fleet, "hosts/odd-numbers.md")
+    assert markdown.startswith("# Docker storage audit: odd-numbers\n\nNot reported: ")
+    assert "capacity.filesystems\\[0\\].inodes.used_percent" in markdown, markdown
+    raw = json.loads(_load(fleet, "hosts/odd-numbers.json"))
+    assert raw["inventory_hostname"] == "odd-numbers"
 
 
 def test_junit_has_one_test_case_per_host_and_check(fleet):
@@ -296,6 +401,9 @@ def test_junit_has_one_test_case_per_host_and_check(fleet):
         ("on-rootfs", "data_root_partition (CIS 1.1.1)"),
     ]
     assert suites["unreachable"].find("testcase/error").get("type") == "unreachable"
+    odd = suites["odd-numbers"].find("testcase/error")
+    assert odd.get("type") == "error"
+    assert "capacity.filesystems[0].inodes.used_percent" in odd.get("message")
     assert len(suites["healthy"].findall("testcase")) == 16
 
 
@@ -382,11 +490,12 @@ def test_html_report_renders_in_headless_chromium(fleet, tmp_path):
     assert set(inodes) == set(EXPECTED)
     assert inodes["unreachable"] == ("", 0)
     assert inodes["no-docker"] == ("", 0)
+    assert inodes["odd-numbers"] == ("", 0)
     assert inodes["full-inodes"][1] > inodes["healthy"][1] > 0
     assert all(
         width > 0
         for host, (_v, width) in dom.bars["chart-bytes"].items()
-        if host not in ("unreachable", "no-docker")
+        if host not in ("unreachable", "no-docker", "odd-numbers")
     )
 
     screenshot = os.path.join(OUTPUT_DIR, "fleet.png")

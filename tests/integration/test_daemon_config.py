@@ -6,11 +6,21 @@ Each test points ``path`` at a daemon.json of its own; the host's /etc/docker is
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import pathlib
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+import time
 
 import pytest
-from ansible_module import run_module
+from ansible_module import run_module, start_module
+from daemon_json_corpus import CASES, read_bad_file
 from harness.config_dockerd import start_dockerd_with_config_data_root
 
 
@@ -31,6 +41,16 @@ def write_config(path, config):
 def read_bytes(path):
     with open(path, "rb") as handle:
         return handle.read()
+
+
+def as_nobody(*argv):
+    """Run ``argv`` as an unprivileged user (nobody, no supplementary groups)."""
+    return subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", *argv],
+        capture_output=True,
+        env={"LANG": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+        check=False,
+    )
 
 
 def base_config(tmp_path):
@@ -286,23 +306,58 @@ def test_flag_in_a_systemd_drop_in_conflicts_like_dockerd_says(
     assert "storage-driver" in reason
 
 
-BAD_FILES = [
-    (b'\xef\xbb\xbf{"debug": true}\n', "byte-order mark"),
-    (b"", "is empty"),
-    (b'{"debug": true,\n}\n', "is not valid JSON at line 2"),
-    (b'["overlay2"]\n', "must hold a JSON object"),
-    (b'{"storage-driver": "vfs", "storage-driver": "overlay2"}\n', "more than once"),
-    (b'{"storage-opts": "overlay2.size=1G"}\n', "key storage-opts must be an array of strings"),
-]
-
-
-@pytest.mark.parametrize("raw, phrase", BAD_FILES, ids=lambda v: v if isinstance(v, str) else "")
-def test_bad_file_is_named_and_left_alone(tmp_path, raw, phrase):
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_file_is_named_and_left_alone(tmp_path, name):
+    """Every file of the corpus (tests/support/daemon_json_corpus.py) is refused in words that
+    name the file and the problem, never with a traceback, and is left as it was."""
+    raw = read_bad_file(name)
     path = str(tmp_path / "daemon.json")
     with open(path, "wb") as handle:
         handle.write(raw)
+    result = run_module(
+        "daemon_config", {"path": path, "storage_driver": "vfs", "support_check": False}
+    )
+    assert result.get("failed") is True, result
+    assert result["msg"].startswith(path + " "), result["msg"]
+    for phrase in CASES[name].phrases:
+        assert phrase in result["msg"], result["msg"]
+    shown = json.dumps(result)
+    assert "Traceback" not in shown and "MODULE FAILURE" not in shown, shown
+    assert read_bytes(path) == raw
+    assert sorted(os.listdir(str(tmp_path))) == ["daemon.json"]
+
+
+@pytest.mark.parametrize("name", sorted(n for n in CASES if CASES[n].dockerd_refuses))
+def test_dockerd_refuses_to_start_on_the_bad_file_too(tmp_path, start_dockerd, name):
+    config = tmp_path / name
+    config.write_bytes(read_bad_file(name))
+    daemon = start_dockerd(tmp_path / "docker", config_file=config)
+    assert not daemon.started, "dockerd started on %s" % name
+    assert "unable to configure the Docker daemon with file %s" % config in daemon.refusal
+
+
+def test_dockerd_reads_a_lone_surrogate_escape_as_the_replacement_character(
+    tmp_path, start_dockerd
+):
+    # Why the module refuses the escape rather than keep it: dockerd would not read it as
+    # written.
+    config = tmp_path / "daemon.json"
+    config.write_text(
+        '{"deprecated-key-path": "%s", "labels": ["site=\\ud800"]}' % (tmp_path / "key.json")
+    )
+    daemon = start_dockerd(tmp_path / "docker", config_file=config)
+    daemon.assert_started()
+    assert daemon.info()["Labels"] == ["site=\ufffd"]
+
+
+def test_storage_key_of_the_wrong_type_is_named_and_left_alone(tmp_path):
+    path = str(tmp_path / "daemon.json")
+    with open(path, "wb") as handle:
+        handle.write(b'{"storage-opts": "overlay2.size=1G"}\n')
     message = assert_refused_and_untouched(
-        path, {"storage_driver": "vfs", "support_check": False}, phrase
+        path,
+        {"storage_driver": "vfs", "support_check": False},
+        "key storage-opts must be an array of strings",
     )
     assert path in message
     assert sorted(os.listdir(str(tmp_path))) == ["daemon.json"]
@@ -331,3 +386,129 @@ def test_unreadable_file_is_named(tmp_path):
     assert "cannot read %s: Permission denied" % path in result["msg"]
     os.chmod(str(path), 0o644)
     assert path.read_text() == '{"debug": true}\n'
+
+
+PROXY = {"proxies": {"http-proxy": "http://builder:s3cret@proxy.example:3128"}}
+BACKUP_NAME = re.compile(r"^daemon\.json\.(\d+)\.\d{4}-\d\d-\d\d@\d\d:\d\d:\d\d~$")
+
+
+@pytest.fixture
+def reachable_dir():
+    """A directory every user can reach (pytest's temporary directories are 0700)."""
+    path = tempfile.mkdtemp(prefix="dockerhost-storage-test-", dir="/tmp")
+    os.chmod(path, 0o755)
+    yield pathlib.Path(path)
+    shutil.rmtree(path)
+
+
+def test_backup_is_readable_by_the_owner_only(reachable_dir):
+    tmp_path = reachable_dir
+    path = tmp_path / "daemon.json"
+    original = write_config(str(path), PROXY)
+    # Readable by the group nogroup; the copy must not be, nor by anyone else.
+    os.chown(str(path), 0, 65534)
+    os.chmod(str(path), 0o640)
+    assert as_nobody("cat", str(path)).stdout == original
+
+    result = run_module(
+        "daemon_config",
+        {"path": str(path), "storage_driver": "vfs", "support_check": False, "backup": True},
+    )
+    assert result.get("changed") is True, result
+    backup = result["backup_file"]
+    assert os.path.dirname(backup) == str(tmp_path)
+    assert BACKUP_NAME.match(os.path.basename(backup)), backup
+    assert read_bytes(backup) == original
+    copied = os.lstat(backup)
+    assert (oct(stat.S_IMODE(copied.st_mode)), copied.st_uid, copied.st_gid) == (
+        oct(0o600),
+        0,
+        65534,
+    )
+    denied = as_nobody("cat", backup)
+    assert denied.returncode != 0 and b"Permission denied" in denied.stderr, denied
+    assert b"s3cret" not in denied.stdout
+    # The file itself keeps its owner and mode.
+    kept = os.stat(str(path))
+    assert (stat.S_IMODE(kept.st_mode), kept.st_uid, kept.st_gid) == (0o640, 0, 65534)
+
+
+def test_a_run_killed_while_it_backs_up_leaves_no_readable_copy(tmp_path):
+    path = tmp_path / "daemon.json"
+    # A large file (padding after the object) keeps the copy going long enough to be caught.
+    text = json.dumps(PROXY) + " " * (64 * 1024 * 1024)
+    path.write_text(text)
+    os.chmod(str(path), 0o600)
+    run = start_module(
+        "daemon_config",
+        {"path": str(path), "storage_driver": "vfs", "support_check": False, "backup": True},
+    )
+    modes, killed = {}, None
+    deadline = time.monotonic() + 120
+    try:
+        while killed is None and time.monotonic() < deadline and run.running():
+            for name in os.listdir(str(tmp_path)):
+                found = BACKUP_NAME.match(name)
+                if found:
+                    try:
+                        modes[name] = stat.S_IMODE(os.lstat(str(tmp_path / name)).st_mode)
+                    except FileNotFoundError:
+                        continue
+                    # The name carries the module's process id: kill it right there.
+                    killed = int(found.group(1))
+                    try:
+                        os.kill(killed, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                    break
+    finally:
+        run.result()
+    assert killed is not None, "no backup appeared while the module ran"
+    left = {name: stat.S_IMODE(os.lstat(str(tmp_path / name)).st_mode) for name in modes}
+    readable = {
+        name: oct(mode) for name, mode in list(modes.items()) + list(left.items()) if mode & 0o077
+    }
+    assert readable == {}, "a copy of a 0600 file was readable by others: %s" % readable
+    assert path.read_text() == text
+
+
+def test_a_backup_that_cannot_be_made_fails_before_anything_is_written(tmp_path, make_loopfs):
+    # A full filesystem: the copy cannot be written.
+    fs = make_loopfs("tmpfs", size_mb=1)
+    path = os.path.join(fs.mount_point, "daemon.json")
+    original = write_config(path, dict(PROXY, padding="x" * 4096))
+    filler = os.path.join(fs.mount_point, "filler")
+    handle = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(handle, b"\0" * 4096)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC, exc
+    finally:
+        os.close(handle)
+    args = {"path": path, "storage_driver": "vfs", "support_check": False, "backup": True}
+    full = run_module("daemon_config", args)
+    assert full.get("failed") is True, full
+    assert "cannot back up %s to %s." % (path, path) in full["msg"], full["msg"]
+    assert "No space left on device" in full["msg"]
+    assert "free space" in full["msg"]
+    assert "%s was not changed" % path in full["msg"]
+    assert read_bytes(path) == original
+    assert sorted(os.listdir(fs.mount_point)) == ["daemon.json", "filler"]
+
+    # A directory the task may not write to: root without CAP_DAC_OVERRIDE, as a
+    # hardened service account runs.
+    directory = tmp_path / "etc"
+    directory.mkdir()
+    path = str(directory / "daemon.json")
+    original = write_config(path, PROXY)
+    os.chmod(str(directory), 0o555)
+    without_override = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--")
+    denied = run_module("daemon_config", dict(args, path=path), wrapper=without_override)
+    os.chmod(str(directory), 0o755)
+    assert denied.get("failed") is True, denied
+    assert "cannot back up %s to %s." % (path, path) in denied["msg"], denied["msg"]
+    assert "Permission denied" in denied["msg"]
+    assert "make the directory writable" in denied["msg"]
+    assert read_bytes(path) == original
+    assert os.listdir(str(directory)) == ["daemon.json"]

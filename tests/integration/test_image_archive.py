@@ -6,10 +6,19 @@ refused before anything changes."""
 
 import json
 import os
+import shutil
+import sys
 
 import pytest
 from ansible_module import run_module
+from collection_path import collections_root
 from harness import import_image
+from harness.swap_on_open import SwapOnOpen
+
+sys.path.insert(0, collections_root())
+from ansible_collections.dockerhost.storage.plugins.module_utils import (  # noqa: E402
+    _image_archive,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -83,6 +92,8 @@ def test_a_damaged_tar_is_refused_by_its_sha256_before_anything_is_loaded(
     saved = run_module("image_archive", archive_args(daemon, path, state="saved"))
     assert saved.get("changed") and not saved.get("failed"), saved
     tar = os.path.join(path, "images.tar")
+    intact = str(tmp_path / "intact.tar")
+    shutil.copy2(tar, intact)
     with open(tar, "r+b") as handle:
         handle.seek(saved["archive"]["size"] // 2)
         byte = handle.read(1)
@@ -98,6 +109,83 @@ def test_a_damaged_tar_is_refused_by_its_sha256_before_anything_is_loaded(
     assert "nothing was loaded" in result["msg"]
     assert inventory(empty) == {}
     assert sorted(result["missing"]["ids"]) == sorted(images)
+
+    # The intact tar reached through a link is refused too: the link could point anywhere.
+    os.unlink(tar)
+    os.symlink(intact, tar)
+    linked = run_module("image_archive", archive_args(empty, path, state="loaded"))
+    assert linked.get("failed"), linked
+    assert "%s is a symbolic link" % tar in linked["msg"]
+    assert inventory(empty) == {}
+
+
+def test_a_tar_swapped_after_its_check_is_not_what_gets_loaded(
+    busybox_dockerd, tmp_path, make_loopfs, start_dockerd
+):
+    source = busybox_dockerd
+    # An image of some size, so that checking the archive takes a moment.
+    source.docker(
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "maker",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "dd if=/dev/urandom of=/blob bs=1M count=48 2>/dev/null",
+    )
+    source.docker("commit", "maker", "local/blob:1")
+    source.docker("rm", "maker")
+    path = str(tmp_path / "archive")
+    os.makedirs(path, mode=0o700)
+    # The unchecked tar a racing process slips in: busybox under a tag the archive lacks.
+    unchecked = os.path.join(path, "incoming.tar")
+    source.docker("tag", BUSYBOX, "unchecked/busybox:1")
+    source.docker("save", "-o", unchecked, "unchecked/busybox:1")
+    source.docker("rmi", "unchecked/busybox:1")
+    os.chmod(unchecked, 0o600)
+    saved = run_module("image_archive", archive_args(source, path, state="saved"))
+    assert saved.get("changed") and not saved.get("failed"), saved
+    wanted = inventory(source)
+
+    fs = make_loopfs("ext4", size_mb=512)
+    empty = start_dockerd(os.path.join(fs.mount_point, "docker"), storage_driver="overlay2")
+    empty.assert_started()
+    racer = SwapOnOpen(path, "images.tar", unchecked)
+    result = run_module("image_archive", archive_args(empty, path, state="loaded"))
+    assert racer.swapped(), "the racing process never saw images.tar opened"
+
+    tags = sorted(tag for found in inventory(empty).values() for tag in found)
+    assert "unchecked/busybox:1" not in tags, result
+    assert not result.get("failed"), result
+    assert inventory(empty) == wanted
+
+
+def test_a_tar_changed_in_place_while_it_is_sent_is_not_loaded(
+    busybox_dockerd, tmp_path, make_loopfs, start_dockerd
+):
+    path = str(tmp_path / "archive")
+    saved = run_module("image_archive", archive_args(busybox_dockerd, path, state="saved"))
+    assert saved.get("changed") and not saved.get("failed"), saved
+    fs = make_loopfs("ext4", size_mb=256)
+    empty = start_dockerd(os.path.join(fs.mount_point, "docker"), storage_driver="overlay2")
+    empty.assert_started()
+    client = _image_archive.ImageEngineClient("unix://" + empty.socket, timeout=120)
+    manifest = _image_archive.read_manifest(path)
+    tar_path = os.path.join(path, "images.tar")
+
+    tar = _image_archive.open_checked_tar(path, manifest)
+    # Checked; now the same file is rewritten in its middle before it is sent.
+    with open(tar_path, "r+b") as handle:
+        handle.seek(manifest["tar"]["size"] // 2)
+        block = handle.read(4096)
+        handle.seek(-len(block), os.SEEK_CUR)
+        handle.write(bytes(byte ^ 0xFF for byte in block))
+    with tar, pytest.raises(_image_archive.ArchiveError) as raised:
+        _image_archive.load_checked_tar(client, tar, path, manifest)
+    assert "%s changed while it was sent to the engine" % tar_path in str(raised.value)
+    assert inventory(empty) == {}
 
 
 def test_images_survive_a_switch_from_vfs_to_overlay2(vfs_engine, tmp_path):

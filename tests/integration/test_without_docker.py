@@ -57,7 +57,7 @@ def test_audit_report_says_what_the_host_could_run(tmp_path):
         check=False,
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    report = (tmp_path / ("%s.md" % "localhost")).read_text()
+    report = (tmp_path / "hosts" / "localhost.md").read_text()
     assert report in completed.stdout
     assert "Docker is not installed; this host could run:\n- overlay2\n" in report
     assert "dockerd is not installed" in report

@@ -1,8 +1,13 @@
+import re
+
 import pytest
+from daemon_json_corpus import CASES, bad_file, bad_files, read_bad_file
 
 from ansible_collections.dockerhost.storage.plugins.module_utils._daemon_json import (
+    MAX_NESTING,
     DaemonJsonError,
     parse_daemon_json,
+    parse_daemon_json_strict,
     read_daemon_json,
     storage_settings,
 )
@@ -20,7 +25,9 @@ def test_invalid_json_names_file_and_line(tmp_path):
 
 
 def test_top_level_must_be_an_object():
-    with pytest.raises(DaemonJsonError, match="must hold a JSON object, found list"):
+    with pytest.raises(
+        DaemonJsonError, match=r"must hold a JSON object \(\{...\}\), found a JSON array"
+    ):
         parse_daemon_json('["overlay2"]', "/etc/docker/daemon.json")
 
 
@@ -52,3 +59,82 @@ def test_storage_settings_fold_legacy_graph_and_features():
 def test_wrong_types_are_named(config, key):
     with pytest.raises(DaemonJsonError, match="daemon.json key %s must be a" % key):
         storage_settings(config)
+
+
+def test_every_bad_file_of_the_corpus_says_how_it_must_be_refused():
+    assert bad_files() == sorted(CASES)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_file_is_refused_for_rewriting_naming_the_file_and_the_problem(name):
+    path = "/etc/docker/daemon.json"
+    with pytest.raises(DaemonJsonError) as refused:
+        parse_daemon_json_strict(read_bad_file(name), path)
+    message = str(refused.value)
+    assert message.startswith(path + " ")
+    for phrase in CASES[name].phrases:
+        assert phrase in message
+
+
+@pytest.mark.parametrize("name", sorted(n for n in CASES if CASES[n].read_refuses))
+def test_bad_file_dockerd_cannot_read_as_written_is_refused_when_read(name):
+    with pytest.raises(DaemonJsonError) as refused:
+        read_daemon_json(bad_file(name))
+    message = str(refused.value)
+    assert message.startswith(bad_file(name) + " ")
+    for phrase in CASES[name].phrases:
+        assert phrase in message
+
+
+def test_empty_file_and_repeated_keys_read_as_dockerd_reads_them():
+    assert sorted(n for n in CASES if not CASES[n].read_refuses) == [
+        "blank.json",
+        "duplicate-key.json",
+        "duplicate-nested-key.json",
+        "empty.json",
+    ]
+    assert read_daemon_json(bad_file("empty.json")) == {}
+    assert read_daemon_json(bad_file("blank.json")) == {}
+    assert read_daemon_json(bad_file("duplicate-key.json")) == {"storage-driver": "overlay2"}
+    assert read_daemon_json(bad_file("duplicate-nested-key.json")) == {
+        "log-opts": {"max-size": "20m"}
+    }
+
+
+@pytest.mark.parametrize(
+    "parse", [parse_daemon_json_strict, lambda raw: parse_daemon_json(raw.decode())]
+)
+def test_a_hundred_thousand_brackets_are_refused_without_exhausting_the_stack(parse):
+    with pytest.raises(DaemonJsonError, match="more than 100 levels deep .at line 1 column 101"):
+        parse(b"[" * 100000)
+
+
+def test_what_dockerd_reads_is_accepted():
+    nested = b'{"a": ' + b"[" * (MAX_NESTING - 1) + b"]" * (MAX_NESTING - 1) + b"}"
+    value = parse_daemon_json_strict(nested)["a"]
+    for _level in range(MAX_NESTING - 2):
+        value = value[0]
+    assert value == []
+    accepted = parse_daemon_json_strict(
+        b'{"labels": ["smile=\\ud83d\\ude00", "literal=\\\\ud800"], "max": 1.7e308, '
+        b'"big": 100000000000000000000, "tiny": 1e-400}'
+    )
+    assert accepted == {
+        "labels": ["smile=\U0001f600", "literal=\\ud800"],
+        "max": 1.7e308,
+        "big": 100000000000000000000,
+        "tiny": 0.0,
+    }
+
+
+@pytest.mark.parametrize(
+    "raw, escape",
+    [
+        (b'{"a": "\\udc00\\ud800"}', "\\udc00"),
+        (b'{"a": "\\ud800x\\udc00"}', "\\ud800"),
+        (b'{"\\ud800": 1}', "\\ud800"),
+    ],
+)
+def test_lone_surrogate_escapes_are_named(raw, escape):
+    with pytest.raises(DaemonJsonError, match="holds the escape %s" % re.escape(escape)):
+        parse_daemon_json_strict(raw)

@@ -232,3 +232,141 @@ def test_host_markdown_of_a_host_without_docker_and_with_facts():
 def test_host_markdown_only_for_hosts_the_facts_task_ran_on():
     for item in FLEET[-2:]:
         assert _fleet_report.render_host_markdown(item["host"], item["result"]) is None
+
+
+def test_a_host_sending_a_string_for_a_number_is_an_error_naming_it_and_the_key():
+    bad = _result()
+    bad["capacity"]["filesystems"][0]["inodes"]["used_percent"] = "12%"
+    results = FLEET + [{"host": "odd", "result": bad}]
+    fleet = _fleet_report.build_fleet(results, "2026-01-01T00:00:00Z")
+    by_host = {h["host"]: h for h in fleet["hosts"]}
+    assert by_host["odd"]["status"] == "error"
+    assert by_host["odd"]["reason"] == (
+        "the storage_facts result of odd cannot be reported: key "
+        "capacity.filesystems[0].inodes.used_percent must be a number or null, found the "
+        'string "12%"; run the same version of dockerhost.storage on the controller and the '
+        "hosts"
+    )
+    assert by_host["odd"]["usage"] is None and by_host["odd"]["findings"] == []
+    # The others are reported as before, and every rendering still works.
+    before = {h["host"]: h for h in _fleet_report.build_fleet(FLEET)["hosts"]}
+    assert {name: h for name, h in by_host.items() if name != "odd"} == before
+    assert fleet["summary"]["error"] == 2
+    page = _fleet_report.render_html(fleet)
+    assert 'data-host="odd"' in page
+    suites = {
+        s.get("name"): s for s in ET.fromstring(_fleet_report.render_junit(fleet)).iter("testsuite")
+    }
+    assert "capacity.filesystems[0].inodes.used_percent" in (
+        suites["odd"].find("testcase/error").get("message")
+    )
+    assert any(line.startswith("odd: error: ") for line in _fleet_report.summary_lines(fleet))
+    # Its readable report says so instead of looking complete.
+    bad["support"] = _support()
+    assert _fleet_report.render_host_markdown("odd", bad, "t").startswith(
+        "# Docker storage audit: odd\n\nNot reported: the storage_facts result of odd cannot "
+        "be reported: key capacity.filesystems\\[0\\].inodes.used_percent must be"
+    )
+
+
+@pytest.mark.parametrize(
+    "change, key, found",
+    [
+        (lambda r: r.update(checks="all good"), "checks", "the string"),
+        (lambda r: r["findings"].append("free_inodes"), "findings[0]", "the string"),
+        (lambda r: r["docker"].update(state=3), "docker.state", "the number 3"),
+        (lambda r: r.update(engine=None), "engine", "null"),
+        (lambda r: r["engine"].pop("version"), "engine.version", "nothing"),
+        (lambda r: r["capacity"]["filesystems"][0]["bytes"].update(used=1.5), "bytes.used", "1.5"),
+        (lambda r: r["checks"][0].update(message=["a", "b"]), "checks[0].message", "a list"),
+        (lambda r: r["checks"][0].update(status=True), "checks[0].status", "true"),
+    ],
+)
+def test_each_misshapen_key_is_named(change, key, found):
+    result = _result()
+    change(result)
+    entry = _fleet_report.host_entry("web1", result)
+    assert entry["status"] == "error"
+    assert "result of web1 cannot be reported: key " in entry["reason"]
+    assert key in entry["reason"] and found in entry["reason"], entry["reason"]
+
+
+def test_a_result_that_is_no_object_and_a_message_that_is_no_text_are_reported():
+    assert _fleet_report.host_entry("web1", "garbage")["reason"] == (
+        'the storage_facts result of web1 must be an object, found the string "garbage"'
+    )
+    failed = _fleet_report.host_entry("web2", {"failed": True, "msg": {"rc": 1}})
+    assert (failed["status"], failed["reason"]) == ("error", '{"rc": 1}')
+
+
+def test_per_host_files_go_under_hosts_so_a_host_named_fleet_cannot_overwrite_the_report():
+    paths = _fleet_report.host_file_paths("/srv/reports", "fleet")
+    assert paths == {".json": "/srv/reports/hosts/fleet.json", ".md": "/srv/reports/hosts/fleet.md"}
+    for name in ("", ".", "..", "a/b", "a\0b"):
+        with pytest.raises(ValueError, match="cannot name a file under /srv/reports/hosts"):
+            _fleet_report.host_file_paths("/srv/reports", name)
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("/var/lib/docker", "/var/lib/docker"),
+        ("daemon_json_mode", "daemon_json_mode"),
+        ("x\n# Forged heading", "x\\n\\# Forged heading"),
+        ("a\r\n- forged item", "a\\r\\n- forged item"),
+        ("one | two", "one \\| two"),
+        ("`rm -rf`", "\\`rm -rf\\`"),
+        ("<script>x</script>", "\\<script\\>x\\</script\\>"),
+        ("[click](http://x)", "\\[click\\](http://x)"),
+        ("*bold* _it_ ~~s~~", "\\*bold\\* \\_it\\_ \\~\\~s\\~\\~"),
+        ("&amp; \\", "\\&amp; \\\\"),
+        ("\x1b[31mred", "\\x1b\\[31mred"),
+        (None, "None"),
+        (12, "12"),
+    ],
+)
+def test_markdown_text_escapes_what_could_change_the_document(value, expected):
+    assert _fleet_report.markdown_text(value) == expected
+
+
+def test_host_strings_cannot_forge_headings_or_list_items_in_the_markdown():
+    result = _result(
+        findings=[_check("free_inodes", "fail")], checks=[_check("free_inodes", "fail")]
+    )
+    result["findings"][0]["message"] = "low\n# All clear\n- none"
+    result["support"] = _support()
+    result["support"]["path"] = "/srv/docker\n## Verdict\n- recommended: aufs"
+    result["support"]["checked_path"] = result["support"]["path"]
+    result["support"]["kernel"]["release"] = "6.1 | <b>x</b>"
+    text = _fleet_report.render_host_markdown("web1", result, "t")
+    lines = text.splitlines()
+    headings = [line for line in lines if line.startswith("#")]
+    assert headings == [
+        "# Docker storage audit: web1",
+        "## Kernel",
+        "## Data-root",
+        "## Engine",
+        "## Storage drivers",
+        "## Verdict",
+        "## Findings",
+    ]
+    assert "- recommended: aufs" not in lines and "- none" not in lines
+    assert "- path: /srv/docker\\n\\#\\# Verdict\\n- recommended: aufs (from daemon.json)" in lines
+    assert "- fail: free_inodes: low\\n\\# All clear\\n- none" in lines
+    assert "- release: 6.1 \\| \\<b\\>x\\</b\\>" in lines
+
+
+def test_a_misshapen_host_gets_a_short_report_and_its_raw_facts():
+    result = _result()
+    result["support"] = _support()
+    result["support"]["drivers"]["vfs"]["reasons"] = "none"
+    result["ansible_facts"] = {"docker_storage": {"support": result["support"]}}
+    text = _fleet_report.render_host_markdown("web1", result, "t")
+    assert text == (
+        "# Docker storage audit: web1\n\nNot reported: the storage_facts result of web1 "
+        "cannot be reported: key support.drivers.vfs.reasons must be a list, found the string "
+        '"none"; run the same version of dockerhost.storage on the controller and the hosts.\n'
+    )
+    document = json.loads(_fleet_report.render_host_json("web1", result))
+    assert document["docker_storage_support"]["drivers"]["vfs"]["reasons"] == "none"
+    assert _fleet_report.render_host_json("web1", dict(result, ansible_facts="x")) is None

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import os
 
@@ -150,8 +151,9 @@ def test_an_archive_is_complete_only_with_a_tar_of_the_recorded_size(tmp_path):
     tar_path, manifest_path = archive.archive_paths(directory)
     with open(tar_path, "wb") as handle:
         handle.write(b"x" * 100)
+    os.chmod(tar_path, 0o600)
     manifest = archive.build_manifest(
-        engine_images(), 100, archive.sha256_of_file(tar_path), {}, "t"
+        engine_images(), 100, hashlib.sha256(b"x" * 100).hexdigest(), {}, "t"
     )
     assert archive.read_existing_manifest(directory) is None
     with open(manifest_path, "w", encoding="utf-8") as handle:
@@ -169,6 +171,104 @@ def test_an_archive_is_complete_only_with_a_tar_of_the_recorded_size(tmp_path):
         archive.check_tar(directory, manifest)
     assert archive.remove_archive(directory) is True
     assert not os.path.exists(directory)
+
+
+def _archive(directory, data):
+    """An archive in ``directory`` whose tar holds ``data``; its manifest."""
+    os.makedirs(directory, exist_ok=True)
+    tar_path, manifest_path = archive.archive_paths(directory)
+    with open(tar_path, "wb") as handle:
+        handle.write(data)
+    os.chmod(tar_path, 0o600)
+    manifest = archive.build_manifest(
+        engine_images(), len(data), hashlib.sha256(data).hexdigest(), {}, "t"
+    )
+    with open(manifest_path, "w", encoding="utf-8") as handle:
+        json.dump(manifest, handle)
+    return manifest
+
+
+class RecordingEngine:
+    """Stands in for the engine's load: keeps what the body hands over, block by block."""
+
+    def __init__(self):
+        self.received = b""
+
+    def load_images(self, body, length, tar_path):
+        while True:
+            block = body.read(1024)
+            if not block:
+                break
+            self.received += block
+        return ["Loaded image: %d bytes from %s" % (length, tar_path)]
+
+
+def test_the_tar_that_was_checked_is_the_one_loaded_even_when_its_name_is_swapped(tmp_path):
+    directory = str(tmp_path / "archive")
+    good = b"checked tar " * 1000
+    manifest = _archive(directory, good)
+    tar_path = archive.archive_paths(directory)[0]
+    swapped = str(tmp_path / "archive" / "other.tar")
+    with open(swapped, "wb") as handle:
+        handle.write(b"unchecked tar " * 1000)
+    os.chmod(swapped, 0o600)
+
+    tar = archive.open_checked_tar(directory, manifest)
+    os.replace(swapped, tar_path)  # between the check and the load
+    engine = RecordingEngine()
+    with tar:
+        messages = archive.load_checked_tar(engine, tar, directory, manifest)
+    assert engine.received == good
+    assert messages == ["Loaded image: %d bytes from %s" % (len(good), tar_path)]
+
+
+def test_a_tar_changed_in_place_while_loading_never_hands_over_its_end(tmp_path):
+    directory = str(tmp_path / "archive")
+    good = os.urandom(10 * 1024)
+    manifest = _archive(directory, good)
+    tar_path = archive.archive_paths(directory)[0]
+    tar = archive.open_checked_tar(directory, manifest)
+    with open(tar_path, "r+b") as handle:  # the same file, rewritten after the check
+        handle.seek(len(good) - 10)
+        handle.write(b"0123456789")
+    engine = RecordingEngine()
+    with tar, pytest.raises(archive.ArchiveError) as raised:
+        archive.load_checked_tar(engine, tar, directory, manifest)
+    assert "%s changed while it was sent to the engine" % tar_path in str(raised.value)
+    assert "nothing was loaded" in str(raised.value)
+    assert len(engine.received) < len(good)
+    assert engine.received == good[: len(engine.received)]
+
+
+def test_links_fifos_and_tars_others_may_write_are_refused(tmp_path):
+    directory = str(tmp_path / "archive")
+    manifest = _archive(directory, b"tar bytes")
+    tar_path, manifest_path = archive.archive_paths(directory)
+
+    os.chmod(tar_path, 0o666)
+    with pytest.raises(archive.ArchiveError) as raised:
+        archive.check_tar(directory, manifest)
+    assert "%s belongs to uid %d and has mode 0666" % (tar_path, os.geteuid()) in str(raised.value)
+    assert "nothing was loaded" in str(raised.value)
+    os.chmod(tar_path, 0o600)
+    archive.check_tar(directory, manifest)
+
+    elsewhere = str(tmp_path / "elsewhere.tar")
+    os.replace(tar_path, elsewhere)
+    os.symlink(elsewhere, tar_path)
+    with pytest.raises(archive.ArchiveError, match="%s is a symbolic link" % tar_path):
+        archive.check_tar(directory, manifest)
+    assert archive.read_existing_manifest(directory) is None
+    os.unlink(tar_path)
+    os.mkfifo(tar_path)
+    with pytest.raises(archive.ArchiveError, match="%s is not a regular file" % tar_path):
+        archive.check_tar(directory, manifest)
+
+    moved = str(tmp_path / "manifest.json")
+    os.replace(manifest_path, moved)
+    os.symlink(moved, manifest_path)
+    with pytest.raises(archive.ArchiveError, match="%s is a symbolic link" % manifest_path):
+        archive.read_manifest(directory)
 
 
 def test_a_missing_archive_says_to_save_first(tmp_path):
