@@ -21,6 +21,12 @@ options:
       - Check mode changes nothing and takes no lock.
     type: int
     default: 120
+  lock_token:
+    description:
+      - The token of a lease that this play holds with M(dockerhost.storage.engine_lock) (the
+        V(provision) role takes one for its whole run). While a live lease holds the lock under
+        this token, the task runs without waiting for it; other runs still wait.
+    type: str
 notes:
   - Runs of this module on one host are serialised with the other modules that stop the engine
     or write daemon.json, through the lock described under O(lock_timeout).

@@ -22,6 +22,7 @@ import errno
 import fcntl
 import json
 import os
+import signal
 import stat
 import time
 
@@ -150,14 +151,20 @@ def describe_holder(record, kernel_pid):
 
 class EngineLock:
     """The host's engine lock, held from ``acquire()`` until the process exits or
-    ``release()``. ``waited`` is how long ``acquire()`` waited, in seconds."""
+    ``release()``. ``waited`` is how long ``acquire()`` waited, in seconds.
 
-    def __init__(self, purpose, timeout, directory=LOCK_DIRECTORY):
+    ``token``: a run that holds a lease (``hold_lease``, the ``engine_lock`` module) under the
+    same token is this run's own play: the lock is then taken as held already, and
+    ``covered_by`` names the lease's process."""
+
+    def __init__(self, purpose, timeout, directory=LOCK_DIRECTORY, token=None):
         self.purpose = purpose
         self.timeout = timeout
         self.directory = directory
+        self.token = token
         self.path = os.path.join(directory, LOCK_NAME)
         self.waited = 0.0
+        self.covered_by = None
         self._fd = None
 
     def acquire(self):
@@ -175,6 +182,12 @@ class EngineLock:
                     raise EngineLockError(
                         "cannot lock %s: %s" % (self.path, exc.strerror or exc)
                     ) from None
+            lease = self._own_lease(fd)
+            if lease is not None:
+                os.close(fd)
+                self.covered_by = lease
+                self.waited = round(time.monotonic() - started, 3)
+                return self
             if time.monotonic() - started >= self.timeout:
                 holder = describe_holder(_read_record(fd), _kernel_holder(os.fstat(fd)))
                 os.close(fd)
@@ -192,9 +205,22 @@ class EngineLock:
             "purpose": self.purpose,
             "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
+        if self.token:
+            record["token"] = self.token
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(record, sort_keys=True) + "\n").encode("utf-8"), 0)
         return self
+
+    def _own_lease(self, fd):
+        """The process id of the lease that holds the lock under this run's token, or None.
+        Believed only when the kernel names the same process as the holder."""
+        if not self.token:
+            return None
+        record = _read_record(fd)
+        holder = _kernel_holder(os.fstat(fd))
+        if record.get("token") == self.token and holder is not None and record.get("pid") == holder:
+            return holder
+        return None
 
     def release(self):
         if self._fd is not None:
@@ -217,11 +243,106 @@ def _read_record(fd):
         return {}
 
 
+def current_holder(directory=LOCK_DIRECTORY):
+    """``(pid, record)`` of the process holding the lock now, from the kernel's lock table
+    and the lock file's record, or ``(None, record)`` when nobody holds it."""
+    try:
+        fd, _path = _open_lock_file(directory)
+    except EngineLockError:
+        return None, {}
+    try:
+        return _kernel_holder(os.fstat(fd)), _read_record(fd)
+    finally:
+        os.close(fd)
+
+
 def hold_engine_lock(module, purpose):
     """Take the engine lock for the rest of the module's run (``lock_timeout`` from its
-    parameters); fail the task with the holder's name when it cannot be had."""
-    lock = EngineLock(purpose, module.params["lock_timeout"])
+    parameters; a lease under ``lock_token`` counts as this run's); fail the task with the
+    holder's name when it cannot be had."""
+    lock = EngineLock(purpose, module.params["lock_timeout"], token=module.params.get("lock_token"))
     try:
         return lock.acquire()
     except EngineLockError as exc:
         module.fail_json(msg=str(exc), changed=False)
+
+
+def lease_holder(token, directory=LOCK_DIRECTORY):
+    """The process id of the live lease holding the lock under ``token``, or None."""
+    pid, record = current_holder(directory)
+    if pid is not None and record.get("token") == token and record.get("pid") == pid:
+        return pid
+    return None
+
+
+def hold_lease(token, purpose, lease_seconds, timeout, directory=LOCK_DIRECTORY):
+    """Make a process of its own hold the lock under ``token`` for at most ``lease_seconds``
+    (until ``release_lease``, or its end): modules of the same play pass the token and run,
+    every other run waits. Returns ``(pid, started)``; ``started`` is False when a lease under
+    this token holds it already. Raises EngineLockError naming the holder when the lock stays
+    taken for ``timeout`` seconds."""
+    held = lease_holder(token, directory)
+    if held is not None:
+        return held, False
+    read_fd, write_fd = os.pipe()
+    child = os.fork()
+    if child == 0:  # the lease: detached, its own session, no descriptor of the module's
+        status = 2
+        try:
+            os.close(read_fd)
+            os.setsid()
+            os.chdir("/")
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for standard in (0, 1, 2):
+                os.dup2(devnull, standard)
+            os.closerange(3, write_fd)
+            os.closerange(write_fd + 1, 65536)
+            try:
+                EngineLock(purpose, timeout, directory, token=token).acquire()
+            except EngineLockError as exc:
+                os.write(write_fd, ("error %s" % exc).encode("utf-8"))
+                status = 1
+            else:
+                os.write(write_fd, b"held")
+                os.close(write_fd)
+                # The kernel drops the lock when this process ends: SIGTERM from
+                # release_lease, a kill, or the end of the lease.
+                time.sleep(lease_seconds)
+                status = 0
+        finally:
+            os._exit(status)
+    os.close(write_fd)
+    chunks = []
+    while True:
+        chunk = os.read(read_fd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(read_fd)
+    answer = b"".join(chunks).decode("utf-8", "replace")
+    if answer == "held":
+        return child, True
+    os.waitpid(child, 0)
+    raise EngineLockError(
+        answer[len("error ") :] if answer.startswith("error ") else "the lease process failed"
+    )
+
+
+def release_lease(token, timeout=10, directory=LOCK_DIRECTORY):
+    """End the lease that holds the lock under ``token``; returns its process id, or None
+    when no lease holds it under that token (released already, expired, or never taken)."""
+    pid = lease_holder(token, directory)
+    if pid is None:
+        return None
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return pid
+    deadline = time.monotonic() + timeout
+    while current_holder(directory)[0] == pid:
+        if time.monotonic() >= deadline:
+            raise EngineLockError(
+                "the lease process %d did not end within %d seconds of SIGTERM" % (pid, timeout)
+            )
+        time.sleep(POLL_SECONDS)
+    return pid

@@ -310,6 +310,7 @@ def argument_spec():
         engine_version=dict(type="str"),
         host_root=dict(type="path", default="/"),
         lock_timeout=dict(type="int", default=120),
+        lock_token=dict(type="str", no_log=False),
     )
 
 

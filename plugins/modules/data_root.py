@@ -288,6 +288,7 @@ def argument_spec():
         init_script=dict(type="path", default="/etc/init.d/docker"),
         timeout=dict(type="int", default=120),
         lock_timeout=dict(type="int", default=120),
+        lock_token=dict(type="str", no_log=False),
     )
 
 

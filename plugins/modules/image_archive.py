@@ -219,6 +219,7 @@ def argument_spec():
         docker_host=dict(type="str", default="unix:///var/run/docker.sock"),
         timeout=dict(type="int", default=600),
         lock_timeout=dict(type="int", default=120),
+        lock_token=dict(type="str", no_log=False),
     )
 
 

@@ -86,3 +86,35 @@ def test_data_root_names_the_holder_before_it_reads_anything(lock_holder, tmp_pa
         "another run is changing this host's Docker engine: process %d" % lock_holder.pid
     )
     assert not os.path.exists(str(tmp_path / "docker"))
+
+
+def test_a_play_lease_lets_its_own_tasks_through_and_holds_every_other_run(tmp_path):
+    path = tmp_path / "daemon.json"
+    path.write_text("{}\n")
+    lease = {"token": "play-a", "purpose": "provision role on this host", "lock_timeout": 5}
+    held = run_module("engine_lock", lease)
+    try:
+        assert not held.get("failed"), held.get("msg")
+        assert held["changed"] and held["holder_pid"] > 0
+        assert run_module("engine_lock", lease)["changed"] is False, "held already"
+
+        other = run_module(
+            "daemon_config",
+            {"path": str(path), "storage_driver": "vfs", "lock_timeout": 1, "lock_token": "play-b"},
+        )
+        assert other.get("failed")
+        assert "process %d (provision role on this host)" % held["holder_pid"] in other["msg"]
+        assert path.read_text() == "{}\n"
+
+        own = run_module(
+            "daemon_config",
+            {"path": str(path), "storage_driver": "vfs", "lock_timeout": 1, "lock_token": "play-a"},
+        )
+        assert not own.get("failed"), own.get("msg")
+        assert own["changed"] is True
+    finally:
+        released = run_module("engine_lock", dict(lease, state="released"))
+    assert released["changed"] and released["holder_pid"] == held["holder_pid"]
+    assert run_module("engine_lock", dict(lease, state="released"))["changed"] is False
+    after = run_module("daemon_config", {"path": str(path), "storage_driver": "overlay2"})
+    assert not after.get("failed") and after["changed"] is True

@@ -14,7 +14,10 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_lock im
     EngineLock,
     EngineLockError,
     describe_holder,
+    hold_lease,
+    lease_holder,
     parse_proc_locks,
+    release_lease,
 )
 
 HOLDER = textwrap.dedent(
@@ -159,3 +162,41 @@ def test_the_lock_descriptor_is_not_inherited(tmp_path):
         assert not os.get_inheritable(lock._fd)
     finally:
         lock.release()
+
+
+def test_a_lease_covers_its_own_play_and_blocks_every_other_run(tmp_path):
+    directory = str(tmp_path / "lock")
+    pid, started = hold_lease("play-1", "provision role", 60, 5, directory)
+    try:
+        assert started and lease_holder("play-1", directory) == pid
+        assert hold_lease("play-1", "provision role", 60, 5, directory) == (pid, False)
+        own = EngineLock("data_root", 0, directory, token="play-1").acquire()
+        assert own.covered_by == pid
+        with pytest.raises(EngineLockError, match=r"process %d \(provision role\)" % pid):
+            EngineLock("daemon_config", 0, directory, token="play-2").acquire()
+        with pytest.raises(EngineLockError, match=r"process %d \(provision role\)" % pid):
+            EngineLock("daemon_config", 0, directory).acquire()
+    finally:
+        assert release_lease("play-1", directory=directory) == pid
+    assert lease_holder("play-1", directory) is None
+    assert release_lease("play-1", directory=directory) is None
+    EngineLock("next run", 0, directory).acquire().release()
+
+
+def test_a_lease_that_is_never_released_ends_by_itself(tmp_path):
+    directory = str(tmp_path / "lock")
+    pid, _started = hold_lease("play-1", "provision role", 1, 5, directory)
+    assert lease_holder("play-1", directory) == pid
+    lock = EngineLock("next run", 5, directory).acquire()
+    try:
+        assert 0 < lock.waited < 3
+    finally:
+        lock.release()
+
+
+def test_a_lease_waits_for_another_run_then_names_it(holder):
+    directory, start = holder
+    process = start()
+    with pytest.raises(EngineLockError, match="process %d" % process.pid):
+        hold_lease("play-1", "provision role", 60, 1, directory)
+    assert lease_holder("play-1", directory) is None
