@@ -81,42 +81,24 @@ def _fail(action, path, exc):
 DERIVED_XATTRS = frozenset(("trusted.SGI_ACL_FILE", "trusted.SGI_ACL_DEFAULT"))
 
 
-def list_xattrs(path):
-    """``{name: value}`` of every extended attribute of ``path`` (not following symlinks),
-    except the ones a filesystem derives from others (DERIVED_XATTRS)."""
-    try:
-        names = [
-            name for name in os.listxattr(path, follow_symlinks=False) if name not in DERIVED_XATTRS
-        ]
-    except OSError as exc:
-        if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
-            return {}
-        raise
-    values = {}
-    for name in names:
-        try:
-            values[name] = os.getxattr(path, name, follow_symlinks=False)
-        except OSError as exc:
-            if exc.errno != errno.ENODATA:  # removed between list and get
-                raise
-    return values
-
-
 def _at(dir_fd, name):
     """A path that reaches ``name`` in the directory open as ``dir_fd`` without resolving any
     name above it: for the calls that take no directory descriptor (the *xattr family)."""
     return "/proc/self/fd/%d/%s" % (dir_fd, name)
 
 
-def _xattrs_of(target):
-    """``{name: value}`` of the attributes of ``target``, an open descriptor or an ``_at`` path
-    (not followed), without DERIVED_XATTRS."""
-    follow = isinstance(target, int)
+def _not_following(target):
+    """Keyword arguments of the *xattr calls for ``target``: a path is not followed; an open
+    descriptor takes none."""
+    return {} if isinstance(target, int) else {"follow_symlinks": False}
+
+
+def list_xattrs(target):
+    """``{name: value}`` of every extended attribute of ``target`` (a path, not followed, or
+    an open descriptor), except the ones a filesystem derives from others (DERIVED_XATTRS)."""
+    options = _not_following(target)
     try:
-        if follow:
-            names = os.listxattr(target)
-        else:
-            names = os.listxattr(target, follow_symlinks=False)
+        names = os.listxattr(target, **options)
     except OSError as exc:
         if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
             return {}
@@ -126,10 +108,7 @@ def _xattrs_of(target):
         if name in DERIVED_XATTRS:
             continue
         try:
-            if follow:
-                values[name] = os.getxattr(target, name)
-            else:
-                values[name] = os.getxattr(target, name, follow_symlinks=False)
+            values[name] = os.getxattr(target, name, **options)
         except OSError as exc:
             if exc.errno != errno.ENODATA:  # removed between list and get
                 raise
@@ -138,20 +117,14 @@ def _xattrs_of(target):
 
 def _apply_xattrs(target, wanted):
     """Make the attributes of ``target`` (a descriptor or an ``_at`` path) exactly ``wanted``."""
-    present = _xattrs_of(target)
-    follow = isinstance(target, int)
+    options = _not_following(target)
+    present = list_xattrs(target)
     for name in present:
         if name not in wanted:
-            if follow:
-                os.removexattr(target, name)
-            else:
-                os.removexattr(target, name, follow_symlinks=False)
+            os.removexattr(target, name, **options)
     for name, value in wanted.items():
         if present.get(name) != value:
-            if follow:
-                os.setxattr(target, name, value)
-            else:
-                os.setxattr(target, name, value, follow_symlinks=False)
+            os.setxattr(target, name, value, **options)
 
 
 def raise_open_file_limit():
@@ -548,7 +521,7 @@ class TreeCopy:
         if not directory.dirty and self._unchanged(directory.relative, snapshot):
             return
         try:
-            wanted = _xattrs_of(directory.source_fd)
+            wanted = list_xattrs(directory.source_fd)
             fd = directory.target_fd
             os.fchown(fd, st.st_uid, st.st_gid)
             os.fchmod(fd, stat.S_IMODE(st.st_mode))  # after chown, which clears set-gid
@@ -766,7 +739,7 @@ def _copy_entry_at(directory, name, st, source_path, copy):
         if not stat.S_ISLNK(st.st_mode):
             # After chown, which clears set-uid and set-gid bits. (A symlink's mode is fixed.)
             os.chmod(target, stat.S_IMODE(st.st_mode), follow_symlinks=False)
-        _apply_xattrs(target, _xattrs_of(_at(directory.source_fd, name)))
+        _apply_xattrs(target, list_xattrs(_at(directory.source_fd, name)))
         os.utime(
             name,
             ns=(st.st_atime_ns, st.st_mtime_ns),
@@ -800,7 +773,7 @@ def _copy_regular_file_at(directory, name, st, copy):
         if not stat.S_ISREG(now.st_mode):
             copy._remove_target_entry(directory, name)
             return False
-        xattrs = _xattrs_of(source_fd)
+        xattrs = list_xattrs(source_fd)
         target_fd = _open_new_at(copy, directory, name)
         try:
             if st.st_blocks * 512 < st.st_size:
@@ -843,7 +816,7 @@ def _looks_copied(directory, name, st):
             name, dir_fd=directory.source_fd
         ) != os.readlink(name, dir_fd=directory.target_fd):
             return False
-        return _xattrs_of(_at(directory.source_fd, name)) == _xattrs_of(
+        return list_xattrs(_at(directory.source_fd, name)) == list_xattrs(
             _at(directory.target_fd, name)
         )
     except OSError:
