@@ -17,7 +17,7 @@ description:
     them, or another run could interleave.
   - O(state=held) starts a process on the host that takes the lock under O(token) and holds it
     until O(state=released), or for at most O(lease) seconds (when the play never gets to
-    release it: a dropped connection, a killed controller). The kernel drops the lock when
+    release it, after a dropped connection or a killed controller). The kernel drops the lock when
     that process ends, however it ends.
   - Tasks of this play pass the same token as O(dockerhost.storage.data_root#module:lock_token)
     and run without waiting; every other run waits for the lease to end.
