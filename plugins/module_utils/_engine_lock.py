@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import signal
@@ -49,9 +50,10 @@ def _check_owned_by_us(st, path, kind):
         )
 
 
-def _open_directory(directory):
+def _open_directory(directory, create=True):
     try:
-        os.mkdir(directory, 0o700)
+        if create:
+            os.mkdir(directory, 0o700)
     except FileExistsError:
         pass
     except OSError as exc:
@@ -79,16 +81,24 @@ def _open_directory(directory):
     return fd
 
 
-def _open_lock_file(directory):
-    path = os.path.join(directory, LOCK_NAME)
-    directory_fd = _open_directory(directory)
+def _open_lock_file(directory, name=LOCK_NAME, create=True):
+    """``(fd, path)`` of a lock file in ``directory``, both checked to be root's alone.
+    Without ``create``, a missing directory or file raises FileNotFoundError."""
+    path = os.path.join(directory, name)
+    if not create and not os.path.isdir(directory):
+        raise FileNotFoundError(directory)
+    directory_fd = _open_directory(directory, create)
     try:
         fd = os.open(
-            LOCK_NAME,
-            os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+            name,
+            os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_CREAT if create else 0),
             0o600,
             dir_fd=directory_fd,
         )
+    except FileNotFoundError:
+        if not create:
+            raise
+        raise EngineLockError("cannot open the lock file %s: it vanished" % path) from None
     except OSError as exc:
         raise EngineLockError(
             "cannot open the lock file %s: %s" % (path, exc.strerror or exc)
@@ -183,7 +193,7 @@ class EngineLock:
                         "cannot lock %s: %s" % (self.path, exc.strerror or exc)
                     ) from None
             lease = self._own_lease(fd)
-            if lease is not None:
+            if lease is not None and self._join_lease(lease):
                 os.close(fd)
                 self.covered_by = lease
                 self.waited = round(time.monotonic() - started, 3)
@@ -210,6 +220,25 @@ class EngineLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(record, sort_keys=True) + "\n").encode("utf-8"), 0)
         return self
+
+    def _join_lease(self, lease):
+        """Keep the lease ``lease`` from ending while this process runs: a shared flock on the
+        lease's own file, which the lease takes exclusively before it ends on its own. True
+        once held with the lease still alive; False when the lease ended meanwhile."""
+        try:
+            fd = _open_lock_file(self.directory, _lease_file_name(self.token))[0]
+        except EngineLockError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False  # the lease is ending: wait for the lock as anyone would
+        if lease_holder(self.token, self.directory) != lease:
+            os.close(fd)
+            return False
+        self._fd = fd  # held until this process ends (or release())
+        return True
 
     def _own_lease(self, fd):
         """The process id of the lease that holds the lock under this run's token, or None.
@@ -247,8 +276,8 @@ def current_holder(directory=LOCK_DIRECTORY):
     """``(pid, record)`` of the process holding the lock now, from the kernel's lock table
     and the lock file's record, or ``(None, record)`` when nobody holds it."""
     try:
-        fd, _path = _open_lock_file(directory)
-    except EngineLockError:
+        fd, _path = _open_lock_file(directory, create=False)
+    except (EngineLockError, FileNotFoundError):
         return None, {}
     try:
         return _kernel_holder(os.fstat(fd)), _read_record(fd)
@@ -265,6 +294,20 @@ def hold_engine_lock(module, purpose):
         return lock.acquire()
     except EngineLockError as exc:
         module.fail_json(msg=str(exc), changed=False)
+
+
+def _lease_file_name(token):
+    """The file the tasks of a lease hold shared, named for (a hash of) its token."""
+    return (
+        "lease-%s.lock" % hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()[:24]
+    )
+
+
+def _remove_lease_file(token, directory):
+    try:
+        os.unlink(os.path.join(directory, _lease_file_name(token)))
+    except OSError:
+        pass
 
 
 def lease_holder(token, directory=LOCK_DIRECTORY):
@@ -303,11 +346,20 @@ def hold_lease(token, purpose, lease_seconds, timeout, directory=LOCK_DIRECTORY)
                 os.write(write_fd, ("error %s" % exc).encode("utf-8"))
                 status = 1
             else:
+                lease_fd = _open_lock_file(directory, _lease_file_name(token))[0]
                 os.write(write_fd, b"held")
                 os.close(write_fd)
                 # The kernel drops the lock when this process ends: SIGTERM from
-                # release_lease, a kill, or the end of the lease.
+                # release_lease, a kill, or the end of the lease, which waits for the tasks
+                # of the play that still run under it (their shared locks on the lease file).
                 time.sleep(lease_seconds)
+                while True:
+                    try:
+                        fcntl.flock(lease_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except OSError:
+                        time.sleep(POLL_SECONDS * 10)
+                _remove_lease_file(token, directory)
                 status = 0
         finally:
             os._exit(status)
@@ -339,6 +391,7 @@ def release_lease(token, timeout=10, directory=LOCK_DIRECTORY):
     except ProcessLookupError:
         return pid
     deadline = time.monotonic() + timeout
+    _remove_lease_file(token, directory)
     while current_holder(directory)[0] == pid:
         if time.monotonic() >= deadline:
             raise EngineLockError(

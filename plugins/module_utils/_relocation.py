@@ -272,11 +272,12 @@ def nearest_existing(path):
 
 
 def unsafe_ancestors(path):
-    """Sentences naming each directory on the way to ``path`` (its existing ancestors, and
-    ``path`` itself when it exists) that a user other than root could replace, say with a
-    symlink to /etc, between the checks and the copy: one in a directory that is not root's
-    or that group or others may write, unless that directory is sticky and root owns the
-    entry (as in /tmp)."""
+    """Sentences naming each entry on the way to ``path`` (each of its components, ``path``
+    included, as far as they exist, and the first one that does not) that a user other than
+    root could replace or create, say as a symlink to /etc, between the checks and the copy:
+    one in a directory that is not root's or that group or others may write, unless that
+    directory is sticky and root owns the entry (as in /tmp). The walk stops at a symlink:
+    call it with the resolved path too (``target_problems`` does)."""
     found = []
     parts = [part for part in os.path.normpath(path).split("/") if part]
     parent = "/"
@@ -352,10 +353,16 @@ def bind_alias_problems(source, target, mountinfo_path="/proc/self/mountinfo"):
 
 def target_problems(source, target, journal, force, allow_same_filesystem):
     """Reasons, as sentences, why ``target`` cannot receive the data-root at ``source``."""
+    # The path as given and as the kernel resolves it: a symlink on the way leads to other
+    # directories, whose owners could swap what the copy writes into.
+    reasons = unsafe_ancestors(target)
+    reasons += [
+        reason for reason in unsafe_ancestors(os.path.realpath(target)) if reason not in reasons
+    ]
     problems = [
         "path %s is not safe: %s; choose a target whose every parent directory only root can "
         "write (chown root, chmod go-w)" % (target, reason)
-        for reason in unsafe_ancestors(target)
+        for reason in reasons
     ]
     if any(is_within(target, root) for root in PSEUDO_FILESYSTEM_ROOTS if root != "/"):
         problems.append(
@@ -798,8 +805,8 @@ class Relocation:
                 self.steps.append("removed the old data beneath the bind mount at %s" % self.source)
             else:
                 self.steps.append(
-                    "the old data stays beneath the bind mount at %s (remove_source removes it)"
-                    % self.source
+                    "the old data stays beneath the bind mount at %s (remove_source removes it, "
+                    "unless it is a filesystem of its own)" % self.source
                 )
         elif not os.path.lexists(self.source):
             # An earlier run that was stopped after this step kept or removed it already.

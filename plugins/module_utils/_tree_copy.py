@@ -189,32 +189,67 @@ def _remove_at(dir_fd, name, device, where):
     """Remove ``name`` from the directory open as ``dir_fd``, whatever it is (a directory with
     its content); absent is fine. Never descends into another filesystem than ``device``: a
     directory on another device makes it raise CopyError, having removed nothing of it.
-    ``where`` is the entry's path, for messages."""
+    ``where`` is the entry's path, for messages. Depth is no limit (no recursion)."""
     try:
         st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        _fail("cannot remove", where, exc)
-    try:
         if not stat.S_ISDIR(st.st_mode):
             os.unlink(name, dir_fd=dir_fd)
             return
-        if st.st_dev != device:
-            raise CopyError("not removing %s: another filesystem is mounted there" % where)
-        child = os.open(name, _DIRECTORY_FLAGS, dir_fd=dir_fd)
-        try:
-            if os.fstat(child).st_dev != device:
-                raise CopyError("not removing %s: another filesystem is mounted there" % where)
-            for entry in os.listdir(child):
-                _remove_at(child, entry, device, os.path.join(where, entry))
-        finally:
-            os.close(child)
-        os.rmdir(name, dir_fd=dir_fd)
     except FileNotFoundError:
         return
     except OSError as exc:
         _fail("cannot remove", where, exc)
+    stack = []  # (parent fd, name, path, fd, names left)
+    try:
+        _push_directory(stack, dir_fd, name, where, st, device)
+        while stack:
+            parent_fd, directory_name, directory_path, fd, names = stack[-1]
+            descended = False
+            for entry in names:
+                path = os.path.join(directory_path, entry)
+                try:
+                    entry_st = os.stat(entry, dir_fd=fd, follow_symlinks=False)
+                    if stat.S_ISDIR(entry_st.st_mode):
+                        _push_directory(stack, fd, entry, path, entry_st, device)
+                        descended = True
+                        break
+                    os.unlink(entry, dir_fd=fd)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    _fail("cannot remove", path, exc)
+            if descended:
+                continue
+            stack.pop()
+            os.close(fd)
+            try:
+                os.rmdir(directory_name, dir_fd=parent_fd)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                _fail("cannot remove", directory_path, exc)
+    finally:
+        for entry in stack:
+            os.close(entry[3])
+
+
+def _push_directory(stack, parent_fd, name, path, st, device):
+    """Open the directory ``name`` for removal, refusing one on another device."""
+    if st.st_dev != device:
+        raise CopyError("not removing %s: another filesystem is mounted there" % path)
+    try:
+        fd = os.open(name, _DIRECTORY_FLAGS, dir_fd=parent_fd)
+    except OSError as exc:
+        _fail("cannot remove", path, exc)
+    if os.fstat(fd).st_dev != device:
+        os.close(fd)
+        raise CopyError("not removing %s: another filesystem is mounted there" % path)
+    try:
+        names = iter(os.listdir(fd))
+    except OSError as exc:
+        os.close(fd)
+        _fail("cannot remove", path, exc)
+    stack.append((parent_fd, name, path, fd, names))
 
 
 def remove_path(path, device=None):
@@ -306,6 +341,7 @@ class TreeCopy:
             if exc.errno in (errno.ENOTDIR, errno.ELOOP):
                 raise CopyError("%s is not a directory" % self.source) from None
             _fail("cannot read", self.source, exc)
+        target_fd = None
         try:
             self._target_device = self._check_target()
             target_fd = os.open(self.target, _DIRECTORY_FLAGS)
@@ -313,6 +349,8 @@ class TreeCopy:
             root_target_fd = os.dup(target_fd)
         except BaseException:
             os.close(source_fd)
+            if target_fd is not None:
+                os.close(target_fd)
             raise
         root = _Directory("", source_fd, root_target_fd, os.fstat(source_fd))
         self._stats = stats
@@ -333,6 +371,11 @@ class TreeCopy:
                 try:
                     self._walk(root)
                     self._wait_for_copies(0)
+                except BaseException:
+                    # Copies not started yet would go on writing into the target.
+                    for pending in self._pending:
+                        pending.cancel()
+                    raise
                 finally:
                     self._pool = None
             self._link_followers(target_fd)
@@ -599,8 +642,12 @@ class TreeCopy:
     def _copy_in_worker(self, directory, name, relative, st):
         try:
             _copy_entry_at(directory, name, st, self._path(self.source, relative), self)
-        finally:
-            self._release(directory)
+        except BaseException:
+            # No attributes are finished after a failure: the run's end closes the directory.
+            with self._lock:
+                directory.refs -= 1
+            raise
+        self._release(directory)
 
     def _wait_for_copies(self, keep):
         """Wait until at most ``keep`` copies are in flight; raise the first failure."""
@@ -635,6 +682,13 @@ class TreeCopy:
                     if to_fd != root_fd:
                         os.close(to_fd)
             except OSError as exc:
+                if exc.errno == errno.ENOENT:
+                    # The group's first file went away during the pass: the next pass copies
+                    # this member as it finds it.
+                    self.snapshots.pop(relative, None)
+                    self.snapshots.pop(first_relative, None)
+                    touched[directory_relative] = directory_st
+                    continue
                 _fail("cannot hard-link", self._path(self.target, relative), exc)
             touched[directory_relative] = directory_st
         self._followers = []
@@ -681,6 +735,15 @@ def _close_pair(directory):
         except OSError:
             pass
     directory.source_fd = directory.target_fd = -1
+
+
+def _same_type_at(dir_fd, name, st):
+    """True when ``name`` in the directory open as ``dir_fd`` is still of ``st``'s type."""
+    try:
+        now = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:
+        return False
+    return stat.S_IFMT(now.st_mode) == stat.S_IFMT(st.st_mode)
 
 
 def _exists_at(dir_fd, name):
@@ -738,7 +801,9 @@ def _copy_entry_at(directory, name, st, source_path, copy):
         os.chown(name, st.st_uid, st.st_gid, dir_fd=directory.target_fd, follow_symlinks=False)
         if not stat.S_ISLNK(st.st_mode):
             # After chown, which clears set-uid and set-gid bits. (A symlink's mode is fixed.)
-            os.chmod(target, stat.S_IMODE(st.st_mode), follow_symlinks=False)
+            # Through the directory's descriptor: chmod without following a link is missing
+            # before glibc 2.32, and the node was just made in a directory only root writes.
+            os.chmod(name, stat.S_IMODE(st.st_mode), dir_fd=directory.target_fd)
         _apply_xattrs(target, list_xattrs(_at(directory.source_fd, name)))
         os.utime(
             name,
@@ -748,9 +813,13 @@ def _copy_entry_at(directory, name, st, source_path, copy):
         )
         return True
     except OSError as exc:
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EINVAL) and not _exists_at(
-            directory.source_fd, name
-        ):
+        if exc.errno in (
+            errno.ENOENT,
+            errno.ENOTDIR,
+            errno.ELOOP,
+            errno.EINVAL,
+        ) and not _same_type_at(directory.source_fd, name, st):
+            # Gone, or replaced by another kind of entry since the listing: the next pass.
             copy._remove_target_entry(directory, name)
             return False
         _fail("cannot copy", source_path, exc)
@@ -760,7 +829,10 @@ def _copy_regular_file_at(directory, name, st, copy):
     """Copy a regular file and its attributes through two open descriptors."""
     try:
         source_fd = os.open(
-            name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=directory.source_fd
+            name,
+            # O_NONBLOCK: a FIFO swapped in since the listing must not hang the open.
+            os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC,
+            dir_fd=directory.source_fd,
         )
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ELOOP, errno.ENXIO):

@@ -370,7 +370,7 @@ def preflight(module, source, target, driver, engine_info, engine, journal):
     if os.path.isdir(target):
         problems.extend(
             "path %s is in use: %s (another engine may run on it); stop it first" % (target, user)
-            for user in _path_users.users_of(target)
+            for user in _path_users.users_of(os.path.realpath(target))
         )
     nearest = _relocation.nearest_existing(target)
     if driver:
@@ -536,7 +536,10 @@ def run(module):
         result["changed"] = True
         module.exit_json(**result)
 
-    copy = TreeCopy(source, target, trust_existing=bool(journal) or params["force"])
+    # The copier works on the resolved target: what the checks above judged.
+    copy = TreeCopy(
+        source, os.path.realpath(target), trust_existing=bool(journal) or params["force"]
+    )
     relocation = _relocation.Relocation(
         source,
         target,

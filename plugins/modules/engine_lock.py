@@ -44,7 +44,8 @@ options:
     default: a play that stops the engine or writes daemon.json
   lease:
     description:
-      - The longest the lease holds the lock, in seconds, when it is not released.
+      - The longest the lease holds the lock, in seconds, when it is not released; a task of
+        the play that runs under the lease when the time is up keeps it until that task ends.
     type: int
     default: 3600
   lock_timeout:

@@ -376,7 +376,7 @@ def test_entries_that_vanish_during_a_pass_are_no_error(make_loopfs):
 def test_a_directory_swapped_for_a_symlink_during_a_pass_copies_nothing_it_points_to(
     make_loopfs, tmp_path
 ):
-    """A container swaps a directory of its layer for a symlink to a host directory between
+    """A container swaps directories of its layer for symlinks to a host directory between
     the listing and the descent: nothing of the host directory may reach the copy."""
     source = os.path.join(make_loopfs("ext4", size_mb=64).mount_point, "docker")
     target = os.path.join(make_loopfs("xfs").mount_point, "docker")
@@ -384,27 +384,40 @@ def test_a_directory_swapped_for_a_symlink_during_a_pass_copies_nothing_it_point
     secrets.mkdir()
     (secrets / "shadow").write_text("root:$6$secret:19000:0:99999:7:::\n")
     diff = os.path.join(source, "overlay2", "ccc", "diff")
-    layer = os.path.join(diff, "etc")
-    _write(os.path.join(layer, "hostname"), b"container\n")
-    # The files beside etc/ are copied after the listing named etc/ a directory and before
-    # the walk enters it: the swap comes in between.
+    layers = ["dir-%02d" % number for number in range(40)]
+    for name in layers:
+        _write(os.path.join(diff, name, "hostname"), b"container\n")
+    # Files beside the directories: the walk lists diff/, copies files (the progress callback
+    # runs after a hundred), and enters the directories afterwards. Listing order is the
+    # filesystem's (hashed on ext4): some directories come before the callback, and are then
+    # swapped after the listing named them directories.
     _tree_in_use(diff)
     copy = TreeCopy(source, target)
 
-    def container_swaps_its_directory():
+    def container_swaps_its_directories():
         if copy.on_progress is not None:
             copy.on_progress = None
-            os.rename(layer, layer + ".old")
-            os.symlink(str(secrets), layer)
+            for name in layers:
+                os.rename(os.path.join(diff, name), os.path.join(diff, name + ".old"))
+                os.symlink(str(secrets), os.path.join(diff, name))
 
-    copy.on_progress = container_swaps_its_directory
+    copy.on_progress = container_swaps_its_directories
     copy.run()
     copied = subprocess.run(
         ["grep", "-rl", "secret", target], capture_output=True, text=True, check=False
     ).stdout
     assert copied == "", "host files reached the copy: %s" % copied
+    # A directory the listing saw before the swap left no entry (it was skipped for the next
+    # pass); one listed after the swap was copied as the symlink it had become.
+    skipped = [
+        name
+        for name in layers
+        if not os.path.lexists(os.path.join(target, "overlay2", "ccc", "diff", name))
+    ]
+    assert skipped, "no directory was swapped between its listing and its descent"
     copy.run()
-    assert os.readlink(os.path.join(target, "overlay2", "ccc", "diff", "etc")) == str(secrets)
+    for name in layers:
+        assert os.readlink(os.path.join(target, "overlay2", "ccc", "diff", name)) == str(secrets)
     assert compare_trees(source, target, hash_paths=True) == (0, [])
 
 

@@ -27,6 +27,10 @@ def skipping_calls(path):
     for node in ast.walk(ast.parse(source, path)):
         if isinstance(node, ast.Attribute) and node.attr in SKIPPING_NAMES:
             found.append((node.lineno, ast.get_source_segment(source, node)))
+        elif isinstance(node, ast.ImportFrom) and any(
+            alias.name in SKIPPING_NAMES for alias in node.names
+        ):
+            found.append((node.lineno, ast.get_source_segment(source, node)))
     return found
 
 
@@ -56,6 +60,9 @@ def test_the_scan_finds_a_bare_skip(tmp_path):
         "    pytest.skip('no')\n"
     )
     assert [found[0] for found in skipping_calls(str(sample))] == [2, 4]
+    imported = tmp_path / "test_imported.py"
+    imported.write_text("from pytest import skip\ndef test_a():\n    skip('no')\n")
+    assert [found[0] for found in skipping_calls(str(imported))] == [1]
 
 
 def _run_pytest(tmp_path, body, ci):

@@ -200,3 +200,27 @@ def test_a_lease_waits_for_another_run_then_names_it(holder):
     with pytest.raises(EngineLockError, match="process %d" % process.pid):
         hold_lease("play-1", "provision role", 60, 1, directory)
     assert lease_holder("play-1", directory) is None
+
+
+def test_a_lease_outlives_its_time_while_a_task_of_its_play_still_runs(tmp_path):
+    directory = str(tmp_path / "lock")
+    pid, _started = hold_lease("play-1", "provision role", 1, 5, directory)
+    task = EngineLock("data_root", 0, directory, token="play-1").acquire()
+    assert task.covered_by == pid
+    time.sleep(2.5)
+    assert lease_holder("play-1", directory) == pid, "the lease waits for the running task"
+    with pytest.raises(EngineLockError, match=r"process %d \(provision role\)" % pid):
+        EngineLock("another run", 0, directory).acquire()
+    task.release()
+    after = EngineLock("another run", 5, directory).acquire()
+    try:
+        assert after.waited < 3
+        assert [name for name in os.listdir(directory) if name.startswith("lease-")] == []
+    finally:
+        after.release()
+
+
+def test_a_lease_check_creates_nothing(tmp_path):
+    directory = str(tmp_path / "lock")
+    assert lease_holder("play-1", directory) is None
+    assert not os.path.exists(directory)
