@@ -14,12 +14,14 @@ Private to the dockerhost.storage collection: the API may change without notice.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import hashlib
 import json
 import os
 import stat
 import tempfile
+import threading
 import time
 
 from ansible_collections.dockerhost.storage.plugins.module_utils import (
@@ -513,7 +515,8 @@ class Relocation:
     ``checkpoint(name)`` (called between steps; the fault-injection tests kill the process
     there), and optionally ``target_users()`` (sentences naming the mounts and processes
     that use the target, ``_path_users.users_of``), asked before the copy, once the engine
-    has stopped, and right before the switch.
+    has stopped, and right before the switch, and ``sync(path)`` (writes the filesystem of
+    ``path`` to disk, ``sync_filesystem``): after the bulk copy, and before the switch.
     """
 
     def __init__(
@@ -544,6 +547,7 @@ class Relocation:
         ):
             setattr(self, name, collaborators[name])
         self.target_users = collaborators.get("target_users") or (lambda: [])
+        self.sync = collaborators.get("sync") or (lambda path: None)
         self.verify_full = verify_full
         self.remove_source = remove_source
         # False when a dockerd flag sets the storage driver: pinning it in daemon.json as well
@@ -590,6 +594,15 @@ class Relocation:
         full). Raises RelocationError, having put daemon.json back and started the engine on
         the source, when anything fails after the engine was stopped.
         """
+        try:
+            return self._run(journal)
+        finally:
+            # The copy records changes of the source only while it is moved.
+            close = getattr(self.copy, "close", None)
+            if close is not None:
+                close()
+
+    def _run(self, journal):
         resumed = journal is not None
         client = self.engine()
         was_running = client is not None or bool(journal and journal.get("engine_was_running"))
@@ -622,22 +635,27 @@ class Relocation:
                 "%d files in %s are hard-linked to files outside it (such as %s): the copy holds "
                 "each as a file of its own" % (len(outside), self.source, outside[0])
             )
-        self.checkpoint("after-bulk-copy")
-        early = None
-        if not (self.verify_full or resumed):
-            early = self._timed(
-                "verify_while_running", self.compare_in_detail, self.source, self.target
-            )
-            self.steps.append(
-                "compared the whole copy while the engine ran (%d entries changed meanwhile)"
-                % early.count
-            )
+        # The copy goes to disk while the engine still runs (the stop then waits only for what
+        # the final pass writes), beside the comparison, which reads what is cached.
+        writing = _InBackground(self.sync, self.target)
+        try:
+            self.checkpoint("after-bulk-copy")
+            early = None
+            if not (self.verify_full or resumed):
+                early = self._timed(
+                    "verify_while_running", self.compare_in_detail, self.source, self.target
+                )
+                self.steps.append(
+                    "compared the whole copy while the engine ran (%d entries changed meanwhile)"
+                    % early.count
+                )
+        finally:
+            self._timed("sync_while_running", writing.result)
 
         stopped_at = time.monotonic()
         if client is not None:
             try:
-                self.service.stop()
-                self.wait_for_engine_gone(client)
+                self._timed("stop_engine", self._stop_engine, client)
             except Exception as exc:
                 raise RelocationError(
                     "could not stop the engine: %s; nothing was switched: the data-root is still "
@@ -649,9 +667,7 @@ class Relocation:
             self._refuse_used_target("the engine is stopped")
             self.copy.on_progress = lambda: self.checkpoint("during-final-pass")
             final = self._timed("final_pass", self.copy.run)
-            self.steps.append(
-                "final pass: copied %d entries, removed %d" % (final["copied"], final["removed"])
-            )
+            self.steps.append(final_pass_step(final, getattr(self.copy, "watch_unavailable", None)))
             self.checkpoint("after-final-pass")
             if self.copy.skipped_mounts:
                 # With the engine stopped, its own mounts (merged directories, shm) are gone:
@@ -670,6 +686,7 @@ class Relocation:
                     % (self.target, self.source, count, "; ".join(examples))
                 )
             self.steps.append("verified the copy entry by entry (%s)" % how)
+            self._timed("sync", self.sync, self.target)
             self.checkpoint("after-verify")
             # The journal learns the previous configuration before the switch, so that a run
             # killed in between can still tell where the engine will start, and undo it.
@@ -693,6 +710,14 @@ class Relocation:
         except Exception as exc:
             self._roll_back(was_running, inventory, exc)
         return self.finish(was_running, inventory, stopped_at)
+
+    def _stop_engine(self, client):
+        self.service.stop()
+        self.wait_for_engine_gone(client)
+
+    def _start_engine(self):
+        self.service.start()
+        return self.wait_for_engine()
 
     def _refuse_used_target(self, state):
         """Raise RelocationError when something else uses the target: an engine started on it
@@ -774,8 +799,7 @@ class Relocation:
             try:
                 client = self.engine()
                 if client is None:
-                    self.service.start()
-                    client = self.wait_for_engine()
+                    client = self._timed("start_engine", self._start_engine)
                 self.checkpoint("after-start")
                 result["restarted_containers"] = self._confirm(client, inventory)
             except Exception as exc:
@@ -958,6 +982,58 @@ class DaemonJsonSwitch:
             _daemon_json.write_daemon_json_atomically(self.path, previous)
 
 
+class _InBackground:
+    """``function(*args)`` in a thread of its own; ``result()`` waits for it and returns what
+    it returned, or raises what it raised."""
+
+    def __init__(self, function, *args):
+        self._outcome = None
+        self._thread = threading.Thread(target=self._call, args=(function, args), daemon=True)
+        self._thread.start()
+
+    def _call(self, function, args):
+        try:
+            self._outcome = (True, function(*args))
+        except BaseException as exc:  # handed to the caller of result()
+            self._outcome = (False, exc)
+
+    def result(self):
+        self._thread.join()
+        succeeded, value = self._outcome
+        if not succeeded:
+            raise value
+        return value
+
+
+def final_pass_step(stats, watch_unavailable):
+    """The step that tells what the final pass did, and how much of the tree it visited."""
+    done = "copied %d entries, removed %d" % (stats["copied"], stats["removed"])
+    if stats.get("visited") == "changes":
+        return "final pass over the %d directories where changes were recorded: %s" % (
+            stats["directories"],
+            done,
+        )
+    why = " (changes could not be recorded: %s)" % watch_unavailable if watch_unavailable else ""
+    return "final pass over the whole tree%s: %s" % (why, done)
+
+
+def sync_filesystem(path):
+    """Write to disk what the page cache holds of the filesystem of ``path`` (syncfs; sync
+    where the C library lacks it)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            syncfs = ctypes.CDLL(None, use_errno=True).syncfs
+        except (OSError, AttributeError):
+            os.sync()
+            return
+        if syncfs(fd) != 0:
+            number = ctypes.get_errno()
+            raise OSError(number, "cannot write %s to disk: %s" % (path, os.strerror(number)))
+    finally:
+        os.close(fd)
+
+
 def engine_client(docker_host, timeout):
     """A client when the engine answers on ``docker_host``, else None."""
     client = ContainerEngineClient(docker_host, timeout=timeout)
@@ -1087,4 +1163,5 @@ def live_collaborators(
         "start_container": lambda client, container: client.start_container(container),
         "checkpoint": checkpoint or (lambda name: None),
         "target_users": lambda: _path_users.users_of(copy.target) if copy is not None else [],
+        "sync": sync_filesystem,
     }

@@ -42,7 +42,7 @@ try:
 except ImportError:  # not on every platform; the limit is then left as it is
     resource = None
 
-from ansible_collections.dockerhost.storage.plugins.module_utils import _mountinfo
+from ansible_collections.dockerhost.storage.plugins.module_utils import _change_watch, _mountinfo
 from ansible_collections.dockerhost.storage.plugins.module_utils._path_users import mounts_inside
 
 # What the second pass compares to decide an entry changed. ctime moves on every change to
@@ -57,8 +57,10 @@ Snapshot = collections.namedtuple("Snapshot", ["ino", "mode", "ctime_ns", "size"
 # seconds covers one-second timestamps and any tick, at the cost of copying once more what
 # changed in the two seconds before a pass.
 RACY_WINDOW_NS = 2 * 10**9
-# Stored for a racily clean entry: equal to no Snapshot, so the next pass copies it again.
-RACY = Snapshot(-1, -1, -1, -1)
+# A racily clean entry's Snapshot keeps only its inode (which says whether a directory is the
+# one copied before) and marks the rest unknown: equal to no Snapshot of a real entry, so the
+# next pass copies it again.
+_UNKNOWN = -1
 
 _COPY_CHUNK = 1 << 30
 PROGRESS_EVERY = 100
@@ -68,6 +70,11 @@ MAX_IN_FLIGHT = 512
 
 class CopyError(Exception):
     """A copy step failed; the message names the path and the reason."""
+
+
+class _WalkEverything(Exception):
+    """A pass that visits only some directories met what only a whole-tree pass copies
+    right: a hard-link group that changed its members."""
 
 
 def _fail(action, path, exc):
@@ -284,15 +291,16 @@ class _Directory:
     When the last of them is done its attributes are copied (after everything that changes
     its times) and both descriptors are closed."""
 
-    __slots__ = ("relative", "source_fd", "target_fd", "st", "refs", "dirty")
+    __slots__ = ("relative", "source_fd", "target_fd", "st", "refs", "dirty", "full")
 
-    def __init__(self, relative, source_fd, target_fd, st, dirty=False):
+    def __init__(self, relative, source_fd, target_fd, st, dirty=False, full=True):
         self.relative = relative
         self.source_fd = source_fd
         self.target_fd = target_fd
         self.st = st
         self.refs = 1  # the listing
         self.dirty = dirty  # made by this pass, or its entries changed
+        self.full = full  # every directory below is visited too
 
 
 class TreeCopy:
@@ -302,10 +310,15 @@ class TreeCopy:
     a million entries, around 150 MB). Statistics of the last run are in ``stats``.
     """
 
-    def __init__(self, source, target, trust_existing=False):
+    def __init__(self, source, target, trust_existing=False, watch_changes=True):
         """``trust_existing``: on the first run, take a target entry of the same type, size,
         mtime, owner, mode, holes and xattrs as already copied (resuming an interrupted copy).
-        Whoever sets it must verify every file's content afterwards."""
+        Whoever sets it must verify every file's content afterwards.
+
+        ``watch_changes``: record what changes in the source from the first run on (see
+        _change_watch), so that later runs visit the directories that changed instead of the
+        whole tree. Without it, or where the kernel cannot record changes (``watch_unavailable``
+        says why), every run walks the whole tree."""
         self.source = os.path.normpath(source)
         self.target = os.path.normpath(target)
         self.trust_existing = trust_existing
@@ -326,15 +339,100 @@ class TreeCopy:
         self._target_device = None
         self._racy_from_ns = 0
         self._link_members = {}
+        # What the next pass must visit besides the recorded changes: directories holding an
+        # entry this pass found racily clean, and the parents of entries forgotten.
+        self._racy_directories = set()
+        self._forced = set()
+        # (dev, ino) -> (st_nlink, [members in the tree]) of the last whole-tree pass, and the
+        # directories each directory shares a hard-link group with.
+        self._groups = {}
+        self._group_directories = {}
+        self.watch_changes = watch_changes
+        self._watch = None
+        self.watch_unavailable = None  # why changes are not recorded, when they are not
+        self._visit = None
 
     def run(self):
         """Copy every entry that is new or changed since the previous run; remove from the
-        target what disappeared from the source. Returns ``stats``."""
-        stats = {"entries": 0, "copied": 0, "linked": 0, "removed": 0, "bytes": 0, "racy": 0}
-        self._racy_from_ns = time.time_ns() - RACY_WINDOW_NS
+        target what disappeared from the source. Returns ``stats``: counts of this run, and
+        ``visited`` ("whole tree", or "changes" when only the directories where changes were
+        recorded, and the entries the racy-clean rule named, were visited)."""
         self.changed = set()
         self.changed_directories = set()
         raise_open_file_limit()
+        visit = self._plan()
+        try:
+            stats = self._pass(visit)
+        except _WalkEverything:
+            stats = self._pass(None)
+        self.trust_existing = False
+        self.stats = stats
+        return stats
+
+    def _plan(self):
+        """The directories this run visits (with their ancestors), or None for all of them.
+        The first run starts recording changes before it reads anything."""
+        if self._watch is None:
+            if self.watch_changes and not self.snapshots:
+                self._start_watch()
+            return None
+        changed = self._watch.take()
+        if changed is None:
+            return None
+        # Every directory named, its ancestors (the way to it), and the directories it shares
+        # a hard-link group with: a pass that copies one member must see all of them.
+        pending = list(changed | self._racy_directories | self._forced)
+        pending.append("")
+        visit = set()
+        while pending:
+            directory = pending.pop()
+            if directory in visit:
+                continue
+            visit.add(directory)
+            pending.extend(self._group_directories.get(directory, ()))
+            if directory:
+                pending.append(os.path.dirname(directory))
+        return visit
+
+    def _start_watch(self):
+        try:
+            source_device = os.stat(self.source).st_dev
+            # The target is made by the pass, in a directory that exists.
+            target_device = os.stat(
+                self.target if os.path.lexists(self.target) else os.path.dirname(self.target)
+            ).st_dev
+        except OSError:
+            return  # the pass itself says what is wrong with the paths
+        if source_device == target_device:
+            # The copy's own writes would be recorded as changes of the source's filesystem.
+            self.watch_unavailable = "the target is on the source's filesystem"
+            return
+        try:
+            self._watch = _change_watch.ChangeWatch(self.source)
+        except (_change_watch.WatchUnavailable, OSError) as exc:
+            self.watch_unavailable = str(exc)
+
+    def close(self):
+        """Stop recording changes (the next run walks the whole tree)."""
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
+
+    def _pass(self, visit):
+        """One walk of the source: everything (``visit`` None) or the directories in
+        ``visit`` and the subtrees new to the target below them."""
+        stats = {
+            "entries": 0,
+            "copied": 0,
+            "linked": 0,
+            "removed": 0,
+            "bytes": 0,
+            "racy": 0,
+            "visited": "whole tree" if visit is None else "changes",
+            "directories": 0,
+        }
+        self._visit = visit
+        self._racy_from_ns = time.time_ns() - RACY_WINDOW_NS
         try:
             source_fd = os.open(self.source, _DIRECTORY_FLAGS)
         except OSError as exc:
@@ -352,12 +450,14 @@ class TreeCopy:
             if target_fd is not None:
                 os.close(target_fd)
             raise
-        root = _Directory("", source_fd, root_target_fd, os.fstat(source_fd))
+        root = _Directory("", source_fd, root_target_fd, os.fstat(source_fd), full=visit is None)
         self._stats = stats
         self._seen = set()
+        self._removed = []
+        self._racy_next = set()
         # (dev, ino) -> (relative, (dev, ino) on the target or None) of the group's first member
         self._links = {}
-        self._link_members = {}  # (dev, ino) -> (st_nlink, members seen in the tree)
+        self._link_members = {}  # (dev, ino) -> (st_nlink, [members seen in the tree])
         self._followers = []  # (directory relative, directory st, name, relative, first)
         self._skipped = []
         self._device = root.st.st_dev
@@ -371,6 +471,13 @@ class TreeCopy:
                 try:
                     self._walk(root)
                     self._wait_for_copies(0)
+                except _WalkEverything:
+                    # The copies started are good; the directories still open get their
+                    # attributes from the whole-tree pass that follows.
+                    self._wait_for_copies(0)
+                    self.forget(directory.relative for directory in self._open)
+                    self._forced |= self._racy_next
+                    raise
                 except BaseException:
                     # Copies not started yet would go on writing into the target.
                     for pending in self._pending:
@@ -384,22 +491,49 @@ class TreeCopy:
                 _close_pair(directory)
             self._open = []
             os.close(target_fd)
-        self.linked_outside = sorted(
-            self._links[key][0]
-            for key, (nlink, members) in self._link_members.items()
-            if members < nlink
-        )
-        for relative in [path for path in self.snapshots if path not in self._seen]:
-            del self.snapshots[relative]
+        self._forget_removed(visit)
+        if visit is None:
+            self._remember_link_groups()
+        self._racy_directories = self._racy_next
+        self._forced = set()
         self.skipped_mounts = sorted(self._skipped)
-        self.trust_existing = False
-        self.stats = stats
         return stats
+
+    def _forget_removed(self, visit):
+        """Drop the snapshots of what is no longer in the source."""
+        if visit is None:
+            for relative in [path for path in self.snapshots if path not in self._seen]:
+                del self.snapshots[relative]
+            return
+        if self._removed:
+            removed = set(self._removed)
+            prefixes = tuple(relative + os.sep for relative in removed)
+            for relative in [
+                path for path in self.snapshots if path in removed or path.startswith(prefixes)
+            ]:
+                del self.snapshots[relative]
+
+    def _remember_link_groups(self):
+        """After a whole-tree pass: the hard-link groups, for the passes that visit only some
+        directories (they must visit every directory of a group whose member changed)."""
+        self._groups = self._link_members
+        self.linked_outside = sorted(
+            members[0] for nlink, members in self._groups.values() if len(members) < nlink
+        )
+        shared = {}
+        for _nlink, members in self._groups.values():
+            directories = {os.path.dirname(member) for member in members}
+            if len(directories) > 1:
+                for directory in directories:
+                    shared.setdefault(directory, set()).update(directories - {directory})
+        self._group_directories = shared
 
     def forget(self, paths):
         """Make the next run copy ``paths`` (relative) again, whatever their snapshots say."""
         for relative in paths:
             self.snapshots.pop(relative, None)
+            self._forced.add(os.path.dirname(relative))
+            self._forced.add(relative)
 
     def _check_target(self):
         """The target's device, once nothing is found mounted inside the target (made when
@@ -429,7 +563,8 @@ class TreeCopy:
     # -- the walk ----------------------------------------------------------------------------
 
     def _walk(self, root):
-        stack = [(root, None)]  # (opened directory, None) or (parent, (name, relative, st))
+        # (opened directory, None) or (parent, (name, relative, st, full))
+        stack = [(root, None)]
         stats = self._stats
         while stack:
             directory, child = stack.pop()
@@ -454,6 +589,7 @@ class TreeCopy:
                     child_st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue  # removed since the listing; the next run notices
+                on_target = entry.name in present
                 present.discard(entry.name)
                 if stat.S_ISDIR(child_st.st_mode):
                     if child_st.st_dev != self._device:
@@ -463,34 +599,48 @@ class TreeCopy:
                         if self._ensure_directory(directory, entry.name, relative):
                             stats["copied"] += 1
                         continue
-                    with self._lock:
-                        directory.refs += 1
-                    stack.append((directory, (entry.name, relative, child_st)))
+                    full = directory.full or self._new_to_target(relative, child_st, on_target)
+                    if full or relative in self._visit:
+                        with self._lock:
+                            directory.refs += 1
+                        stack.append((directory, (entry.name, relative, child_st, full)))
                     continue
                 self._seen.add(relative)
                 stats["entries"] += 1
-                self._copy_file(directory, entry.name, relative, child_st)
+                self._copy_file(directory, entry.name, relative, child_st, on_target)
                 if self.on_progress is not None and stats["entries"] % PROGRESS_EVERY == 0:
                     self.on_progress()
             for gone in present:
+                removed = self._child(directory.relative, gone)
                 _remove_at(
                     directory.target_fd,
                     gone,
                     self._target_device,
-                    self._path(self.target, self._child(directory.relative, gone)),
+                    self._path(self.target, removed),
                 )
+                self._removed.append(removed)
                 stats["removed"] += 1
             if before != stats["copied"] + stats["linked"] + stats["removed"]:
                 directory.dirty = True
             self._seen.add(directory.relative)
             stats["entries"] += 1
+            stats["directories"] += 1
             self._release(directory)
+
+    def _new_to_target(self, relative, st, on_target):
+        """True when no earlier pass copied the directory ``relative`` as the one found now
+        (it is missing on the target, came in by a rename, or was made anew): everything
+        below it is copied, whatever changes were recorded."""
+        if not on_target:
+            return True
+        previous = self.snapshots.get(relative)
+        return previous is None or previous.ino != st.st_ino
 
     @staticmethod
     def _child(relative, name):
         return os.path.join(relative, name) if relative else name
 
-    def _open_child(self, parent, name, relative, listed):
+    def _open_child(self, parent, name, relative, listed, full):
         """Open the subdirectory ``name`` on both sides (made on the target when missing);
         None when the source's entry is no longer the directory the listing showed."""
         source_path = self._path(self.source, relative)
@@ -513,7 +663,7 @@ class TreeCopy:
         except BaseException:
             os.close(source_fd)
             raise
-        directory = _Directory(relative, source_fd, target_fd, st, dirty=created)
+        directory = _Directory(relative, source_fd, target_fd, st, dirty=created, full=full)
         with self._lock:
             self._open.append(directory)
         if os.fstat(target_fd).st_dev != self._target_device:
@@ -561,6 +711,8 @@ class TreeCopy:
         # times. An unchanged directory with unchanged content is left alone.
         st = directory.st
         snapshot = self._snapshot(st)
+        if _is_racy(snapshot):
+            self._racy_next.update((directory.relative, os.path.dirname(directory.relative)))
         if not directory.dirty and self._unchanged(directory.relative, snapshot):
             return
         try:
@@ -579,26 +731,28 @@ class TreeCopy:
     # -- files, links, nodes -----------------------------------------------------------------
 
     def _snapshot(self, st):
-        """The Snapshot of ``st``, or RACY when it changed too close to this pass's start to
-        prove anything (see RACY_WINDOW_NS)."""
+        """The Snapshot of ``st``; a racy one (see ``_is_racy``) when it changed too close to
+        this pass's start to prove anything (see RACY_WINDOW_NS)."""
         if max(st.st_ctime_ns, st.st_mtime_ns) >= self._racy_from_ns:
-            return RACY
+            return Snapshot(st.st_ino, _UNKNOWN, _UNKNOWN, _UNKNOWN)
         return Snapshot(st.st_ino, st.st_mode, st.st_ctime_ns, st.st_size)
 
     def _unchanged(self, relative, snapshot):
         """True when the previous pass copied ``relative`` as it is now, provably."""
-        return snapshot is not RACY and self.snapshots.get(relative) == snapshot
+        return not _is_racy(snapshot) and self.snapshots.get(relative) == snapshot
 
-    def _copy_file(self, directory, name, relative, st):
+    def _copy_file(self, directory, name, relative, st, on_target):
         stats = self._stats
         snapshot = self._snapshot(st)
-        if snapshot is RACY:
+        if _is_racy(snapshot):
             stats["racy"] += 1
+            self._racy_next.add(directory.relative)
         key = (st.st_dev, st.st_ino)
+        if st.st_nlink > 1 and self._visit is not None:
+            self._check_link_group(key, relative, st)
         first = self._links.get(key) if st.st_nlink > 1 else None
         if first is not None:
-            nlink, members = self._link_members[key]
-            self._link_members[key] = (nlink, members + 1)
+            self._link_members[key][1].append(relative)
             # A first copy made in this run has a new inode (and may still be in flight).
             if (
                 not self._unchanged(relative, snapshot)
@@ -612,9 +766,9 @@ class TreeCopy:
             self.snapshots[relative] = snapshot
             return
         if st.st_nlink > 1:
-            self._link_members[key] = (st.st_nlink, 1)
+            self._link_members[key] = (st.st_nlink, [relative])
             self._links[key] = (relative, _target_inode(directory.target_fd, name))
-        if self._unchanged(relative, snapshot) and _exists_at(directory.target_fd, name):
+        if on_target and self._unchanged(relative, snapshot):
             return
         if (
             self.trust_existing
@@ -638,6 +792,14 @@ class TreeCopy:
         stats["copied"] += 1
         if stat.S_ISREG(st.st_mode):
             stats["bytes"] += st.st_size
+
+    def _check_link_group(self, key, relative, st):
+        """In a pass that visits only some directories: raise _WalkEverything unless the
+        hard-link group of ``relative`` is the one the last whole-tree pass found (same link
+        count, ``relative`` among its members), whose directories are all visited."""
+        nlink, members = self._groups.get(key, (None, ()))
+        if nlink != st.st_nlink or relative not in members:
+            raise _WalkEverything(relative)
 
     def _copy_in_worker(self, directory, name, relative, st):
         try:
@@ -735,6 +897,10 @@ def _close_pair(directory):
         except OSError:
             pass
     directory.source_fd = directory.target_fd = -1
+
+
+def _is_racy(snapshot):
+    return snapshot.mode == _UNKNOWN
 
 
 def _same_type_at(dir_fd, name, st):

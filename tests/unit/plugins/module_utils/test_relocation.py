@@ -307,6 +307,30 @@ def test_success_stops_once_switches_then_starts_and_keeps_the_source(tmp_path):
     assert read_journal(relocation.target) is None
 
 
+def test_the_copy_is_on_disk_before_daemon_json_names_it(tmp_path):
+    engine = FakeEngine(str(tmp_path / "source"))
+    relocation, config = _relocation_for(tmp_path, engine)
+    synced = []
+    relocation.sync = lambda path: synced.append((path, config.root))
+    relocation.run()
+    # Once after the bulk copy, once after the final pass: both before the switch.
+    assert synced == [(relocation.target, relocation.source)] * 2
+
+
+def test_a_copy_that_cannot_be_written_to_disk_is_never_switched_to(tmp_path):
+    engine = FakeEngine(str(tmp_path / "source"))
+    relocation, config = _relocation_for(tmp_path, engine)
+
+    def sync(path):
+        raise OSError(5, "cannot write %s to disk: Input/output error" % path)
+
+    relocation.sync = sync
+    with pytest.raises(OSError, match="Input/output error"):
+        relocation.run()
+    assert "stop" not in engine.calls and engine.running
+    assert config.root == relocation.source
+
+
 def test_a_copy_that_differs_is_never_switched_to(tmp_path):
     engine = FakeEngine(str(tmp_path / "source"))
     relocation, config = _relocation_for(tmp_path, engine, differences=1)
