@@ -150,42 +150,69 @@ def raise_open_file_limit():
 
 _DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# New files are made with this mode (which no umask narrows) and get theirs once written.
+_NEW_FILE_MODE = 0o600
 
 
-def _copy_data(source_fd, target_fd, size):
-    """Copy ``size`` bytes keeping holes: only the data extents are copied (SEEK_DATA/HOLE)."""
-    offset = 0
-    while offset < size:
-        try:
-            data = os.lseek(source_fd, offset, os.SEEK_DATA)
-        except OSError as exc:
-            if exc.errno == errno.ENXIO:  # only a hole is left
-                break
-            raise
-        hole = os.lseek(source_fd, data, os.SEEK_HOLE)
-        if not _copy_range(source_fd, target_fd, data, hole):
-            return
-        offset = hole
-    os.ftruncate(target_fd, size)
+class _DataCopy:
+    """How bytes go from one file to another: ``copy_file_range`` (which a filesystem may
+    offload, or share extents with) until the kernel says it cannot copy between these two
+    filesystems; then ``sendfile`` for a file without holes, which copies inside the kernel as
+    well, and ``pread``/``pwrite`` for the data extents of a sparse one (xfs gives a file
+    written by ``sendfile`` blocks past the end, which a later extension makes part of the
+    file: its holes would be lost). One per pass: the answer holds for every file between the
+    same two filesystems."""
 
+    def __init__(self):
+        self.offload = True
 
-def _copy_range(source_fd, target_fd, position, end):
-    """Copy bytes ``position`` to ``end``; False when the file shrank meanwhile."""
-    while position < end:
-        count = min(end - position, _COPY_CHUNK)
-        try:
-            copied = os.copy_file_range(source_fd, target_fd, count, position, position)
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+    def copy(self, source_fd, target_fd, size, sparse):
+        """Copy ``size`` bytes; with ``sparse``, only the data extents (SEEK_DATA/SEEK_HOLE),
+        keeping the holes. False when the file shrank meanwhile (the next pass copies it)."""
+        if not sparse:
+            return self._copy_range(source_fd, target_fd, 0, size, self._send)
+        offset = 0
+        while offset < size:
+            try:
+                data = os.lseek(source_fd, offset, os.SEEK_DATA)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:  # only a hole is left
+                    break
                 raise
-            copied = _copy_with_read(source_fd, target_fd, count, position)
-        if copied == 0:  # the file shrank while copying; the next pass takes it again
-            return False
-        position += copied
-    return True
+            hole = os.lseek(source_fd, data, os.SEEK_HOLE)
+            if not self._copy_range(source_fd, target_fd, data, hole, _read_and_write):
+                return False
+            offset = hole
+        os.ftruncate(target_fd, size)
+        return True
+
+    def _copy_range(self, source_fd, target_fd, position, end, fallback):
+        """Copy bytes ``position`` to ``end`` to the same offsets."""
+        while position < end:
+            count = min(end - position, _COPY_CHUNK)
+            copied = None
+            if self.offload:
+                try:
+                    copied = os.copy_file_range(source_fd, target_fd, count, position, position)
+                except OSError as exc:
+                    if exc.errno in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP):
+                        self.offload = False  # not between these filesystems: never again
+                    elif exc.errno != errno.EINVAL:
+                        raise
+            if copied is None:
+                copied = fallback(source_fd, target_fd, count, position)
+            if copied == 0:  # the file shrank while copying; the next pass takes it again
+                return False
+            position += copied
+        return True
+
+    @staticmethod
+    def _send(source_fd, target_fd, count, position):
+        os.lseek(target_fd, position, os.SEEK_SET)  # sendfile writes at the file position
+        return os.sendfile(target_fd, source_fd, position, count)
 
 
-def _copy_with_read(source_fd, target_fd, count, position):
+def _read_and_write(source_fd, target_fd, count, position):
     chunk = os.pread(source_fd, min(count, 1 << 20), position)
     if chunk:
         os.pwrite(target_fd, chunk, position)
@@ -291,7 +318,16 @@ class _Directory:
     When the last of them is done its attributes are copied (after everything that changes
     its times) and both descriptors are closed."""
 
-    __slots__ = ("relative", "source_fd", "target_fd", "st", "refs", "dirty", "full")
+    __slots__ = (
+        "relative",
+        "source_fd",
+        "target_fd",
+        "st",
+        "refs",
+        "dirty",
+        "full",
+        "new_file_owner",
+    )
 
     def __init__(self, relative, source_fd, target_fd, st, dirty=False, full=True):
         self.relative = relative
@@ -301,6 +337,14 @@ class _Directory:
         self.refs = 1  # the listing
         self.dirty = dirty  # made by this pass, or its entries changed
         self.full = full  # every directory below is visited too
+        # (uid, gid) a file made in the target directory gets, None when not known.
+        self.new_file_owner = None
+
+    def note_target(self, target_st):
+        """Learn from the target directory's stat what owner new files in it get: this
+        process's, unless the directory is set-gid (its group, then; left to fchown)."""
+        if not target_st.st_mode & stat.S_ISGID:
+            self.new_file_owner = (os.geteuid(), os.getegid())
 
 
 class TreeCopy:
@@ -364,7 +408,10 @@ class TreeCopy:
         try:
             stats = self._pass(visit)
         except _WalkEverything:
+            done = self._stats  # what the interrupted pass did stays done: counted
             stats = self._pass(None)
+            for key in ("copied", "linked", "removed", "bytes"):
+                stats[key] += done[key]
         self.trust_existing = False
         self.stats = stats
         return stats
@@ -432,6 +479,7 @@ class TreeCopy:
             "directories": 0,
         }
         self._visit = visit
+        self._data = _DataCopy()
         self._racy_from_ns = time.time_ns() - RACY_WINDOW_NS
         try:
             source_fd = os.open(self.source, _DIRECTORY_FLAGS)
@@ -451,6 +499,7 @@ class TreeCopy:
                 os.close(target_fd)
             raise
         root = _Directory("", source_fd, root_target_fd, os.fstat(source_fd), full=visit is None)
+        root.note_target(os.fstat(root_target_fd))
         self._stats = stats
         self._seen = set()
         self._removed = []
@@ -666,7 +715,9 @@ class TreeCopy:
         directory = _Directory(relative, source_fd, target_fd, st, dirty=created, full=full)
         with self._lock:
             self._open.append(directory)
-        if os.fstat(target_fd).st_dev != self._target_device:
+        target_st = os.fstat(target_fd)
+        directory.note_target(target_st)
+        if target_st.st_dev != self._target_device:
             raise CopyError(
                 "not copying into %s: another filesystem is mounted there, inside the target %s "
                 "(an engine started on the target mounts its containers there); nothing below it "
@@ -933,10 +984,10 @@ def _open_new_at(copy, directory, name):
     """A new file ``name`` in the target directory (whatever was there is removed first),
     open for writing."""
     try:
-        return os.open(name, _NEW_FILE_FLAGS, 0o600, dir_fd=directory.target_fd)
+        return os.open(name, _NEW_FILE_FLAGS, _NEW_FILE_MODE, dir_fd=directory.target_fd)
     except FileExistsError:
         copy._remove_target_entry(directory, name)
-        return os.open(name, _NEW_FILE_FLAGS, 0o600, dir_fd=directory.target_fd)
+        return os.open(name, _NEW_FILE_FLAGS, _NEW_FILE_MODE, dir_fd=directory.target_fd)
 
 
 def _copy_entry_at(directory, name, st, source_path, copy):
@@ -1014,12 +1065,12 @@ def _copy_regular_file_at(directory, name, st, copy):
         xattrs = list_xattrs(source_fd)
         target_fd = _open_new_at(copy, directory, name)
         try:
-            if st.st_blocks * 512 < st.st_size:
-                _copy_data(source_fd, target_fd, st.st_size)  # may have holes: keep them
-            else:
-                _copy_range(source_fd, target_fd, 0, st.st_size)
-            os.fchown(target_fd, st.st_uid, st.st_gid)
-            os.fchmod(target_fd, stat.S_IMODE(st.st_mode))  # after chown, which clears set-uid
+            # Fewer blocks than bytes: there may be holes, which the copy keeps.
+            copy._data.copy(source_fd, target_fd, st.st_size, st.st_blocks * 512 < st.st_size)
+            if (st.st_uid, st.st_gid) != directory.new_file_owner:
+                os.fchown(target_fd, st.st_uid, st.st_gid)
+            if stat.S_IMODE(st.st_mode) != _NEW_FILE_MODE:
+                os.fchmod(target_fd, stat.S_IMODE(st.st_mode))  # after chown: it clears set-uid
             for attribute, value in xattrs.items():
                 os.setxattr(target_fd, attribute, value)
             os.utime(target_fd, ns=(st.st_atime_ns, st.st_mtime_ns))

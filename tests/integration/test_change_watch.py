@@ -200,3 +200,27 @@ def test_without_the_capability_to_watch_a_filesystem_the_reason_is_given(filesy
         check=True,
     ).stdout
     assert "Operation not permitted" in out
+
+
+def test_files_made_in_a_set_gid_directory_keep_their_own_group(filesystems):
+    source, target = filesystems
+    shared = os.path.join(source, "volumes", "shared", "_data")
+    _write(os.path.join(shared, "before"), b"root's")
+    os.chown(shared, 0, 1234)
+    os.chmod(shared, 0o2775)
+    time.sleep(RACY_WINDOW_NS / 1e9)
+    copy = TreeCopy(source, target)
+    try:
+        copy.run()
+        # Made after the bulk copy: the copy's directory is set-gid by now, and a file made in
+        # it takes the directory's group unless the copier gives it the source's.
+        _write(os.path.join(shared, "after"), b"root's too")
+        os.chown(os.path.join(shared, "after"), 0, 0)
+        copy.run()
+        copied = os.path.join(target, "volumes", "shared", "_data")
+        assert os.stat(copied).st_mode & 0o7777 == 0o2775
+        for name in ("before", "after"):
+            assert os.stat(os.path.join(copied, name)).st_gid == 0, name
+        assert compare_trees(source, target, hash_paths=True) == (0, [])
+    finally:
+        copy.close()
