@@ -375,7 +375,8 @@ class TreeCopy:
         self.kept_existing = 0
         # First members of hard-link groups with links outside the tree (the last run's).
         self.linked_outside = []
-        # Called after every PROGRESS_EVERY entries (the relocation's fault-injection points).
+        # Called after a pass's first entry and every PROGRESS_EVERY (the relocation's
+        # fault-injection points).
         self.on_progress = None
         self._pool = None
         self._pending = collections.deque()
@@ -657,8 +658,7 @@ class TreeCopy:
                 self._seen.add(relative)
                 stats["entries"] += 1
                 self._copy_file(directory, entry.name, relative, child_st, on_target)
-                if self.on_progress is not None and stats["entries"] % PROGRESS_EVERY == 0:
-                    self.on_progress()
+                self._progress()
             for gone in present:
                 removed = self._child(directory.relative, gone)
                 _remove_at(
@@ -675,6 +675,13 @@ class TreeCopy:
             stats["entries"] += 1
             stats["directories"] += 1
             self._release(directory)
+            self._progress()
+
+    def _progress(self):
+        """Call ``on_progress`` after the first entry of a pass and every PROGRESS_EVERY."""
+        entries = self._stats["entries"]
+        if self.on_progress is not None and (entries == 1 or entries % PROGRESS_EVERY == 0):
+            self.on_progress()
 
     def _new_to_target(self, relative, st, on_target):
         """True when no earlier pass copied the directory ``relative`` as the one found now
