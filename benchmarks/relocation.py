@@ -1,6 +1,7 @@
 """Relocation of a data-root: the data_root transaction against the manual procedure, side by side.
 
-    sudo .venv/bin/python benchmarks/relocation.py [--files 100000] [--gib 1.0]
+    sudo .venv/bin/python benchmarks/relocation.py [--files 100000] [--gib 1.0] [--rounds 5]
+        [--load 3]
 
 Generates an overlay2-shaped store in the data-root of a private dockerd on a loop-backed ext4
 (layers of many small files, hard links, whiteouts, opaque directories, security and trusted
@@ -17,8 +18,14 @@ the dockerd managed through an init script, and a loop-backed xfs as the new hom
   bulk copy and the stop. Downtime is from the stop until the engine answers on the new root;
   total wall time excludes the time spent making the 1% change.
 
-Page caches are dropped before each copy, so every copy reads the store from disk. Results are
-printed and written to benchmarks/results/relocation.json.
+Each round runs the three in turn, alternating the order every other round; the ratios are of
+the medians. Page caches are dropped before each copy, so every copy reads the store from disk.
+``--load N`` keeps N processes busy on the CPUs meanwhile (``loaded``; without it, ``quiet``).
+Results are printed and recorded as benchmarks/results/relocation-<condition>-<time>.json (see
+benchmarks/_bench.py); ``benchmarks/regression.py relocation`` compares the last two.
+
+The module's downtime is held to two marks: a fraction of the manual procedure's, and the
+engine's own stop and start (measured in the same transaction) plus 1 s per 100k entries.
 """
 
 from __future__ import annotations
@@ -27,9 +34,12 @@ import argparse
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import time
+
+import _bench
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -125,11 +135,22 @@ def rsync(source, target):
     subprocess.run(argv, check=True, env=dict(os.environ, LANG="C", LC_ALL="C"))
 
 
+def remove_tree(path):
+    subprocess.run(["rm", "-rf", "--one-file-system", "--", path], check=True)
+
+
 def set_data_root(daemon, data_root):
     settings = daemon.settings()
     settings["data-root"] = data_root
     with open(daemon.config_file, "w", encoding="utf-8") as handle:
         json.dump(settings, handle, indent=2)
+
+
+def back_on_source(daemon, source):
+    daemon.service("stop")
+    set_data_root(daemon, source)
+    daemon.start()
+    assert daemon.info()["DockerRootDir"] == source
 
 
 def manual_procedure(daemon, source, target):
@@ -143,22 +164,30 @@ def manual_procedure(daemon, source, target):
     daemon.wait_until_up(120)
     downtime = time.monotonic() - started
     assert daemon.info()["DockerRootDir"] == target
-    daemon.service("stop")
-    set_data_root(daemon, source)
-    daemon.start()
+    back_on_source(daemon, source)
+    remove_tree(target)
     return downtime
 
 
-def module_transaction(daemon, source, target, regular):
-    """The data_root transaction; returns (downtime, total without the change, changed files)."""
+def rsync_alone(source, target):
+    drop_caches()
+    started = time.monotonic()
+    rsync(source, target)
+    seconds = time.monotonic() - started
+    remove_tree(target)
+    return seconds
+
+
+def module_transaction(daemon, source, target, regular, round_index):
+    """The data_root transaction, with 1% of the files changed between the bulk copy and the
+    stop; returns its figures (total wall time without the time spent changing files)."""
     service = _engine_service.EngineService("sysvinit", daemon.init_script, 120)
     change = {}
 
     def checkpoint(name):
         if name == "after-bulk-copy":
             started = time.monotonic()
-            change["files"] = change_one_percent(source, regular)
-            os.sync()
+            change["files"] = change_one_percent(source, regular, seed=11 + round_index)
             change["seconds"] = time.monotonic() - started
 
     copy = TreeCopy(source, target)
@@ -168,10 +197,22 @@ def module_transaction(daemon, source, target, regular):
     relocation = _relocation.Relocation(source, target, "overlay2", collaborators)
     drop_caches()
     started = time.monotonic()
-    relocation.run()
+    done = relocation.run()
     total = time.monotonic() - started - change["seconds"]
     assert daemon.info()["DockerRootDir"] == target
-    return relocation.timings, total, change["files"]
+    final = next(step for step in relocation.steps if step.startswith("final pass"))
+    os.rename(done["source_kept_at"], source)
+    back_on_source(daemon, source)
+    remove_tree(target)
+    timings = relocation.timings
+    return {
+        "seconds": total,
+        "downtime": timings["downtime"],
+        "engine_stop_start": timings["stop_engine"] + timings["start_engine"],
+        "timings": timings,
+        "final_pass": final,
+        "changed_files": change["files"],
+    }
 
 
 def main():
@@ -179,12 +220,14 @@ def main():
     parser.add_argument("--files", type=int, default=100000)
     parser.add_argument("--gib", type=float, default=1.0)
     parser.add_argument("--workdir", default="/var/tmp/dockerhost-bench")
+    _bench.add_common_arguments(parser)
     args = parser.parse_args()
 
     os.makedirs(args.workdir, exist_ok=True)
     size_mb = int(args.gib * 1024 * 3) + 2048
+    machine = {"before": _bench.machine_state()}
     with create_loopfs(args.workdir, "ext4", size_mb=size_mb, inodes=args.files * 3) as source_fs:
-        with create_loopfs(args.workdir, "xfs", size_mb=size_mb * 3) as target_fs:
+        with create_loopfs(args.workdir, "xfs", size_mb=size_mb * 2) as target_fs:
             source = os.path.join(source_fs.mount_point, "docker")
             started = time.monotonic()
             regular = generate_store(source, args.files, int(args.gib * (1 << 30)))
@@ -192,36 +235,72 @@ def main():
             entries = sum(len(d) + len(f) for _r, d, f in os.walk(source))
             data_bytes = int(subprocess.check_output(["du", "-s", "-B1", source]).split()[0])
             daemon = ServiceDockerd(source, {"storage-driver": "overlay2"})
-            targets = [os.path.join(target_fs.mount_point, n) for n in ("manual", "alone", "ours")]
+            target = os.path.join(target_fs.mount_point, "copy")
+            rounds = {"index": 0}
+
+            def ours():
+                figures = module_transaction(daemon, source, target, regular, rounds["index"])
+                rounds["index"] += 1
+                return figures
+
             try:
                 daemon.start()
-                manual_downtime = manual_procedure(daemon, source, targets[0])
-                drop_caches()
-                started = time.monotonic()
-                rsync(source, targets[1])
-                rsync_alone = time.monotonic() - started
-                timings, ours_total, changed = module_transaction(
-                    daemon, source, targets[2], regular
-                )
+                with _bench.cpu_load(args.load):
+                    machine["loaded"] = _bench.machine_state()
+                    runs = _bench.alternate(
+                        args.rounds,
+                        {
+                            "manual": lambda: manual_procedure(daemon, source, target),
+                            "rsync": lambda: rsync_alone(source, target),
+                            "module": ours,
+                        },
+                    )
+                    machine["after"] = _bench.machine_state()
             finally:
-                daemon.destroy(extra_roots=tuple(targets))
-            result = {
-                "files_regular": len(regular),
-                "entries": entries,
-                "data_bytes": data_bytes,
-                "changed_files": changed,
-                "generated_seconds": round(generated, 1),
-                "manual_downtime_seconds": round(manual_downtime, 2),
-                "rsync_alone_seconds": round(rsync_alone, 2),
-                "module_timings": timings,
-                "module_total_seconds": round(ours_total, 2),
-                "downtime_ratio": round(timings["downtime"] / manual_downtime, 3),
-                "total_ratio": round(ours_total / rsync_alone, 3),
-            }
-    print(json.dumps(result, indent=2))
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "relocation.json"), "w") as handle:
-        json.dump(result, handle, indent=2)
+                daemon.destroy(extra_roots=(target,))
+    manual = statistics.median(runs["manual"])
+    rsync_seconds = statistics.median(runs["rsync"])
+    module_total = _bench.median_seconds(runs["module"])
+    downtime = statistics.median(run["downtime"] for run in runs["module"])
+    restart = statistics.median(run["engine_stop_start"] for run in runs["module"])
+    beyond_restart = statistics.median(
+        run["downtime"] - run["engine_stop_start"] for run in runs["module"]
+    )
+    ratios = {
+        "total_vs_rsync": module_total / rsync_seconds,
+        "downtime_vs_manual": downtime / manual,
+        # Downtime beyond the engine's own stop and start, in seconds per 100k entries.
+        "downtime_beyond_restart_per_100k": beyond_restart / (entries / 1e5),
+    }
+    targets = {
+        condition: {
+            "total_vs_rsync": 1.2,
+            "downtime_vs_manual": 0.12,
+            "downtime_beyond_restart_per_100k": 1.0,
+        }
+        for condition in ("quiet", "loaded")
+    }
+    result = {
+        "machine": machine,
+        "rounds": args.rounds,
+        "files_regular": len(regular),
+        "entries": entries,
+        "data_bytes": data_bytes,
+        "generated_seconds": round(generated, 1),
+        "median_seconds": {
+            "manual_downtime": round(manual, 2),
+            "rsync_alone": round(rsync_seconds, 2),
+            "module_total": round(module_total, 2),
+            "module_downtime": round(downtime, 3),
+            "module_engine_stop_start": round(restart, 3),
+        },
+        "manual_downtime_seconds": [round(value, 2) for value in runs["manual"]],
+        "rsync_alone_seconds": [round(value, 2) for value in runs["rsync"]],
+        "module_runs": [dict(run, seconds=round(run["seconds"], 2)) for run in runs["module"]],
+    }
+    path = _bench.record("relocation", args.load, result, ratios, targets)
+    print(json.dumps({"ratios": ratios, "median_seconds": result["median_seconds"]}, indent=2))
+    print("recorded", os.path.relpath(path, REPO))
 
 
 if __name__ == "__main__":

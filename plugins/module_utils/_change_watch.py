@@ -99,11 +99,12 @@ class WatchUnavailable(Exception):
     """fanotify cannot watch this filesystem here; the message says why."""
 
 
-def parse_events(buffer):
-    """``(handles, complete)`` from a buffer of fanotify events: the directory handles (bytes:
-    the kernel's ``struct file_handle``, header included) that the events name, and False when
-    an event cannot be attributed to a directory (an overflow, or no directory record)."""
-    handles = set()
+def parse_events(buffer, changes):
+    """Add to ``changes`` (directory handle -> set of entry names) what a buffer of fanotify
+    events names: the directory of each event (bytes: the kernel's ``struct file_handle``,
+    header included) and the entry's name (none for an event on the directory itself). Returns
+    False when an event cannot be attributed to a directory (an overflow, or no directory
+    record), True otherwise."""
     complete = True
     offset = 0
     while offset + _METADATA.size <= len(buffer):
@@ -111,24 +112,29 @@ def parse_events(buffer):
             buffer, offset
         )
         if event_len < _METADATA.size or version != FANOTIFY_METADATA_VERSION:
-            return handles, False
+            return False
         end = offset + event_len
         named = False
         info = offset + metadata_len
         while info + _INFO_HEADER.size <= end:
             info_type, _pad, length = _INFO_HEADER.unpack_from(buffer, info)
             if length < _INFO_HEADER.size:
-                return handles, False
+                return False
             if info_type in (INFO_DFID_NAME, INFO_DFID):
                 start = info + _INFO_HEADER.size + _FSID_BYTES
                 handle_bytes, _handle_type = _HANDLE_HEADER.unpack_from(buffer, start)
-                handles.add(bytes(buffer[start : start + _HANDLE_HEADER.size + handle_bytes]))
+                name_at = start + _HANDLE_HEADER.size + handle_bytes
+                names = changes.setdefault(bytes(buffer[start:name_at]), set())
+                if info_type == INFO_DFID_NAME:
+                    name = bytes(buffer[name_at : info + length]).split(b"\0", 1)[0]
+                    if name != b".":
+                        names.add(os.fsdecode(name))
                 named = True
             info += length
         if mask & FAN_Q_OVERFLOW or not named:
             complete = False
         offset = end
-    return handles, complete
+    return complete
 
 
 def _libc():
@@ -164,7 +170,7 @@ class ChangeWatch:
             os.close(fd)
             raise
         self._lock = threading.Lock()
-        self._handles = set()
+        self._changes = {}  # directory handle -> names of the entries changed in it
         self._complete = True
         self._stop_read, self._stop_write = os.pipe()
         self._reader = threading.Thread(target=self._read_until_closed, daemon=True)
@@ -182,9 +188,8 @@ class ChangeWatch:
                 return
             if not buffer:
                 return
-            handles, complete = parse_events(buffer)
-            self._handles |= handles
-            self._complete = self._complete and complete
+            if not parse_events(buffer, self._changes):
+                self._complete = False
 
     def _read_until_closed(self):
         # Reading as events come keeps the kernel's queue short (it has no limit).
@@ -199,21 +204,23 @@ class ChangeWatch:
                 self._drain()
 
     def take(self):
-        """The directories below ``root`` (relative paths, "" for ``root``) that changed since
-        the previous call, or None when that cannot be told for certain (walk everything).
-        Every change made before the call returns is included."""
+        """What changed below ``root`` since the previous call: ``{directory: names}``, the
+        directory relative to ``root`` ("" for ``root``) and the names of the entries in it
+        that were written, changed, made, removed or renamed (empty when only the directory
+        itself changed); None when that cannot be told for certain (walk everything). Every
+        change made before the call returns is included."""
         with self._lock:
             self._drain()
-            handles, complete = self._handles, self._complete
-            self._handles, self._complete = set(), True
+            changes, complete = self._changes, self._complete
+            self._changes, self._complete = {}, True
         if not complete:
             return None
-        changed = set()
+        changed = {}
         # Opened only here: a descriptor kept open would keep the filesystem from unmounting
         # (the mark itself does not).
         mount_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            for handle in handles:
+            for handle, names in changes.items():
                 path = self._resolve(mount_fd, handle)
                 if path is False:
                     return None
@@ -221,9 +228,10 @@ class ChangeWatch:
                     continue
                 relative = os.path.relpath(path, self.root)
                 if relative == ".":
-                    changed.add("")
-                elif not relative.startswith(os.pardir + os.sep) and relative != os.pardir:
-                    changed.add(relative)
+                    relative = ""
+                elif relative == os.pardir or relative.startswith(os.pardir + os.sep):
+                    continue
+                changed.setdefault(relative, set()).update(names)
         finally:
             os.close(mount_fd)
         return changed

@@ -312,6 +312,43 @@ def remove_path(path, device=None):
         os.close(parent_fd)
 
 
+# In a visit plan: every entry of the directory, not only some names.
+ALL = None
+
+
+def _merge_names(plan, more):
+    """Add ``more`` ({directory: names or ALL}) to ``plan``, in place."""
+    for directory, names in more.items():
+        known = plan.get(directory, ())
+        if known is ALL or names is ALL:
+            plan[directory] = ALL
+        elif directory in plan:
+            known.update(names)
+        else:
+            plan[directory] = set(names)
+
+
+def plan_visit(wanted, group_directories):
+    """What a pass that visits only some directories looks at: ``{directory: names}``, names
+    being the entries of the directory to look at (ALL: every one, listed). ``wanted`` gives the
+    directories and names recorded as changed; to them come the way to each directory (its name
+    in its parent, up to the root "") and, listed whole, the directories it shares a hard-link
+    group with (``group_directories``: a pass that copies one member must see them all)."""
+    visit = {}
+    pending = list(wanted.items())
+    pending.append(("", set()))
+    while pending:
+        directory, names = pending.pop()
+        first = directory not in visit
+        _merge_names(visit, {directory: names})
+        if first:
+            pending.extend((shared, ALL) for shared in group_directories.get(directory, ()))
+            if directory:
+                parent, name = os.path.split(directory)
+                pending.append((parent, {name}))
+    return visit
+
+
 class _Directory:
     """One directory of a pass, open on both sides, and the work that still needs it: its own
     listing, subdirectories not opened yet, file copies in flight, hard links still to make.
@@ -384,10 +421,10 @@ class TreeCopy:
         self._target_device = None
         self._racy_from_ns = 0
         self._link_members = {}
-        # What the next pass must visit besides the recorded changes: directories holding an
-        # entry this pass found racily clean, and the parents of entries forgotten.
-        self._racy_directories = set()
-        self._forced = set()
+        # What the next pass must visit besides the recorded changes ({directory: names}, see
+        # plan_visit): the entries this pass found racily clean, and those forgotten.
+        self._racy_next_plan = {}
+        self._forced = {}
         # (dev, ino) -> (st_nlink, [members in the tree]) of the last whole-tree pass, and the
         # directories each directory shares a hard-link group with.
         self._groups = {}
@@ -427,20 +464,10 @@ class TreeCopy:
         changed = self._watch.take()
         if changed is None:
             return None
-        # Every directory named, its ancestors (the way to it), and the directories it shares
-        # a hard-link group with: a pass that copies one member must see all of them.
-        pending = list(changed | self._racy_directories | self._forced)
-        pending.append("")
-        visit = set()
-        while pending:
-            directory = pending.pop()
-            if directory in visit:
-                continue
-            visit.add(directory)
-            pending.extend(self._group_directories.get(directory, ()))
-            if directory:
-                pending.append(os.path.dirname(directory))
-        return visit
+        wanted = {}
+        for part in (changed, self._racy_next_plan, self._forced):
+            _merge_names(wanted, part)
+        return plan_visit(wanted, self._group_directories)
 
     def _start_watch(self):
         try:
@@ -504,7 +531,7 @@ class TreeCopy:
         self._stats = stats
         self._seen = set()
         self._removed = []
-        self._racy_next = set()
+        self._racy_next = {}
         # (dev, ino) -> (relative, (dev, ino) on the target or None) of the group's first member
         self._links = {}
         self._link_members = {}  # (dev, ino) -> (st_nlink, [members seen in the tree])
@@ -526,7 +553,7 @@ class TreeCopy:
                     # attributes from the whole-tree pass that follows.
                     self._wait_for_copies(0)
                     self.forget(directory.relative for directory in self._open)
-                    self._forced |= self._racy_next
+                    _merge_names(self._forced, self._racy_next)
                     raise
                 except BaseException:
                     # Copies not started yet would go on writing into the target.
@@ -544,8 +571,8 @@ class TreeCopy:
         self._forget_removed(visit)
         if visit is None:
             self._remember_link_groups()
-        self._racy_directories = self._racy_next
-        self._forced = set()
+        self._racy_next_plan = self._racy_next
+        self._forced = {}
         self.skipped_mounts = sorted(self._skipped)
         return stats
 
@@ -582,8 +609,8 @@ class TreeCopy:
         """Make the next run copy ``paths`` (relative) again, whatever their snapshots say."""
         for relative in paths:
             self.snapshots.pop(relative, None)
-            self._forced.add(os.path.dirname(relative))
-            self._forced.add(relative)
+            parent, name = os.path.split(relative)
+            _merge_names(self._forced, {parent: {name}, relative: ALL})
 
     def _check_target(self):
         """The target's device, once nothing is found mounted inside the target (made when
@@ -624,40 +651,29 @@ class TreeCopy:
                 self._release(parent)
                 if directory is None:
                     continue
-            try:
-                entries = list(os.scandir(directory.source_fd))
-            except OSError as exc:
-                _fail("cannot list", self._path(self.source, directory.relative), exc)
-            try:
-                present = set(os.listdir(directory.target_fd))
-            except OSError as exc:
-                _fail("cannot list", self._path(self.target, directory.relative), exc)
+            entries, present = self._listing(directory)
             before = stats["copied"] + stats["linked"] + stats["removed"]
-            for entry in entries:
-                relative = self._child(directory.relative, entry.name)
-                try:
-                    child_st = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue  # removed since the listing; the next run notices
-                on_target = entry.name in present
-                present.discard(entry.name)
+            for name, child_st in entries:
+                relative = self._child(directory.relative, name)
+                on_target = name in present
+                present.discard(name)
                 if stat.S_ISDIR(child_st.st_mode):
                     if child_st.st_dev != self._device:
                         # A mount point: an empty directory in the copy, as dockerd made it.
                         self._skipped.append(relative)
                         self._seen.add(relative)
-                        if self._ensure_directory(directory, entry.name, relative):
+                        if self._ensure_directory(directory, name, relative):
                             stats["copied"] += 1
                         continue
                     full = directory.full or self._new_to_target(relative, child_st, on_target)
                     if full or relative in self._visit:
                         with self._lock:
                             directory.refs += 1
-                        stack.append((directory, (entry.name, relative, child_st, full)))
+                        stack.append((directory, (name, relative, child_st, full)))
                     continue
                 self._seen.add(relative)
                 stats["entries"] += 1
-                self._copy_file(directory, entry.name, relative, child_st, on_target)
+                self._copy_file(directory, name, relative, child_st, on_target)
                 self._progress()
             for gone in present:
                 removed = self._child(directory.relative, gone)
@@ -676,6 +692,41 @@ class TreeCopy:
             stats["directories"] += 1
             self._release(directory)
             self._progress()
+
+    def _listing(self, directory):
+        """``(entries, present)``: ``(name, lstat)`` of the source directory's entries to look
+        at, and the names among them (with those gone from the source) found on the target. All
+        of them, or in a pass that visits only some directories, those recorded as changed."""
+        names = ALL if directory.full else self._visit.get(directory.relative, ALL)
+        entries = []
+        if names is ALL:
+            try:
+                with os.scandir(directory.source_fd) as listing:
+                    for entry in listing:
+                        try:
+                            entries.append((entry.name, entry.stat(follow_symlinks=False)))
+                        except FileNotFoundError:
+                            pass  # removed since the listing; the next run notices
+            except OSError as exc:
+                _fail("cannot list", self._path(self.source, directory.relative), exc)
+            try:
+                return entries, set(os.listdir(directory.target_fd))
+            except OSError as exc:
+                _fail("cannot list", self._path(self.target, directory.relative), exc)
+        for name in sorted(names):
+            try:
+                entries.append(
+                    (name, os.stat(name, dir_fd=directory.source_fd, follow_symlinks=False))
+                )
+            except FileNotFoundError:
+                pass  # gone: removed from the target below, when it is there
+            except OSError as exc:
+                _fail(
+                    "cannot read",
+                    self._path(self.source, self._child(directory.relative, name)),
+                    exc,
+                )
+        return entries, {name for name in names if _exists_at(directory.target_fd, name)}
 
     def _progress(self):
         """Call ``on_progress`` after the first entry of a pass and every PROGRESS_EVERY."""
@@ -770,7 +821,9 @@ class TreeCopy:
         st = directory.st
         snapshot = self._snapshot(st)
         if _is_racy(snapshot):
-            self._racy_next.update((directory.relative, os.path.dirname(directory.relative)))
+            parent, name = os.path.split(directory.relative)
+            with self._lock:  # from the copying threads too
+                _merge_names(self._racy_next, {parent: {name}, directory.relative: set()})
         if not directory.dirty and self._unchanged(directory.relative, snapshot):
             return
         try:
@@ -804,7 +857,8 @@ class TreeCopy:
         snapshot = self._snapshot(st)
         if _is_racy(snapshot):
             stats["racy"] += 1
-            self._racy_next.add(directory.relative)
+            with self._lock:  # the copying threads add racy directories
+                _merge_names(self._racy_next, {directory.relative: {name}})
         key = (st.st_dev, st.st_ino)
         if st.st_nlink > 1 and self._visit is not None:
             self._check_link_group(key, relative, st)

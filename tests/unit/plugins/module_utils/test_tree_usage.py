@@ -58,7 +58,7 @@ def data_root(tmp_path):
     return str(root)
 
 
-@pytest.mark.parametrize("workers", [1, 2, 3])
+@pytest.mark.parametrize("workers", [1, 2, 3, 4])
 def test_totals_equal_du(data_root, workers):
     usage = tree_usage(data_root, workers=workers)
     assert usage["inodes"] == du(data_root, "--inodes")
@@ -71,6 +71,7 @@ def test_multi_link_inodes_count_in_the_first_directory_by_name(data_root):
     one = tree_usage(data_root, workers=1)
     two = tree_usage(data_root, workers=2)
     assert one == two
+    assert tree_usage(data_root) == one  # the default: as many walkers as WORKERS says
     # volumes/v/_data/big is also image/big-link and overlay2/aaa/diff/big-link: image wins.
     image = one["directories"]["image"]
     assert image["inodes"] == du(os.path.join(data_root, "image"), "--inodes")
