@@ -1009,9 +1009,13 @@ def final_pass_step(stats, watch_unavailable):
     """The step that tells what the final pass did, and how much of the tree it visited."""
     done = "copied %d entries, removed %d" % (stats["copied"], stats["removed"])
     if stats.get("visited") == "changes":
-        return "final pass over the %d directories where changes were recorded: %s" % (
-            stats["directories"],
-            done,
+        return (
+            "final pass over the %d entries where changes were recorded (in %d directories): %s"
+            % (
+                stats["entries"],
+                stats["directories"],
+                done,
+            )
         )
     why = " (changes could not be recorded: %s)" % watch_unavailable if watch_unavailable else ""
     return "final pass over the whole tree%s: %s" % (why, done)

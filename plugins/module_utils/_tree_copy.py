@@ -455,8 +455,8 @@ class TreeCopy:
         return stats
 
     def _plan(self):
-        """The directories this run visits (with their ancestors), or None for all of them.
-        The first run starts recording changes before it reads anything."""
+        """What this run looks at (see plan_visit), or None for the whole tree. The first run
+        starts recording changes before it reads anything."""
         if self._watch is None:
             if self.watch_changes and not self.snapshots:
                 self._start_watch()
@@ -494,8 +494,8 @@ class TreeCopy:
             self._watch = None
 
     def _pass(self, visit):
-        """One walk of the source: everything (``visit`` None) or the directories in
-        ``visit`` and the subtrees new to the target below them."""
+        """One walk of the source: everything (``visit`` None), or what ``visit`` names (see
+        plan_visit) and the subtrees new to the target below it."""
         stats = {
             "entries": 0,
             "copied": 0,

@@ -18,8 +18,10 @@ description:
     for the driver in use (d_type, a real overlay mount). It has room for the used bytes and
     inodes plus a margin. It keeps C(trusted.*) and C(security.*) extended attributes and
     device nodes. No C(--data-root) flag is set in the docker unit or its environment files.
-  - Then a bulk copy while the engine runs, a stop of the engine, a final pass that copies
-    what changed, a check of the copy entry by entry (type, mode, owner, size, mtime, device
+  - Then a bulk copy while the engine runs (written to disk before the engine stops), a stop of
+    the engine, a final pass that copies what changed (reading only the entries where changes
+    were recorded during the bulk copy, where the kernel can record them), a check of the copy
+    entry by entry (type, mode, owner, size, mtime, device
     numbers, every extended attribute and ACL, hard-link groups, symlink targets, sparse
     extents, and the content of what changed after the bulk copy), the switch of C(data-root)
     in daemon.json with the storage driver pinned, and a start of the engine, confirmed over
@@ -214,8 +216,13 @@ steps:
   type: list
   elements: str
 timings:
-  description: Seconds spent in C(bulk_copy), C(final_pass), C(verify), and C(downtime) (from the
-    stop until the engine answered again).
+  description:
+    - Seconds spent in C(bulk_copy), C(verify_while_running), C(sync_while_running) (writing the
+      copy to disk while the engine runs), C(stop_engine), C(final_pass), C(verify), C(sync),
+      C(start_engine), and C(downtime) (from the stop until the engine answered again).
+    - The final pass reads only the entries where changes were recorded while the engine ran
+      (fanotify, Linux 5.9 and later); see C(steps) for what it read, or why it walked the whole
+      tree.
   returned: when the data-root changed
   type: dict
 source_kept_at:
