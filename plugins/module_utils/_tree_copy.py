@@ -328,24 +328,38 @@ def _merge_names(plan, more):
             plan[directory] = set(names)
 
 
-def plan_visit(wanted, group_directories):
+def plan_visit(wanted, partners, linked_in):
     """What a pass that visits only some directories looks at: ``{directory: names}``, names
-    being the entries of the directory to look at (ALL: every one, listed). ``wanted`` gives the
-    directories and names recorded as changed; to them come the way to each directory (its name
-    in its parent, up to the root "") and, listed whole, the directories it shares a hard-link
-    group with (``group_directories``: a pass that copies one member must see them all)."""
+    being the entries of the directory to look at (ALL: every one, listed).
+
+    ``wanted`` gives the directories and names recorded as changed. To them come the other
+    members of each hard-link group one of them belongs to (a pass that copies one member must
+    see them all: ``partners`` maps each member of a group found by the last whole-tree pass to
+    the group's members, ``linked_in`` each directory to its members of such groups, for the
+    directories read whole), and the way to each directory: its name in its parent, up to the
+    root ""."""
     visit = {}
-    pending = list(wanted.items())
-    pending.append(("", set()))
-    while pending:
-        directory, names = pending.pop()
-        first = directory not in visit
-        _merge_names(visit, {directory: names})
-        if first:
-            pending.extend((shared, ALL) for shared in group_directories.get(directory, ()))
-            if directory:
-                parent, name = os.path.split(directory)
-                pending.append((parent, {name}))
+    _merge_names(visit, wanted)
+    others = {}
+    for directory, names in visit.items():
+        if names is ALL:
+            members = linked_in.get(directory, ())
+        else:
+            members = [os.path.join(directory, name) for name in names]
+        for member in members:
+            for partner in partners.get(member, ()):
+                parent, name = os.path.split(partner)
+                _merge_names(others, {parent: {name}})
+    _merge_names(visit, others)
+    _merge_names(visit, {"": set()})
+    for directory in list(visit):
+        while directory:
+            parent, name = os.path.split(directory)
+            known = parent in visit
+            _merge_names(visit, {parent: {name}})
+            if known:
+                break
+            directory = parent
     return visit
 
 
@@ -425,10 +439,11 @@ class TreeCopy:
         # plan_visit): the entries this pass found racily clean, and those forgotten.
         self._racy_next_plan = {}
         self._forced = {}
-        # (dev, ino) -> (st_nlink, [members in the tree]) of the last whole-tree pass, and the
-        # directories each directory shares a hard-link group with.
+        # (dev, ino) -> (st_nlink, [members in the tree]) of the last whole-tree pass; each
+        # member of a group of several -> the group's members; directory -> its members.
         self._groups = {}
-        self._group_directories = {}
+        self._partners = {}
+        self._linked_in = {}
         self.watch_changes = watch_changes
         self._watch = None
         self.watch_unavailable = None  # why changes are not recorded, when they are not
@@ -467,7 +482,7 @@ class TreeCopy:
         wanted = {}
         for part in (changed, self._racy_next_plan, self._forced):
             _merge_names(wanted, part)
-        return plan_visit(wanted, self._group_directories)
+        return plan_visit(wanted, self._partners, self._linked_in)
 
     def _start_watch(self):
         try:
@@ -592,18 +607,19 @@ class TreeCopy:
 
     def _remember_link_groups(self):
         """After a whole-tree pass: the hard-link groups, for the passes that visit only some
-        directories (they must visit every directory of a group whose member changed)."""
+        entries (they must visit every member of a group one member of which they visit)."""
         self._groups = self._link_members
         self.linked_outside = sorted(
             members[0] for nlink, members in self._groups.values() if len(members) < nlink
         )
-        shared = {}
+        partners, linked_in = {}, {}
         for _nlink, members in self._groups.values():
-            directories = {os.path.dirname(member) for member in members}
-            if len(directories) > 1:
-                for directory in directories:
-                    shared.setdefault(directory, set()).update(directories - {directory})
-        self._group_directories = shared
+            if len(members) > 1:
+                group = tuple(members)
+                for member in group:
+                    partners[member] = group
+                    linked_in.setdefault(os.path.dirname(member), []).append(member)
+        self._partners, self._linked_in = partners, linked_in
 
     def forget(self, paths):
         """Make the next run copy ``paths`` (relative) again, whatever their snapshots say."""

@@ -53,6 +53,10 @@ def build_layers(source):
                 )
         os.makedirs(os.path.join(source, "overlay2", "layer%02d" % layer, "work"))
         diffs.append(diff)
+    # One file with two more names: beside it, and in another layer.
+    shared = os.path.join(diffs[2], "usr", "d0", "f0")
+    os.link(shared, shared + ".link")
+    os.link(shared, os.path.join(diffs[3], "usr", "d0", "shared"))
     return diffs
 
 
@@ -105,6 +109,9 @@ def test_a_pass_after_recorded_changes_visits_only_those_and_misses_nothing(file
         finally:
             subprocess.run(["umount", merged], check=True)
 
+        # A write through one name of a file with three: only its own directory records it.
+        with open(os.path.join(diffs[2], "usr", "d0", "f0"), "ab") as handle:
+            handle.write(b"appended")
         # Writes in place of the same size, the same second as the first pass: the snapshot
         # (size, ctime with one-second timestamps) cannot tell; the recorded change can.
         same_size = os.path.join(diffs[5], "usr", "d2", "f7")
@@ -134,6 +141,30 @@ def test_a_pass_after_recorded_changes_visits_only_those_and_misses_nothing(file
         third = copy.run()
         assert third["visited"] == "changes" and third["copied"] == 0
         assert third["directories"] < 5
+    finally:
+        copy.close()
+
+
+def test_every_name_of_a_file_written_through_one_of_them_is_copied(filesystems):
+    source, target = filesystems
+    diffs = build_layers(source)
+    time.sleep(RACY_WINDOW_NS / 1e9)
+    copy = TreeCopy(source, target)
+    try:
+        copy.run()
+        with open(os.path.join(diffs[3], "usr", "d0", "shared"), "r+b") as handle:
+            handle.write(b"rewritten through the third name")
+        second = copy.run()
+        assert second["visited"] == "changes"
+        names = [
+            os.path.join(target, "overlay2", "layer02", "diff", "usr", "d0", "f0"),
+            os.path.join(target, "overlay2", "layer02", "diff", "usr", "d0", "f0.link"),
+            os.path.join(target, "overlay2", "layer03", "diff", "usr", "d0", "shared"),
+        ]
+        assert len({os.stat(name).st_ino for name in names}) == 1
+        with open(names[1], "rb") as handle:
+            assert handle.read().startswith(b"rewritten through the third name")
+        assert compare_trees(source, target, hash_paths=True) == (0, [])
     finally:
         copy.close()
 
