@@ -555,11 +555,15 @@ class TreeCopy:
         self._device = root.st.st_dev
         self._pending = collections.deque()
         self._open = [root]  # every directory not closed yet, to close on failure
-        # Files are copied by a few threads: the system calls release the GIL, and reading
-        # many small files with a queue of requests is faster than one at a time on most disks.
+        # A whole-tree pass copies files in a few threads: the system calls release the GIL,
+        # and reading many small files with a queue of requests is faster than one at a time on
+        # most disks. A pass over recorded changes copies in this thread: what changed lately is
+        # in the page cache, and handing it to threads costs more than the copy (measured on
+        # 2 cores, 1,000 small files: 0.24 s against 0.44 s quiet, 0.44 s against 0.58 s with
+        # three busy processes).
         try:
             with ThreadPoolExecutor(COPY_WORKERS) as pool:
-                self._pool = pool
+                self._pool = pool if visit is None else None
                 try:
                     self._walk(root)
                     self._wait_for_copies(0)
