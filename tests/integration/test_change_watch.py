@@ -61,7 +61,7 @@ def build_layers(source):
 
 
 def count_directories(root):
-    return sum(1 for _ in os.walk(root))
+    return sum(1 for _entry in os.walk(root))
 
 
 @pytest.fixture
