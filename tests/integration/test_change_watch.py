@@ -73,6 +73,21 @@ def filesystems(make_loopfs):
     return source, os.path.join(target_fs.mount_point, "docker")
 
 
+@pytest.fixture
+def copied_layers(filesystems):
+    """``(source, target, diffs, copy)``: layers older than the racy-clean window, copied once
+    by ``copy``, which records the changes made since."""
+    source, target = filesystems
+    diffs = build_layers(source)
+    time.sleep(RACY_WINDOW_NS / 1e9)
+    copy = TreeCopy(source, target)
+    try:
+        copy.run()
+        yield source, target, diffs, copy
+    finally:
+        copy.close()
+
+
 def test_a_pass_after_recorded_changes_visits_only_those_and_misses_nothing(filesystems, tmp_path):
     source, target = filesystems
     diffs = build_layers(source)
@@ -145,49 +160,35 @@ def test_a_pass_after_recorded_changes_visits_only_those_and_misses_nothing(file
         copy.close()
 
 
-def test_every_name_of_a_file_written_through_one_of_them_is_copied(filesystems):
-    source, target = filesystems
-    diffs = build_layers(source)
-    time.sleep(RACY_WINDOW_NS / 1e9)
-    copy = TreeCopy(source, target)
-    try:
-        copy.run()
-        with open(os.path.join(diffs[3], "usr", "d0", "shared"), "r+b") as handle:
-            handle.write(b"rewritten through the third name")
-        second = copy.run()
-        assert second["visited"] == "changes"
-        names = [
-            os.path.join(target, "overlay2", "layer02", "diff", "usr", "d0", "f0"),
-            os.path.join(target, "overlay2", "layer02", "diff", "usr", "d0", "f0.link"),
-            os.path.join(target, "overlay2", "layer03", "diff", "usr", "d0", "shared"),
-        ]
-        assert len({os.stat(name).st_ino for name in names}) == 1
-        with open(names[1], "rb") as handle:
-            assert handle.read().startswith(b"rewritten through the third name")
-        assert compare_trees(source, target, hash_paths=True) == (0, [])
-    finally:
-        copy.close()
+def test_every_name_of_a_file_written_through_one_of_them_is_copied(copied_layers):
+    source, target, diffs, copy = copied_layers
+    with open(os.path.join(diffs[3], "usr", "d0", "shared"), "r+b") as handle:
+        handle.write(b"rewritten through the third name")
+    second = copy.run()
+    assert second["visited"] == "changes"
+    names = [
+        os.path.join(target, "overlay2", "layer02", "diff", "usr", "d0", "f0"),
+        os.path.join(target, "overlay2", "layer02", "diff", "usr", "d0", "f0.link"),
+        os.path.join(target, "overlay2", "layer03", "diff", "usr", "d0", "shared"),
+    ]
+    assert len({os.stat(name).st_ino for name in names}) == 1
+    with open(names[1], "rb") as handle:
+        assert handle.read().startswith(b"rewritten through the third name")
+    assert compare_trees(source, target, hash_paths=True) == (0, [])
 
 
-def test_a_new_hard_link_into_an_unvisited_directory_makes_a_whole_tree_pass(filesystems):
-    source, target = filesystems
-    diffs = build_layers(source)
-    time.sleep(RACY_WINDOW_NS / 1e9)
-    copy = TreeCopy(source, target)
-    try:
-        copy.run()
-        # The link is a change of diffs[1]/usr/d0 only: the file's own directory records none,
-        # and a pass that copied the new member alone would split the group on the target.
-        original = os.path.join(diffs[0], "usr", "d0", "f0")
-        os.link(original, os.path.join(diffs[1], "usr", "d0", "linked"))
-        second = copy.run()
-        assert second["visited"] == "whole tree"
-        assert compare_trees(source, target, hash_paths=True) == (0, [])
-        copied = os.stat(os.path.join(target, os.path.relpath(original, source)))
-        linked = os.stat(os.path.join(target, "overlay2", "layer01", "diff", "usr", "d0", "linked"))
-        assert copied.st_ino == linked.st_ino
-    finally:
-        copy.close()
+def test_a_new_hard_link_into_an_unvisited_directory_makes_a_whole_tree_pass(copied_layers):
+    source, target, diffs, copy = copied_layers
+    # The link is a change of diffs[1]/usr/d0 only: the file's own directory records none,
+    # and a pass that copied the new member alone would split the group on the target.
+    original = os.path.join(diffs[0], "usr", "d0", "f0")
+    os.link(original, os.path.join(diffs[1], "usr", "d0", "linked"))
+    second = copy.run()
+    assert second["visited"] == "whole tree"
+    assert compare_trees(source, target, hash_paths=True) == (0, [])
+    copied = os.stat(os.path.join(target, os.path.relpath(original, source)))
+    linked = os.stat(os.path.join(target, "overlay2", "layer01", "diff", "usr", "d0", "linked"))
+    assert copied.st_ino == linked.st_ino
 
 
 def test_where_changes_cannot_be_recorded_every_pass_walks_the_whole_tree(filesystems, make_loopfs):
