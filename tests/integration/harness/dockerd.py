@@ -24,10 +24,13 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .commands import c_locale_env, run
 from .mounts import mounts_at_or_below, unmount_tree
+
+if TYPE_CHECKING:
+    from .engine_root import EngineRoot
 
 DOCKERD = "/usr/sbin/dockerd"
 # The CLI shipped with the engine under test (Debian's docker.io), rather than whichever
@@ -132,8 +135,12 @@ class PrivateDockerd:
         extra_args: Sequence[str] = (),
         config_file: str | os.PathLike[str] | None = None,
         log_dir: str | os.PathLike[str] | None = None,
+        engine: EngineRoot | None = None,
+        binds: Sequence[str] = (),
     ):
         self.data_root = os.path.realpath(data_root)
+        # None: the host's dockerd; otherwise one run chrooted in another release's root.
+        self.engine = engine
         self.storage_driver = storage_driver
         self.run_dir = tempfile.mkdtemp(prefix="dockerhost-test-", dir=RUN_PARENT)
         self.exec_root = os.path.join(self.run_dir, "exec")
@@ -147,15 +154,15 @@ class PrivateDockerd:
             # its daemon ID from a trust key, /etc/docker/key.json unless this file names
             # another (there is no flag for it): a key of its own keeps /etc/docker untouched
             # and the IDs distinct. A test's own config_file is used exactly as given.
+            # Engines from 23.0 on have no trust key, and refuse the setting.
             config_file = os.path.join(self.run_dir, "daemon.json")
+            settings = {}
+            if engine is None:
+                settings["deprecated-key-path"] = os.path.join(self.run_dir, "key.json")
             with open(config_file, "w", encoding="utf-8") as handle:
-                key = os.path.join(self.run_dir, "key.json")
-                json.dump({"deprecated-key-path": key}, handle)
+                json.dump(settings, handle)
         self.config_file = os.fspath(config_file)
-        self.argv = [
-            "unshare",
-            "--net",
-            "--",
+        dockerd = [
             DOCKERD,
             "--data-root=" + self.data_root,
             "--exec-root=" + self.exec_root,
@@ -165,17 +172,27 @@ class PrivateDockerd:
             "--bridge=none",
             "--iptables=false",
         ]
-        if os.path.exists(SYSTEM_CONTAINERD_SOCKET):
+        if engine is None and os.path.exists(SYSTEM_CONTAINERD_SOCKET):
             # A system containerd would be shared by every dockerd: keep each in its own
-            # namespace so that they cannot see each other's containers.
+            # namespace so that they cannot see each other's containers. (A chrooted engine
+            # does not see it, and starts a containerd of its own release.)
             namespace = os.path.basename(self.run_dir)
-            self.argv += [
+            dockerd += [
                 "--containerd-namespace=" + namespace,
                 "--containerd-plugins-namespace=" + namespace + "-plugins",
             ]
         if storage_driver:
-            self.argv.append("--storage-driver=" + storage_driver)
-        self.argv += list(extra_args)
+            dockerd.append("--storage-driver=" + storage_driver)
+        dockerd += list(extra_args)
+        if engine is None:
+            self.argv = ["unshare", "--net", "--", *dockerd]
+        else:
+            from .engine_root import nearest_existing
+
+            seen = [self.run_dir, nearest_existing(self.data_root), *binds]
+            if not self.config_file.startswith(self.run_dir + "/"):
+                seen.append(os.path.dirname(self.config_file))
+            self.argv = ["unshare", "--net", "--", *engine.command(dockerd, seen)]
         self.process: subprocess.Popen[bytes] | None = None
         self.pid: int | None = None
         self.started = False
@@ -354,6 +371,8 @@ class DockerdFactory:
         extra_args: Sequence[str] = (),
         config_file: str | os.PathLike[str] | None = None,
         timeout: float = START_TIMEOUT,
+        engine: EngineRoot | None = None,
+        binds: Sequence[str] = (),
     ) -> PrivateDockerd:
         daemon = PrivateDockerd(
             data_root,
@@ -361,6 +380,8 @@ class DockerdFactory:
             extra_args=extra_args,
             config_file=config_file,
             log_dir=self.log_dir,
+            engine=engine,
+            binds=binds,
         )
         self.created.append(daemon)
         daemon.start(timeout=timeout)
