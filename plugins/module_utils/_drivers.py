@@ -346,7 +346,7 @@ def would_pick(engine, evidence, verdicts, containerd_snapshotter=None):
     would refuse to start.
     """
     decision = _decide(engine, evidence, verdicts, containerd_snapshotter)
-    decision["warnings"] = [
+    decision["warnings"] = decision.get("warnings", []) + [
         "%s state in %s is ignored by Docker Engine %s (the driver was removed): its images and "
         "containers will not be visible; migrate them before upgrading"
         % (name, evidence.get("data_root"), format_version(engine))
@@ -391,7 +391,6 @@ def _decide(engine, evidence, verdicts, containerd_snapshotter):
     if use_containerd is None:
         use_containerd = engine >= CONTAINERD_STORE_DEFAULT_FROM
     if use_containerd:
-        snapshotter = "overlayfs" if verdicts["overlay2"]["supported"] is not False else "native"
         if containerd_snapshotter:
             why = "features.containerd-snapshotter is true"
         else:
@@ -399,7 +398,16 @@ def _decide(engine, evidence, verdicts, containerd_snapshotter):
                 "Docker Engine %s uses the containerd image store on a fresh data-root"
                 % format_version(CONTAINERD_STORE_DEFAULT_FROM)
             )
-        return _choice(snapshotter, "containerd", "%s (snapshotter %s)" % (why, snapshotter))
+        # dockerd takes overlayfs without trying it (a real 28.5 on a data-root inside an
+        # overlay mount starts, imports, and then fails every container's mount).
+        decision = _choice("overlayfs", "containerd", "%s (snapshotter overlayfs)" % why)
+        if verdicts["overlay2"]["supported"] is False:
+            decision["warnings"] = [
+                "the overlayfs snapshotter cannot mount here, so every container will fail to "
+                "start (%s): set storage-driver to native, or move the data-root"
+                % "; ".join(verdicts["overlay2"]["reasons"])
+            ]
+        return decision
 
     for name in known:
         if is_deprecated(name, engine):

@@ -28,6 +28,7 @@ from harness import (  # noqa: E402  (the path above makes the package importabl
     PrivateDockerd,
     import_image,
 )
+from harness.engine_root import FORKY, EngineRoot, unpack  # noqa: E402
 from prerequisites import skip_or_fail  # noqa: E402
 
 INTEGRATION_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -111,7 +112,9 @@ def make_overlay_module():
 @pytest.fixture
 def start_dockerd(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """``start_dockerd(data_root, storage_driver=None, extra_args=(), config_file=None,
-    timeout=30)`` -> PrivateDockerd, started or refused (``.started``, ``.refusal``).
+    timeout=30, engine=None, binds=())`` -> PrivateDockerd, started or refused (``.started``,
+    ``.refusal``). ``engine``: an EngineRoot (``forky_engine``) to run that release's dockerd
+    instead of the host's; ``binds``: more host directories it must see.
 
     Each daemon has its own data-root, exec-root, socket and network namespace, and is stopped
     after the test (mounts it left under its data-root and exec-root included).
@@ -138,6 +141,17 @@ def busybox_image() -> LocalImage:
 def bookworm_python_image() -> LocalImage:
     """The Debian bookworm + python3 image; skip or fail when it is not built."""
     return _cached_image(BOOKWORM_PYTHON)
+
+
+@pytest.fixture(scope="session")
+def forky_engine() -> EngineRoot:
+    """forky's docker.io 28.5 and containerd 2.1, unpacked from the molecule image's rootfs, to
+    run chrooted: ``start_dockerd(..., engine=forky_engine)``. Skip or fail when not built."""
+    try:
+        return unpack(FORKY)
+    except FileNotFoundError as error:
+        skip_or_fail(str(error))
+        raise
 
 
 @pytest.fixture

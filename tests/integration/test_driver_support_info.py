@@ -2,9 +2,12 @@
 
 For each backing filesystem the module's verdict on every driver must equal what a private
 dockerd (Debian's docker.io) does when started there with that --storage-driver: it starts with
-that driver, or it refuses. Its "would pick" must equal the driver dockerd takes with none set.
+that driver, or it refuses. Its "would pick" must equal the driver dockerd takes with none set,
+and, on engines that have it, with the containerd image store turned on. Two real engines:
+the host's 20.10 (bookworm) and 28.5 (forky, run chrooted in its own root filesystem).
 """
 
+import json
 import os
 
 import pytest
@@ -27,8 +30,16 @@ def backing(request, make_loopfs_module, make_overlay_module):
     return kind, make_loopfs_module(kind, size_mb=512).mount_point
 
 
-def _dockerd_outcome(start_dockerd, data_root, driver=None):
-    daemon = start_dockerd(data_root, storage_driver=driver)
+@pytest.fixture(params=["20.10", "28.5"])
+def engine(request):
+    """The engine under test: None for the host's dockerd 20.10, else the root it runs from."""
+    if request.param == "20.10":
+        return None
+    return request.getfixturevalue("forky_engine")
+
+
+def _dockerd_outcome(start_dockerd, data_root, driver=None, engine=None, config_file=None):
+    daemon = start_dockerd(data_root, storage_driver=driver, engine=engine, config_file=config_file)
     try:
         if not daemon.started:
             return None, daemon.refusal
@@ -38,10 +49,15 @@ def _dockerd_outcome(start_dockerd, data_root, driver=None):
 
 
 @pytest.mark.parametrize("backing", BACKINGS, indirect=True)
-def test_verdicts_match_dockerd(backing, start_dockerd):
+def test_verdicts_match_dockerd(backing, engine, start_dockerd, tmp_path):
     kind, mount_point = backing
-    result = run_module("driver_support_info", {"path": os.path.join(mount_point, "docker-auto")})
+    args = {"path": os.path.join(mount_point, "docker-auto")}
+    if engine is not None:
+        args["engine_version"] = engine.version
+    result = run_module("driver_support_info", args)
     assert not result.get("failed"), result.get("msg")
+    if engine is not None:
+        assert result["engine"]["version"].startswith("28.5"), result["engine"]
     assert result["checked_path"] == mount_point
     expected_type = "ext2" if kind == "ext2" else kind
     assert result["backing_filesystem"]["type"] == expected_type
@@ -53,7 +69,7 @@ def test_verdicts_match_dockerd(backing, start_dockerd):
     mismatches = []
     for driver in DRIVERS_TRIED:
         picked, refusal = _dockerd_outcome(
-            start_dockerd, os.path.join(mount_point, "docker-" + driver), driver
+            start_dockerd, os.path.join(mount_point, "docker-" + driver), driver, engine
         )
         started = picked == driver
         verdict = result["drivers"][driver]
@@ -73,19 +89,41 @@ def test_verdicts_match_dockerd(backing, start_dockerd):
                 "%s refused by dockerd but the module gives no reason" % driver
             )
 
-    picked, refusal = _dockerd_outcome(start_dockerd, os.path.join(mount_point, "docker-auto"))
-    if result["would_pick"]["driver"] != picked:
-        mismatches.append(
-            "no driver set on %s: module would pick %s (%s); dockerd picked %s %s"
-            % (
-                kind,
-                result["would_pick"]["driver"],
-                result["would_pick"]["reason"],
-                picked,
-                refusal or "",
-            )
+    picked, refusal = _dockerd_outcome(
+        start_dockerd, os.path.join(mount_point, "docker-auto"), engine=engine
+    )
+    _compare_pick(mismatches, "no driver set on %s" % kind, result["would_pick"], picked, refusal)
+
+    if engine is not None:
+        # The containerd image store: the storage driver is then a containerd snapshotter.
+        config = tmp_path / "daemon.json"
+        config.write_text(json.dumps({"features": {"containerd-snapshotter": True}}))
+        store_root = os.path.join(mount_point, "docker-containerd-store")
+        store = run_module(
+            "driver_support_info",
+            {"path": store_root, "engine_version": engine.version, "config_path": str(config)},
+        )
+        assert store["would_pick"]["image_store"] == "containerd", store["would_pick"]
+        # Where overlay cannot mount, dockerd still takes overlayfs and every container then
+        # fails to start: the module says so.
+        cannot_mount = store["drivers"]["overlay2"]["supported"] is False
+        warned = any("every container will fail" in w for w in store["would_pick"]["warnings"])
+        assert warned is cannot_mount, store["would_pick"]
+        picked, refusal = _dockerd_outcome(
+            start_dockerd, store_root, engine=engine, config_file=str(config)
+        )
+        _compare_pick(
+            mismatches, "containerd image store on %s" % kind, store["would_pick"], picked, refusal
         )
     assert not mismatches, "\n".join(mismatches)
+
+
+def _compare_pick(mismatches, case, would_pick, picked, refusal):
+    if would_pick["driver"] != picked:
+        mismatches.append(
+            "%s: module would pick %s (%s); dockerd picked %s %s"
+            % (case, would_pick["driver"], would_pick["reason"], picked, refusal or "")
+        )
 
 
 def test_prior_driver_state_decides_and_two_make_dockerd_refuse(

@@ -214,6 +214,20 @@ def test_engine_29_fresh_data_root_uses_containerd_store():
     }
 
 
+def test_containerd_store_takes_overlayfs_even_where_overlay_cannot_mount():
+    # dockerd 28.5 on a data-root inside an overlay mount, the snapshotter feature on: it picks
+    # overlayfs, starts, and fails every container's mount (seen on a real engine; see
+    # tests/integration/test_driver_support_info.py).
+    probe = dict(PROBE_OK, overlay_ok=False, overlay_error="overlay mount failed: invalid argument")
+    result = report("28.5", evidence(backing="overlay", probe=probe), True)
+    pick = result["would_pick"]
+    assert pick["driver"] == "overlayfs" and pick["image_store"] == "containerd"
+    assert len(pick["warnings"]) == 1
+    assert "every container will fail to start" in pick["warnings"][0]
+    assert "set storage-driver to native" in pick["warnings"][0]
+    assert report("28.5", evidence(), True)["would_pick"]["warnings"] == []
+
+
 def test_engine_29_with_prior_overlay2_keeps_the_graphdriver():
     result = report("29.0", evidence(prior=["overlay2"]))
     assert result["would_pick"]["driver"] == "overlay2"
