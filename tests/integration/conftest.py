@@ -28,7 +28,7 @@ from harness import (  # noqa: E402  (the path above makes the package importabl
     PrivateDockerd,
     import_image,
 )
-from harness.engine_root import FORKY, EngineRoot, unpack  # noqa: E402
+from harness.engine_root import FORKY, TRIXIE, EngineRoot, EngineRootSource, unpack  # noqa: E402
 from prerequisites import skip_or_fail  # noqa: E402
 
 INTEGRATION_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -143,15 +143,25 @@ def bookworm_python_image() -> LocalImage:
     return _cached_image(BOOKWORM_PYTHON)
 
 
+def _engine_root(source: EngineRootSource) -> EngineRoot:
+    try:
+        return unpack(source)
+    except FileNotFoundError as error:
+        skip_or_fail(str(error))
+        raise
+
+
 @pytest.fixture(scope="session")
 def forky_engine() -> EngineRoot:
     """forky's docker.io 28.5 and containerd 2.1, unpacked from the molecule image's rootfs, to
     run chrooted: ``start_dockerd(..., engine=forky_engine)``. Skip or fail when not built."""
-    try:
-        return unpack(FORKY)
-    except FileNotFoundError as error:
-        skip_or_fail(str(error))
-        raise
+    return _engine_root(FORKY)
+
+
+@pytest.fixture(scope="session")
+def trixie_engine() -> EngineRoot:
+    """trixie's docker.io 26.1, from the molecule image with the engine installed."""
+    return _engine_root(TRIXIE)
 
 
 @pytest.fixture

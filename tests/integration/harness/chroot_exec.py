@@ -1,6 +1,7 @@
 """Run a program of another root filesystem, chrooted, with some host directories bound in.
 
     chroot_exec.py ROOT [--bind DIR]... -- PROGRAM [ARGS...]
+    chroot_exec.py --bind-over DIR TARGET -- PROGRAM [ARGS...]
 
 Meant to run as root inside ``unshare --mount --propagation private`` (engine_root.py builds
 the command): the mounts made here live in that namespace only and go with its last process.
@@ -27,6 +28,10 @@ def _inside(root: str, path: str) -> str:
 
 
 def main(argv: list[str]) -> None:
+    if argv[:1] == ["--bind-over"] and len(argv) > 4 and argv[3] == "--":
+        # No chroot: DIR mounted over TARGET, then PROGRAM, as it is on the host.
+        _mount("--bind", argv[1], argv[2])
+        os.execvpe(argv[4], argv[4:], os.environ)
     if "--" not in argv or len(argv) < 3:
         sys.exit("usage: chroot_exec.py ROOT [--bind DIR]... -- PROGRAM [ARGS...]")
     split = argv.index("--")

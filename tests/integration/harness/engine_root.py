@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -35,6 +36,24 @@ class EngineRoot:
     path: str
     version: str
     containerd_version: str
+
+    def dockerd_on_search_path(self, directory: str, binds: list[str]) -> list[str]:
+        """A wrapper that runs a command with this root's dockerd where the collection looks
+        for it (/usr/local/sbin/dockerd comes first on its search path).
+
+        Writes ``directory``/dockerd, a script that runs this root's dockerd chrooted with
+        ``binds`` visible, and returns an argv prefix that runs a command in a mount namespace
+        where ``directory`` is mounted over /usr/local/sbin."""
+        shim = os.path.join(directory, "dockerd")
+        launch = self.command(["/usr/sbin/dockerd"], binds)
+        with open(shim, "w", encoding="utf-8") as handle:
+            handle.write(
+                "#!/bin/sh\n# dockerd %s of %s, run chrooted (tests/integration/harness)\n"
+                'exec %s "$@"\n' % (self.version, self.path, shlex.join(launch))
+            )
+        os.chmod(shim, 0o755)
+        bind = [sys.executable, "-I", LAUNCHER, "--bind-over", directory, "/usr/local/sbin"]
+        return ["unshare", "--mount", "--propagation", "private", "--", *bind, "--"]
 
     def command(self, argv: list[str], binds: list[str]) -> list[str]:
         """``argv`` (a program of this root) run chrooted here, in a mount namespace of its own
@@ -77,6 +96,11 @@ class EngineRootSource:
 
 FORKY = EngineRootSource(
     "forky", "forky-systemd-docker-rootfs.tar", "scripts/build-molecule-image --no-import forky"
+)
+TRIXIE = EngineRootSource(
+    "trixie",
+    "trixie-host-docker-rootfs.tar",
+    "scripts/build-molecule-image --no-import trixie",
 )
 
 
