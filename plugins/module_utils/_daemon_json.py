@@ -64,8 +64,19 @@ def storage_settings(config):
                 "daemon.json key %s must be a %s, found %r; dockerd would refuse to start: fix the file"
                 % (key, "string" if wanted is str else "list", config[key])
             )
-    features = config.get("features") if isinstance(config.get("features"), dict) else {}
-    snapshotter = features.get("containerd-snapshotter")
+    features = config.get("features")
+    if features is not None and not isinstance(features, dict):
+        raise DaemonJsonError(
+            "daemon.json key features must be an object, found %r; dockerd would refuse to "
+            "start: fix the file" % (features,)
+        )
+    snapshotter = (features or {}).get("containerd-snapshotter")
+    if snapshotter is not None and not isinstance(snapshotter, bool):
+        # A quoted "true" is the usual slip; every engine refuses it (a Go bool).
+        raise DaemonJsonError(
+            "daemon.json key features.containerd-snapshotter must be true or false, found %r; "
+            "dockerd would refuse to start: fix the file" % (snapshotter,)
+        )
     return {
         "storage_driver": config.get("storage-driver") or None,
         "storage_opts": list(config.get("storage-opts") or []),

@@ -512,3 +512,97 @@ def test_a_backup_that_cannot_be_made_fails_before_anything_is_written(tmp_path,
     assert "make the directory writable" in denied["msg"]
     assert read_bytes(path) == original
     assert os.listdir(str(directory)) == ["daemon.json"]
+
+
+@pytest.fixture(params=["26.1", "28.5"])
+def validating_engine(request):
+    """A real engine that has ``dockerd --validate``: trixie's 26.1 or forky's 28.5."""
+    return request.getfixturevalue({"26.1": "trixie_engine", "28.5": "forky_engine"}[request.param])
+
+
+def test_the_engines_own_validate_passes_a_good_file_and_stops_a_bad_one(
+    validating_engine, tmp_path, make_loopfs, start_dockerd
+):
+    """With an engine of 23.0 or later installed, the candidate file goes through that engine's
+    own ``dockerd --validate``. The module runs on the host with the engine's dockerd where it
+    looks for one (/usr/local/sbin), run chrooted in the engine's root."""
+    engine = validating_engine
+    shim_dir = tmp_path / "sbin"
+    shim_dir.mkdir()
+    # The module's candidate file is written under ANSIBLE_REMOTE_TMP, which the engine must see.
+    remote_tmp = tmp_path / "ansible-tmp"
+    remote_tmp.mkdir()
+    wrapper = engine.dockerd_on_search_path(str(shim_dir), [str(tmp_path)])
+    environment = {"ANSIBLE_REMOTE_TMP": str(remote_tmp)}
+    fs = make_loopfs("ext4", size_mb=256)
+    data_root = os.path.join(fs.mount_point, "docker-data")
+    path = str(tmp_path / "etc" / "daemon.json")
+    os.makedirs(os.path.dirname(path))
+    wanted = {
+        "path": path,
+        "storage_driver": "overlay2",
+        "storage_opts": [],
+        "data_root": data_root,
+        # No engine answers here: the version comes from the installed dockerd.
+        "docker_host": "unix://%s" % (tmp_path / "no-engine.sock"),
+    }
+
+    write_config(path, {"log-driver": "json-file", "log-opts": {"max-size": "10m"}})
+    good = run_module("daemon_config", wanted, wrapper=wrapper, environment=environment)
+    assert not good.get("failed"), good.get("msg")
+    assert good["changed"] is True
+    assert good["validated_by"] == "/usr/local/sbin/dockerd --validate"
+    assert good["engine"]["version_source"] == "binary", good["engine"]
+    assert engine.version.startswith(good["engine"]["version"]), good["engine"]
+    daemon = start_dockerd_with_config_data_root(start_dockerd, path, data_root, engine=engine)
+    daemon.assert_started()
+    assert daemon.info()["Driver"] == "overlay2"
+    assert daemon.info()["DockerRootDir"] == data_root
+    daemon.stop()
+
+    # A storage option this engine's --validate passes ("configuration OK") but its overlay2
+    # refuses at start: the module's own rule stops it before anything is written.
+    bad_option = "overlay2.mountopt=nodev"
+    validate = subprocess.run(
+        [str(shim_dir / "dockerd"), "--validate", "--config-file", path],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert validate.returncode == 0 and "configuration OK" in validate.stdout + validate.stderr
+    before = read_bytes(path)
+    refused = run_module(
+        "daemon_config",
+        dict(wanted, storage_opts=[bad_option]),
+        wrapper=wrapper,
+        environment=environment,
+    )
+    assert refused.get("failed") is True, refused
+    assert "overlay2.mountopt is not an option of the overlay2 driver" in refused["msg"]
+    assert read_bytes(path) == before
+    daemon = start_dockerd(
+        os.path.join(fs.mount_point, "docker-option"),
+        storage_driver="overlay2",
+        extra_args=["--storage-opt=" + bad_option],
+        engine=engine,
+    )
+    assert not daemon.started and "unknown option overlay2.mountopt" in daemon.refusal
+
+    # Settings the module does not own, which this engine refuses: a value of the wrong type,
+    # and a key removed in 23.0 that an upgraded host's file still has.
+    for setting, phrase in (
+        ({"log-opts": {"max-size": 10}}, "cannot unmarshal number"),
+        ({"cluster-store": "consul://localhost:8500"}, "cluster-store"),
+    ):
+        write_config(path, setting)
+        before = read_bytes(path)
+        refused = run_module("daemon_config", wanted, wrapper=wrapper, environment=environment)
+        assert refused.get("failed") is True, refused
+        assert "/usr/local/sbin/dockerd --validate refuses the new %s" % path in refused["msg"]
+        assert phrase in refused["msg"], refused["msg"]
+        assert "<candidate daemon.json>" in refused["msg"] or phrase == "cluster-store"
+        assert read_bytes(path) == before
+        assert sorted(os.listdir(os.path.dirname(path))) == ["daemon.json"]
+        # The engine itself refuses to start on such a file.
+        daemon = start_dockerd_with_config_data_root(start_dockerd, path, data_root, engine=engine)
+        assert not daemon.started and phrase in daemon.refusal, daemon.refusal

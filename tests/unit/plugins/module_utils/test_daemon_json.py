@@ -61,6 +61,20 @@ def test_wrong_types_are_named(config, key):
         storage_settings(config)
 
 
+@pytest.mark.parametrize(
+    "config, named",
+    [
+        ({"features": {"containerd-snapshotter": "true"}}, "features.containerd-snapshotter"),
+        ({"features": ["containerd-snapshotter"]}, "features must be an object"),
+    ],
+)
+def test_a_features_setting_every_engine_refuses_is_named(config, named):
+    # dockerd 20.10, 26.1 and 28.5 all refuse a quoted "true" (a Go bool); 20.10 has no
+    # --validate to catch it before a restart.
+    with pytest.raises(DaemonJsonError, match=named):
+        storage_settings(config)
+
+
 def test_every_bad_file_of_the_corpus_says_how_it_must_be_refused():
     assert bad_files() == sorted(CASES)
 
