@@ -8,7 +8,10 @@ dockerd either talks to the host's containerd (a service of its own, root from
 at its start and none is configured, runs its own: ``containerd --config
 /var/run/docker/containerd/containerd.toml``, whose root dockerd sets to
 ``<data-root>/containerd/daemon``. Only in the second case does the image store move with the
-data-root.
+data-root. When it is the host's, moving the images means moving containerd's root too: this
+file also edits that root in containerd's configuration (``config_with_root``, keeping every other
+byte), stops and starts containerd's service, and asks containerd which namespaces (clients) keep
+data there.
 
 Private to the dockerhost.storage collection: the API may change without notice.
 """
@@ -16,12 +19,21 @@ Private to the dockerhost.storage collection: the API may change without notice.
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 from collections import namedtuple
 
+from ansible_collections.dockerhost.storage.plugins.module_utils._atomic_file import (
+    write_text_atomically,
+)
 from ansible_collections.dockerhost.storage.plugins.module_utils._capacity import (
     DEFAULT_CONTAINERD_CONFIG,
     parse_containerd_root,
     read_containerd_root,
+)
+from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
+    DEFAULT_SEARCH_PATH,
+    find_executable,
 )
 
 # Where dockerd writes the configuration of the containerd it runs itself.
@@ -110,3 +122,225 @@ def is_within(path, directory):
     """True when ``path`` is ``directory`` or below it (both absolute and normalised)."""
     directory = directory.rstrip("/") + "/"
     return (path.rstrip("/") + "/").startswith(directory)
+
+
+# ---- moving the host containerd's root --------------------------------------------------------
+
+# The namespaces dockerd keeps in containerd: its images and containers, and its plugins.
+DOCKER_NAMESPACES = ("moby", "plugins.moby")
+# The file containerd keeps open under its root while it runs.
+METADATA_DB = os.path.join("io.containerd.metadata.v1.bolt", "meta.db")
+
+_TABLE = re.compile(r"^\s*\[")
+_ROOT_KEY = re.compile(r"""^(\s*(?:root|"root"|'root')\s*=\s*)(.*?)(\r?\n)?$""")
+_ROOT_VALUE = re.compile(r"""^(?:"((?:[^"\\\x00-\x1f]|\\.)*)"|'([^'\x00-\x1f]*)')(\s*(?:#.*)?)$""")
+_IMPORTS_KEY = re.compile(r"""^\s*(?:imports|"imports"|'imports')\s*=""")
+
+
+class ContainerdError(Exception):
+    """containerd's root cannot be moved as asked; the message names the file or command and
+    what to do. Nothing was changed."""
+
+
+def toml_basic_string(text):
+    """``text`` as a TOML basic string (quotes and backslashes escaped)."""
+    if re.search(r"[\x00-\x1f\x7f]", text):
+        raise ContainerdError("the path %r holds a control character: choose another" % (text,))
+    return '"%s"' % text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def config_with_root(text, root, path=DEFAULT_CONTAINERD_CONFIG):
+    """The text of containerd's ``config.toml`` (``text``; None when there is no file) with its
+    top-level ``root`` set to ``root``, every other byte unchanged.
+
+    An existing ``root = ...`` line before the first table keeps its indentation, spacing and
+    comment; without one, ``root = "..."`` goes at the end of the top-level keys (before the
+    first table). Raises ContainerdError, naming ``path``, where an edit could not be trusted:
+    ``imports`` (another file may set the root), ``root`` given twice or not as a one-line
+    string, a multi-line string among the top-level keys.
+    """
+    line = "root = %s\n" % toml_basic_string(root)
+    if text is None:
+        # No file: containerd's defaults, and this root. Version 2 is read by containerd 1.5
+        # and later, and migrated by 2.x.
+        return "version = 2\n" + line
+    lines = text.splitlines(keepends=True)
+    top = next((index for index, value in enumerate(lines) if _TABLE.match(value)), len(lines))
+    found = []
+    for index in range(top):
+        if '"""' in lines[index] or "'''" in lines[index]:
+            raise ContainerdError(
+                "%s line %d has a multi-line string among the top-level keys: the root cannot "
+                "be set safely there; set 'root' by hand, or give containerd_config_path a "
+                "simpler file" % (path, index + 1)
+            )
+        if _IMPORTS_KEY.match(lines[index]):
+            raise ContainerdError(
+                "%s imports other files (line %d), which may set the root too: set 'root' by "
+                "hand, then run again" % (path, index + 1)
+            )
+        if _ROOT_KEY.match(lines[index]):
+            found.append(index)
+    if len(found) > 1:
+        raise ContainerdError(
+            "%s sets root more than once (lines %s): containerd refuses such a file; fix it first"
+            % (path, ", ".join(str(index + 1) for index in found))
+        )
+    if not found:
+        # After the last top-level key, before the blank lines that lead to the first table.
+        at = top
+        while at and not lines[at - 1].strip():
+            at -= 1
+        if at and not lines[at - 1].endswith("\n"):
+            lines[at - 1] += "\n"
+        lines.insert(at, line)
+        return "".join(lines)
+    index = found[0]
+    key, value, newline = _ROOT_KEY.match(lines[index]).groups()
+    match = _ROOT_VALUE.match(value)
+    if not match:
+        raise ContainerdError(
+            "%s line %d sets root to %s, not a one-line string: set it by hand"
+            % (path, index + 1, value.strip())
+        )
+    lines[index] = key + toml_basic_string(root) + match.group(3) + (newline or "")
+    return "".join(lines)
+
+
+class ContainerdRootSwitch:
+    """Writes containerd's root into its configuration file, and puts the old text back."""
+
+    def __init__(self, path=DEFAULT_CONTAINERD_CONFIG):
+        # A link stays a link: the file it points to is rewritten.
+        self.path = os.path.realpath(path)
+        self.shown_path = path
+
+    def current(self):
+        """The file's text now, or None when there is none."""
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ContainerdError("cannot read %s: %s" % (self.shown_path, exc)) from None
+
+    def planned(self, root):
+        """The text the switch would write (raises ContainerdError as ``config_with_root``)."""
+        return config_with_root(self.current(), root, self.shown_path)
+
+    def switch(self, root):
+        """Write ``root``; return the previous text (None: there was no file)."""
+        previous = self.current()
+        text = config_with_root(previous, root, self.shown_path)
+        if os.path.normpath(parse_containerd_root(text) or "") != os.path.normpath(root):
+            raise ContainerdError(
+                "the edited %s would not read back as root %s; nothing was written"
+                % (self.shown_path, root)
+            )
+        os.makedirs(os.path.dirname(self.path), mode=0o755, exist_ok=True)
+        write_text_atomically(self.path, text, 0o644)
+        return previous
+
+    def restore(self, previous):
+        if previous is None:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+        else:
+            write_text_atomically(self.path, previous, 0o644)
+
+    def describe(self, source, target):
+        return "%s names containerd's root %s (was %s)" % (self.shown_path, target, source)
+
+
+def _run(argv, timeout):
+    env = dict(os.environ, LANG="C", LC_ALL="C")
+    try:
+        completed = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise ContainerdError("%s did not finish within %d s" % (" ".join(argv), timeout)) from None
+    except OSError as exc:
+        raise ContainerdError("cannot run %s: %s" % (argv[0], exc.strerror or exc)) from None
+    if completed.returncode != 0:
+        output = (completed.stderr or completed.stdout).strip().splitlines()
+        raise ContainerdError(
+            "%s failed with status %d: %s"
+            % (" ".join(argv), completed.returncode, output[-1] if output else "no output")
+        )
+    return completed.stdout
+
+
+def namespaces(socket=SYSTEM_SOCKET, timeout=30, search_path=DEFAULT_SEARCH_PATH):
+    """The namespaces the containerd on ``socket`` holds, asked with ``ctr``. Raises
+    ContainerdError when ctr is missing or containerd does not answer."""
+    ctr = find_executable("ctr", search_path)
+    if ctr is None:
+        raise ContainerdError(
+            "ctr (containerd's client) is not installed, so the namespaces in containerd's root "
+            "cannot be listed"
+        )
+    output = _run([ctr, "--address", socket, "namespaces", "list", "--quiet"], timeout)
+    return sorted(name for name in output.split() if name)
+
+
+def foreign_namespaces(names):
+    """The namespaces of clients other than dockerd (Kubernetes' ``k8s.io``, ``default``...)."""
+    return [name for name in names if name not in DOCKER_NAMESPACES]
+
+
+class ContainerdService:
+    """The host's containerd.service, stopped after the engine and started before it."""
+
+    UNIT = "containerd.service"
+
+    def __init__(self, manager, timeout=120):
+        self.manager = manager
+        self.timeout = timeout
+
+    def describe(self):
+        return "systemctl stop/start %s" % self.UNIT
+
+    def _call(self, action):
+        if self.manager != "systemd":
+            raise ContainerdError(
+                "the host's containerd can be stopped and started only through systemd (%s); "
+                "it is %s here" % (self.UNIT, self.manager)
+            )
+        _run(["systemctl", action, self.UNIT], self.timeout)
+
+    def stop(self):
+        self._call("stop")
+
+    def start(self):
+        self._call("start")
+
+
+def holds_root(root, proc_root="/proc"):
+    """True when a running containerd process has ``root``'s metadata database open."""
+    wanted = os.path.join(root, METADATA_DB)
+    try:
+        pids = [name for name in os.listdir(proc_root) if name.isdigit()]
+    except OSError:
+        return False
+    for pid in pids:
+        try:
+            with open(os.path.join(proc_root, pid, "comm"), encoding="utf-8") as handle:
+                if handle.read().strip() != "containerd":
+                    continue
+            fd_dir = os.path.join(proc_root, pid, "fd")
+            for fd in os.listdir(fd_dir):
+                if os.readlink(os.path.join(fd_dir, fd)) == wanted:
+                    return True
+        except OSError:
+            continue
+    return False

@@ -25,6 +25,7 @@ import threading
 import time
 
 from ansible_collections.dockerhost.storage.plugins.module_utils import (
+    _containerd,
     _daemon_config,
     _daemon_json,
     _engine_service,
@@ -466,10 +467,23 @@ def engine_inventory(client):
     volumes = (client.call("GET", "/volumes") or {}).get("Volumes") or []
     return {
         "images": sorted(image["Id"] for image in images),
+        # By tag and content digest: an image that came back under another ID, or lost a tag,
+        # is missing as well.
+        "tags": sorted(
+            "%s@%s" % (tag, image["Id"])
+            for image in images
+            for tag in image.get("RepoTags") or ()
+            if tag != "<none>:<none>"
+        ),
         "containers": sorted(container["Id"] for container in containers),
         "running": sorted(c["Id"] for c in containers if c.get("State") == "running"),
         "volumes": sorted(volume["Name"] for volume in volumes),
     }
+
+
+def _short(key, name):
+    """An inventory entry as a message shows it: a tag without its image ID, IDs cut short."""
+    return name.rpartition("@")[0] if key == "tags" else name[:12]
 
 
 def inventory_problems(before, after):
@@ -477,15 +491,17 @@ def inventory_problems(before, after):
     problems = []
     for key, label in (
         ("images", "images"),
+        ("tags", "image tags"),
         ("containers", "containers"),
         ("volumes", "volumes"),
         ("running", "running containers"),
     ):
-        missing = sorted(set(before[key]) - set(after[key]))
+        # Inventories recorded in journals of older versions have no tags.
+        missing = sorted(set(before.get(key, ())) - set(after.get(key, ())))
         if missing:
             problems.append(
                 "%d %s are missing after the move: %s"
-                % (len(missing), label, ", ".join(name[:12] for name in missing[:5]))
+                % (len(missing), label, ", ".join(_short(key, name) for name in missing[:5]))
             )
     return problems
 
@@ -517,6 +533,12 @@ class Relocation:
     that use the target, ``_path_users.users_of``), asked before the copy, once the engine
     has stopped, and right before the switch, and ``sync(path)`` (writes the filesystem of
     ``path`` to disk, ``sync_filesystem``): after the bulk copy, and before the switch.
+
+    ``containerd`` (optional, a ``ContainerdRoot``): the host containerd's root, which holds
+    the images when the engine uses the containerd image store with the host's containerd. It is
+    copied, checked and switched with the data-root: stopped after the engine, its root written
+    into its configuration before daemon.json, started before the engine, and put back with it
+    on any failure.
     """
 
     def __init__(
@@ -546,6 +568,10 @@ class Relocation:
             "checkpoint",
         ):
             setattr(self, name, collaborators[name])
+        self.containerd = collaborators.get("containerd")
+        self._previous_containerd_config = None
+        # Whether containerd ran on its old root before the move (then it runs again after).
+        self._containerd_was_running = False
         self.target_users = collaborators.get("target_users") or (lambda: [])
         self.sync = collaborators.get("sync") or (lambda path: None)
         self.verify_full = verify_full
@@ -577,6 +603,11 @@ class Relocation:
                 "inventory": inventory,
                 "previous_config": self._previous_config,
                 "source_own_filesystem": self._source_own_filesystem,
+                "containerd": self.containerd.journal(
+                    self._previous_containerd_config, self._containerd_was_running
+                )
+                if self.containerd
+                else None,
             },
         )
 
@@ -598,9 +629,10 @@ class Relocation:
             return self._run(journal)
         finally:
             # The copy records changes of the source only while it is moved.
-            close = getattr(self.copy, "close", None)
-            if close is not None:
-                close()
+            for copy in (self.copy, self.containerd.copy if self.containerd else None):
+                close = getattr(copy, "close", None)
+                if close is not None:
+                    close()
 
     def _run(self, journal):
         resumed = journal is not None
@@ -635,12 +667,15 @@ class Relocation:
                 "%d files in %s are hard-linked to files outside it (such as %s): the copy holds "
                 "each as a file of its own" % (len(outside), self.source, outside[0])
             )
+        if self.containerd:
+            self._containerd_was_running = self.containerd.runs_on(self.containerd.source)
+            self._bulk_copy_containerd(client)
         # The copy goes to disk while the engine still runs (the stop then waits only for what
         # the final pass writes), beside the comparison, which reads what is cached.
-        writing = _InBackground(self.sync, self.target)
+        writing = _InBackground(self._sync_targets)
         try:
             self.checkpoint("after-bulk-copy")
-            early = None
+            early = early_containerd = None
             if not (self.verify_full or resumed):
                 early = self._timed(
                     "verify_while_running", self.compare_in_detail, self.source, self.target
@@ -649,6 +684,13 @@ class Relocation:
                     "compared the whole copy while the engine ran (%d entries changed meanwhile)"
                     % early.count
                 )
+                if self.containerd:
+                    early_containerd = self._timed(
+                        "verify_containerd_while_running",
+                        self.compare_in_detail,
+                        self.containerd.source,
+                        self.containerd.target,
+                    )
         finally:
             self._timed("sync_while_running", writing.result)
 
@@ -664,6 +706,10 @@ class Relocation:
             self.steps.append("stopped the engine")
         self.checkpoint("after-stop")
         try:
+            if self.containerd:
+                # After the engine, which keeps talking to it while it stops its containers.
+                self._timed("stop_containerd", self.containerd.service.stop)
+                self.steps.append("stopped containerd")
             self._refuse_used_target("the engine is stopped")
             self.copy.on_progress = lambda: self.checkpoint("during-final-pass")
             final = self._timed("final_pass", self.copy.run)
@@ -686,7 +732,9 @@ class Relocation:
                     % (self.target, self.source, count, "; ".join(examples))
                 )
             self.steps.append("verified the copy entry by entry (%s)" % how)
-            self._timed("sync", self.sync, self.target)
+            if self.containerd:
+                self._final_pass_containerd(early_containerd)
+            self._timed("sync", self._sync_targets)
             self.checkpoint("after-verify")
             # The journal learns the previous configuration before the switch, so that a run
             # killed in between can still tell where the engine will start, and undo it.
@@ -700,8 +748,15 @@ class Relocation:
                 )
             self._source_own_filesystem = is_own_filesystem(self.source)
             self._previous_config = self.config.current()
+            if self.containerd:
+                self._previous_containerd_config = self.containerd.config.current()
             self._journal(PHASE_SWITCHING, was_running, inventory)
             self._switched = True
+            if self.containerd:
+                self.containerd.config.switch(self.containerd.target)
+                self.steps.append(
+                    self.containerd.config.describe(self.containerd.source, self.containerd.target)
+                )
             self.config.switch(self.target, self.driver if self.pin_driver else None)
             self.checkpoint("during-switch")
             self._journal(PHASE_SWITCHED, was_running, inventory)
@@ -714,6 +769,51 @@ class Relocation:
     def _stop_engine(self, client):
         self.service.stop()
         self.wait_for_engine_gone(client)
+
+    def _sync_targets(self):
+        self.sync(self.target)
+        if self.containerd:
+            self.sync(self.containerd.target)
+
+    def _bulk_copy_containerd(self, client):
+        tree = self.containerd
+        if not os.path.isdir(tree.target):
+            make_parents(tree.target)
+            os.mkdir(tree.target, 0o711)
+        tree.copy.on_progress = lambda: self.checkpoint("during-bulk-copy")
+        bulk = self._timed("bulk_copy_containerd", tree.copy.run)
+        self.steps.append(
+            "copied %d entries (%d bytes) of containerd's root %s to %s%s"
+            % (
+                bulk["copied"],
+                bulk["bytes"],
+                tree.source,
+                tree.target,
+                " while it ran" if client else "",
+            )
+        )
+
+    def _final_pass_containerd(self, early):
+        tree = self.containerd
+        tree.copy.on_progress = lambda: self.checkpoint("during-final-pass")
+        final = self._timed("final_pass_containerd", tree.copy.run)
+        self.steps.append(
+            "containerd's root: "
+            + final_pass_step(final, getattr(tree.copy, "watch_unavailable", None))
+        )
+        if tree.copy.skipped_mounts:
+            raise RelocationError(
+                "%s is still mounted inside containerd's root with containerd stopped; its "
+                "content was not copied: unmount it first"
+                % ", ".join(os.path.join(tree.source, path) for path in tree.copy.skipped_mounts)
+            )
+        count, examples, how = self._verify_and_repair(early, tree.source, tree.target, tree.copy)
+        if count:
+            raise RelocationError(
+                "the copy at %s differs from containerd's root %s in %d entries: %s"
+                % (tree.target, tree.source, count, "; ".join(examples))
+            )
+        self.steps.append("verified the copy of containerd's root entry by entry (%s)" % how)
 
     def _start_engine(self):
         self.service.start()
@@ -735,8 +835,12 @@ class Relocation:
         self._switched = True
         self._previous_config = journal.get("previous_config")
         self._source_own_filesystem = journal.get("source_own_filesystem")
+        if self.containerd:
+            recorded = journal.get("containerd") or {}
+            self._previous_containerd_config = recorded.get("previous_config")
+            self._containerd_was_running = bool(recorded.get("was_running"))
 
-    def _verify_stopped(self, early):
+    def _verify_stopped(self, early, source, target, copy):
         """Compare source and copy with the engine stopped: ``(count, examples, how, paths)``,
         ``paths`` being the differing entries when they are all known, else None.
 
@@ -746,17 +850,17 @@ class Relocation:
         contents included. Otherwise, or with ``verify_full``, everything is.
         """
         if early is None or not early.paths_complete:
-            hash_paths = True if early is None else set(self.copy.changed) | early.paths
-            found = self.compare(self.source, self.target, hash_paths)
+            hash_paths = True if early is None else set(copy.changed) | early.paths
+            found = self.compare(source, target, hash_paths)
             return (
                 found.count,
                 found.examples,
                 ("content of every file" if hash_paths is True else "content of changed files"),
                 found.paths if found.paths_complete else None,
             )
-        paths = set(self.copy.changed) | early.paths
-        directories = set(self.copy.changed_directories) | early.paths
-        count, examples = self.compare_entries(self.source, self.target, paths, directories, paths)
+        paths = set(copy.changed) | early.paths
+        directories = set(copy.changed_directories) | early.paths
+        count, examples = self.compare_entries(source, target, paths, directories, paths)
         return (
             count,
             examples,
@@ -767,25 +871,32 @@ class Relocation:
             None,
         )
 
-    def _verify_and_repair(self, early):
-        """The stopped check. A copy that kept entries already on the target (a resumed run,
-        or ``force`` over a copy made by other means) may hold some that only looked copied;
-        those are copied again, once, and checked again, contents included."""
-        count, examples, how, paths = self._timed("verify", self._verify_stopped, early)
-        if not count or not getattr(self.copy, "kept_existing", 0) or paths is None:
+    def _verify_and_repair(self, early, source=None, target=None, copy=None):
+        """The stopped check of ``copy`` from ``source`` to ``target`` (the data-root's by
+        default). A copy that kept entries already on the target (a resumed run, or ``force``
+        over a copy made by other means) may hold some that only looked copied; those are
+        copied again, once, and checked again, contents included."""
+        source = source or self.source
+        target = target or self.target
+        copy = copy or self.copy
+        suffix = "" if copy is self.copy else "_containerd"
+        count, examples, how, paths = self._timed(
+            "verify" + suffix, self._verify_stopped, early, source, target, copy
+        )
+        if not count or not getattr(copy, "kept_existing", 0) or paths is None:
             return count, examples, how
-        self.copy.forget(paths)
-        again = self._timed("repair_pass", self.copy.run)
+        copy.forget(paths)
+        again = self._timed("repair_pass" + suffix, copy.run)
         self.steps.append(
             "copied again %d entries that were on the target but differed from the source"
             % (again["copied"] + again["linked"] + again["removed"])
         )
-        paths = paths | set(self.copy.changed)
+        paths = paths | set(copy.changed)
         count, examples = self.compare_entries(
-            self.source,
-            self.target,
+            source,
+            target,
             paths,
-            paths | set(self.copy.changed_directories),
+            paths | set(copy.changed_directories),
             paths,
         )
         return count, examples, how + ", then what differed, after copying it again"
@@ -795,6 +906,13 @@ class Relocation:
         the same driver, root, images, containers and volumes (starting containers that ran
         before), then keep the source under a new name or remove it."""
         result = {"restarted_containers": []}
+        if self.containerd and (was_running or self._containerd_was_running):
+            try:
+                if not self.containerd.runs_on(self.containerd.target):
+                    self._timed("start_containerd", self.containerd.service.start)
+                    self.steps.append("started containerd")
+            except Exception as exc:
+                self._roll_back(was_running, inventory, exc)
         if was_running:
             try:
                 client = self.engine()
@@ -860,9 +978,38 @@ class Relocation:
                         "did not remove it: %s mounted inside; unmount, then remove %s"
                         % (", ".join(mounted), kept)
                     )
+        if self.containerd:
+            result["containerd_root_kept_at"] = self._keep_containerd_source(was_running)
         self.checkpoint("after-source-kept")
         remove_journal(self.target)
         return result
+
+    def _keep_containerd_source(self, was_running):
+        """containerd's old root, once containerd runs on the new one: removed (remove_source)
+        or renamed, as the data-root's. Returns where it is kept, or None."""
+        tree = self.containerd
+        if not os.path.lexists(tree.source):
+            return None
+        if tree.runs_on(tree.source):
+            self.steps.append(
+                "containerd still has %s open: it is left where it is" % tree.source
+            )
+            return tree.source
+        if is_own_filesystem(tree.source):
+            self.steps.append(
+                "containerd's old root %s is a filesystem of its own: left mounted as it is"
+                % tree.source
+            )
+            return tree.source
+        mounted = _path_users.mounts_inside(tree.source, _mountinfo.read_mountinfo())
+        if self.remove_source and was_running and not mounted:
+            _tree_copy.remove_path(tree.source)
+            self.steps.append("removed containerd's old root %s" % tree.source)
+            return None
+        kept = kept_source_name(tree.source)
+        os.rename(tree.source, kept)
+        self.steps.append("kept containerd's old root as %s" % kept)
+        return kept
 
     def _confirm(self, client, inventory):
         info = client.info()
@@ -877,6 +1024,11 @@ class Relocation:
         if info.get("Driver") != self.driver:
             problems.append(
                 "the engine reports storage driver %s, not %s" % (info.get("Driver"), self.driver)
+            )
+        if self.containerd and not self.containerd.runs_on(self.containerd.target):
+            problems.append(
+                "containerd does not run on its new root %s (its metadata database there is not "
+                "open)" % self.containerd.target
             )
         restarted = []
         if not problems and inventory is not None:
@@ -910,14 +1062,35 @@ class Relocation:
                     self.wait_for_engine_gone(client)
             except Exception:  # an engine that did not start is stopped already
                 pass
+            restored = []
+            if self.containerd:
+                try:
+                    self.containerd.service.stop()
+                    self.containerd.config.restore(self._previous_containerd_config)
+                    notes.append("containerd's configuration restored")
+                except Exception as exc:
+                    restored.append(exc)
+                    notes.append("containerd's configuration could NOT be restored (%s)" % exc)
             try:
                 self.config.restore(self._previous_config)
-                self._switched = False
                 notes.append("daemon.json restored")
             except Exception as exc:
+                restored.append(exc)
                 notes.append("daemon.json could NOT be restored (%s)" % exc)
-            else:
+            if not restored:
+                self._switched = False
                 self._journal(PHASE_COPYING, was_running, inventory)
+        if self.containerd and self._containerd_was_running and not self._switched:
+            try:
+                if not self.containerd.runs_on(self.containerd.source):
+                    self.containerd.service.start()
+                if not self.containerd.runs_on(self.containerd.source):
+                    raise RelocationError("its metadata database there is not open")
+                notes.append("containerd runs on %s again" % self.containerd.source)
+            except Exception as exc:
+                notes.append(
+                    "containerd did NOT start on %s (%s)" % (self.containerd.source, exc)
+                )
         if was_running and not self._switched:
             try:
                 client = self.engine()
@@ -1145,6 +1318,30 @@ class MountSwitch:
                 _filesystem_probe.unmount(view)
         finally:
             os.rmdir(view)
+
+
+class ContainerdRoot:
+    """The host containerd's root moved with the data-root (Relocation's ``containerd``):
+    ``source`` and ``target`` paths, ``copy`` (a TreeCopy between them), ``service``
+    (``_containerd.ContainerdService``), ``config`` (``_containerd.ContainerdRootSwitch``),
+    and ``runs_on(root)``: whether a running containerd has that root open."""
+
+    def __init__(self, source, target, copy, service, config, runs_on=None):
+        self.source = source
+        self.target = target
+        self.copy = copy
+        self.service = service
+        self.config = config
+        self.runs_on = runs_on or _containerd.holds_root
+
+    def journal(self, previous_config, was_running):
+        return {
+            "source": self.source,
+            "target": self.target,
+            "config_path": self.config.shown_path,
+            "previous_config": previous_config,
+            "was_running": was_running,
+        }
 
 
 def live_collaborators(

@@ -580,3 +580,106 @@ def test_an_engine_someone_else_starts_before_the_switch_stops_the_move(tmp_path
         relocation.run()
     assert config.root == relocation.source
     assert "during-switch" not in engine.calls
+
+
+class FakeContainerd:
+    """The host's containerd: its service, its configured root, and the root it runs on."""
+
+    shown_path = "/etc/containerd/config.toml"
+
+    def __init__(self, source, calls, switch_fails=False):
+        self.configured = source
+        self.running_root = source
+        self.calls = calls
+        self.switch_fails = switch_fails
+
+    def stop(self):
+        self.calls.append("containerd stop")
+        self.running_root = None
+
+    def start(self):
+        self.calls.append("containerd start")
+        self.running_root = self.configured
+
+    def current(self):
+        return self.configured
+
+    def switch(self, root):
+        if self.switch_fails:
+            raise RuntimeError("/etc/containerd/config.toml imports other files")
+        self.calls.append("containerd switch")
+        previous, self.configured = self.configured, root
+        return previous
+
+    def restore(self, previous):
+        self.configured = previous
+
+    def describe(self, source, target):
+        return "containerd's root is %s" % target
+
+    def runs_on(self, root):
+        return self.running_root == root
+
+
+def _with_containerd(tmp_path, engine, **fake):
+    relocation, config = _relocation_for(tmp_path, engine)
+    source = tmp_path / "containerd"
+    source.mkdir()
+    containerd = FakeContainerd(str(source), engine.calls, **fake)
+    relocation.containerd = _relocation.ContainerdRoot(
+        str(source),
+        str(tmp_path / "new-containerd"),
+        FakeCopy(),
+        containerd,
+        containerd,
+        containerd.runs_on,
+    )
+    return relocation, config, containerd
+
+
+def test_containerd_root_moves_with_the_data_root_in_one_transaction(tmp_path):
+    engine = FakeEngine(str(tmp_path / "source"))
+    relocation, config, containerd = _with_containerd(tmp_path, engine)
+    result = relocation.run()
+    calls = [call for call in engine.calls if not call.startswith(("during", "before", "after"))]
+    # containerd stops after the engine, its root is switched before daemon.json, and it
+    # starts again before the engine.
+    assert calls == ["stop", "containerd stop", "containerd switch", "containerd start", "start"]
+    assert containerd.running_root == relocation.containerd.target
+    assert config.root == relocation.target
+    kept = result["containerd_root_kept_at"]
+    assert kept.startswith(str(tmp_path / "containerd.relocated-")) and os.path.isdir(kept)
+    assert relocation.containerd.copy.runs == 2  # bulk copy and final pass
+    assert any("containerd's root is" in step for step in relocation.steps)
+
+
+def test_an_engine_that_fails_on_the_new_roots_puts_both_back(tmp_path):
+    engine = FakeEngine(str(tmp_path / "source"), start_fails_on=str(tmp_path / "target"))
+    relocation, config, containerd = _with_containerd(tmp_path, engine)
+    with pytest.raises(RelocationError, match="rolled back: containerd's configuration restored"):
+        relocation.run()
+    assert containerd.configured == relocation.containerd.source
+    assert containerd.running_root == relocation.containerd.source
+    assert config.root == relocation.source and engine.root == relocation.source
+    # containerd is back on its old root before the engine starts again.
+    assert engine.calls[-2:] == ["containerd start", "start"]
+    assert os.path.isdir(relocation.containerd.source)
+
+
+def test_containerd_config_that_cannot_be_written_changes_nothing(tmp_path):
+    engine = FakeEngine(str(tmp_path / "source"))
+    relocation, config, containerd = _with_containerd(tmp_path, engine, switch_fails=True)
+    with pytest.raises(RelocationError, match="imports other files; rolled back"):
+        relocation.run()
+    assert config.root == relocation.source and engine.root == relocation.source
+    assert containerd.configured == relocation.containerd.source
+    assert containerd.running_root == relocation.containerd.source
+    assert engine.running
+
+
+def test_an_image_that_lost_its_tag_is_missing():
+    before = {"images": ["sha256:a"], "tags": ["web:1@sha256:a", "web:latest@sha256:a"]}
+    after = {"images": ["sha256:a"], "tags": ["web:1@sha256:a"]}
+    assert inventory_problems(before, after) == [
+        "1 image tags are missing after the move: web:latest"
+    ]
