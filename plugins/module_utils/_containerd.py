@@ -207,6 +207,20 @@ def config_with_root(text, root, path=DEFAULT_CONTAINERD_CONFIG):
     return "".join(lines)
 
 
+def paths_under(text, root):
+    """Quoted paths below ``root`` that ``text`` (a config.toml) names in settings other than
+    the top-level root, such as Debian's ``[plugins."io.containerd.internal.v1.opt"] path``."""
+    prefix = root.rstrip("/") + "/"
+    found = []
+    for line in (text or "").splitlines():
+        if _ROOT_KEY.match(line) and not line.startswith((" ", "\t")):
+            continue
+        for match in re.finditer(r"""["']([^"']+)["']""", line):
+            if match.group(1).startswith(prefix) and match.group(1) not in found:
+                found.append(match.group(1))
+    return found
+
+
 class ContainerdRootSwitch:
     """Writes containerd's root into its configuration file, and puts the old text back."""
 
@@ -326,8 +340,14 @@ class ContainerdService:
 
 
 def holds_root(root, proc_root="/proc"):
-    """True when a running containerd process has ``root``'s metadata database open."""
-    wanted = os.path.join(root, METADATA_DB)
+    """True when a running containerd process has ``root``'s metadata database open.
+
+    Files are compared by identity (device and inode, through ``/proc/<pid>/fd``), not by the
+    path the link shows: that path depends on the mount namespace and root of the reader."""
+    try:
+        wanted = os.stat(os.path.join(root, METADATA_DB))
+    except OSError:
+        return False
     try:
         pids = [name for name in os.listdir(proc_root) if name.isdigit()]
     except OSError:
@@ -339,7 +359,11 @@ def holds_root(root, proc_root="/proc"):
                     continue
             fd_dir = os.path.join(proc_root, pid, "fd")
             for fd in os.listdir(fd_dir):
-                if os.readlink(os.path.join(fd_dir, fd)) == wanted:
+                try:
+                    held = os.stat(os.path.join(fd_dir, fd))
+                except OSError:
+                    continue
+                if (held.st_dev, held.st_ino) == (wanted.st_dev, wanted.st_ino):
                     return True
         except OSError:
             continue

@@ -354,8 +354,19 @@ def bind_alias_problems(source, target, mountinfo_path="/proc/self/mountinfo"):
     return []
 
 
-def target_problems(source, target, journal, force, allow_same_filesystem):
-    """Reasons, as sentences, why ``target`` cannot receive the data-root at ``source``."""
+def target_problems(
+    source,
+    target,
+    journal,
+    force,
+    allow_same_filesystem,
+    option="path",
+    source_name="the current data-root",
+):
+    """Reasons, as sentences, why ``target`` cannot receive the data-root at ``source``.
+
+    ``option`` names the target in the sentences, ``source_name`` the source (containerd's
+    root is checked by the same rules)."""
     # The path as given and as the kernel resolves it: a symlink on the way leads to other
     # directories, whose owners could swap what the copy writes into.
     reasons = unsafe_ancestors(target)
@@ -363,35 +374,36 @@ def target_problems(source, target, journal, force, allow_same_filesystem):
         reason for reason in unsafe_ancestors(os.path.realpath(target)) if reason not in reasons
     ]
     problems = [
-        "path %s is not safe: %s; choose a target whose every parent directory only root can "
-        "write (chown root, chmod go-w)" % (target, reason)
+        "%s %s is not safe: %s; choose a target whose every parent directory only root can "
+        "write (chown root, chmod go-w)" % (option, target, reason)
         for reason in reasons
     ]
     if any(is_within(target, root) for root in PSEUDO_FILESYSTEM_ROOTS if root != "/"):
         problems.append(
-            "path %s is on a pseudo or runtime filesystem (%s); choose a directory on a disk"
-            % (target, ", ".join(PSEUDO_FILESYSTEM_ROOTS))
+            "%s %s is on a pseudo or runtime filesystem (%s); choose a directory on a disk"
+            % (option, target, ", ".join(PSEUDO_FILESYSTEM_ROOTS))
         )
     # Compared as the kernel resolves them: a parent that is a symlink into the source counts.
     real_target, real_source = os.path.realpath(target), os.path.realpath(source)
     if is_within(target, source) or is_within(real_target, real_source):
-        problems.append("path %s is inside the current data-root %s" % (target, source))
+        problems.append("%s %s is inside %s %s" % (option, target, source_name, source))
     if is_within(source, target) or is_within(real_source, real_target):
-        problems.append("the current data-root %s is inside path %s" % (source, target))
+        problems.append("%s %s is inside %s %s" % (source_name, source, option, target))
     if os.path.islink(target):
         problems.append(
-            "path %s is a symlink (to %s); give the real directory" % (target, os.readlink(target))
+            "%s %s is a symlink (to %s); give the real directory"
+            % (option, target, os.readlink(target))
         )
     elif os.path.lexists(target):
         if not os.path.isdir(target):
-            problems.append("path %s exists and is not a directory" % target)
+            problems.append("%s %s exists and is not a directory" % (option, target))
         else:
             resuming = journal is not None and journal.get("source") == source
             entries = os.listdir(target)
             if entries and not resuming and not force:
                 problems.append(
-                    "path %s is not empty (%d entries, such as %s); empty it, or set force: true "
-                    "to copy over it" % (target, len(entries), sorted(entries)[0])
+                    "%s %s is not empty (%d entries, such as %s); empty it, or set force: true "
+                    "to copy over it" % (option, target, len(entries), sorted(entries)[0])
                 )
     if not problems:
         problems.extend(bind_alias_problems(source, target))
@@ -404,9 +416,9 @@ def target_problems(source, target, journal, force, allow_same_filesystem):
         else:
             if source_device == target_device and not allow_same_filesystem:
                 problems.append(
-                    "path %s is on the same filesystem as the current data-root %s; moving there "
-                    "frees nothing (set allow_same_filesystem: true to do it anyway)"
-                    % (target, source)
+                    "%s %s is on the same filesystem as %s %s; moving there frees nothing (set "
+                    "allow_same_filesystem: true to do it anyway)"
+                    % (option, target, source_name, source)
                 )
     return problems
 
@@ -991,9 +1003,7 @@ class Relocation:
         if not os.path.lexists(tree.source):
             return None
         if tree.runs_on(tree.source):
-            self.steps.append(
-                "containerd still has %s open: it is left where it is" % tree.source
-            )
+            self.steps.append("containerd still has %s open: it is left where it is" % tree.source)
             return tree.source
         if is_own_filesystem(tree.source):
             self.steps.append(
@@ -1088,9 +1098,7 @@ class Relocation:
                     raise RelocationError("its metadata database there is not open")
                 notes.append("containerd runs on %s again" % self.containerd.source)
             except Exception as exc:
-                notes.append(
-                    "containerd did NOT start on %s (%s)" % (self.containerd.source, exc)
-                )
+                notes.append("containerd did NOT start on %s (%s)" % (self.containerd.source, exc))
         if was_running and not self._switched:
             try:
                 client = self.engine()

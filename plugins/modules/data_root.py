@@ -125,6 +125,32 @@ options:
       - Seconds to wait for the engine to stop, and to answer again after a start.
     type: int
     default: 120
+  containerd_path:
+    description:
+      - Where the host containerd's root goes, when the engine keeps its images in the
+        containerd image store of the host's containerd (C(containerd.service), as Debian's
+        C(docker.service) starts dockerd with C(--containerd)) rather than under the data-root.
+      - It moves with the data-root, in the same transaction; see the notes. Without this
+        option such a move is refused, since the images would stay behind.
+      - A directory beside O(path), not inside it nor around it; the same rules as for O(path)
+        apply (absent or empty, on another filesystem than the old root, parents only root may
+        write).
+    type: path
+  containerd_config_path:
+    description:
+      - The containerd configuration whose top-level C(root) is set to O(containerd_path). Only
+        that line changes (or is added before the first table); a file that imports others, sets
+        C(root) twice or not as a one-line string is refused.
+    type: path
+    default: /etc/containerd/config.toml
+  containerd_shared:
+    description:
+      - Move containerd's root even when clients other than Docker keep data there (namespaces
+        other than C(moby) and C(plugins.moby), such as Kubernetes' C(k8s.io)), or when its
+        namespaces cannot be listed (no C(ctr), containerd not running). Those clients stop with
+        containerd during the move.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - dockerhost.storage.engine_lock
@@ -144,8 +170,15 @@ notes:
     data-root, or C(features.containerd-snapshotter)) keep their images under containerd's
     root. When dockerd runs its own containerd (no host containerd answered at its start), that
     root is C(<data-root>/containerd/daemon) and moves with the data-root; RV(containerd_root)
-    names it. When the host's containerd keeps the images, outside the data-root, the move is
-    refused with the reason rather than made halfway.
+    names it. When the host's containerd keeps the images, outside the data-root, its root
+    moves too when O(containerd_path) is set (and the move is refused otherwise): both trees
+    are copied while everything runs, the engine and then containerd are stopped, both get a
+    final pass and are verified, containerd's configuration and then daemon.json are switched,
+    containerd and then the engine are started, and every image (by ID and tag), container and
+    volume must be there, with containerd holding its new root open. Any failure puts both
+    files back and starts containerd and the engine on the old roots. Check mode shows both
+    trees in RV(plan), the new containerd configuration in RV(plan.containerd.config_change),
+    and the namespaces that share containerd's root.
 seealso:
   - module: dockerhost.storage.capacity_info
   - module: dockerhost.storage.daemon_config
@@ -219,7 +252,10 @@ timings:
   description:
     - Seconds spent in C(bulk_copy), C(verify_while_running), C(sync_while_running) (writing the
       copy to disk while the engine runs), C(stop_engine), C(final_pass), C(verify), C(sync),
-      C(start_engine), and C(downtime) (from the stop until the engine answered again).
+      C(start_engine), and C(downtime) (from the stop until the engine answered again); when
+      containerd's root moves too, also C(bulk_copy_containerd),
+      C(verify_containerd_while_running), C(stop_containerd), C(final_pass_containerd),
+      C(verify_containerd) and C(start_containerd).
     - The final pass reads only the entries where changes were recorded while the engine ran
       (fanotify, Linux 5.9 and later); see C(steps) for what it read, or why it walked the whole
       tree.
@@ -230,6 +266,13 @@ source_kept_at:
   returned: when the data-root changed
   type: str
   sample: /var/lib/docker.relocated-20261124T021500Z
+containerd_root_kept_at:
+  description:
+    - Where containerd's old root was kept (renamed as the data-root is), or null when it was
+      removed; only when O(containerd_path) moved it.
+  returned: when containerd's root moved
+  type: str
+  sample: /var/lib/containerd.relocated-20261124T021500Z
 restarted_containers:
   description: Containers that ran before the move and were started again after it.
   returned: when the data-root changed
@@ -296,6 +339,9 @@ def argument_spec():
         timeout=dict(type="int", default=120),
         lock_timeout=dict(type="int", default=120),
         lock_token=dict(type="str", no_log=False),
+        containerd_path=dict(type="path"),
+        containerd_config_path=dict(type="path", default=_containerd.DEFAULT_CONTAINERD_CONFIG),
+        containerd_shared=dict(type="bool", default=False),
     )
 
 
@@ -422,6 +468,104 @@ def preflight(module, source, target, driver, engine_info, engine, journal):
     return problems, plan
 
 
+def containerd_preflight(module, store, source, target, manager, journal):
+    """Every reason the host containerd's root cannot move to ``containerd_path`` with the
+    data-root, and its part of the plan. ``store`` is where the images are now."""
+    params = module.params
+    destination = params["containerd_path"]
+    plan = {
+        "source": store.root,
+        "path": destination,
+        "config_path": params["containerd_config_path"],
+        "stops": _containerd.ContainerdService(manager).describe(),
+    }
+    problems = _relocation.target_problems(
+        store.root,
+        destination,
+        (journal or {}).get("containerd") and {"source": store.root},
+        params["force"],
+        params["allow_same_filesystem"],
+        option="containerd_path",
+        source_name="containerd's root",
+    )
+    for other, name in ((source, "the data-root"), (target, "path")):
+        if _containerd.is_within(destination, other) or _containerd.is_within(other, destination):
+            problems.append(
+                "containerd_path %s and %s %s would nest: each copy would remove what the other "
+                "wrote; give them directories side by side" % (destination, name, other)
+            )
+    if manager != "systemd":
+        problems.append(
+            "the host's containerd can be stopped and started only through systemd here "
+            "(containerd.service); it is %s" % (manager or "unknown")
+        )
+    switch = _containerd.ContainerdRootSwitch(params["containerd_config_path"])
+    try:
+        plan["config_change"] = switch.planned(destination)
+        left = _containerd.paths_under(switch.current(), store.root)
+    except _containerd.ContainerdError as exc:
+        problems.append(str(exc))
+    else:
+        if left:
+            module.warn(
+                "%s also names %s, under containerd's old root: only 'root' is changed, so "
+                "containerd keeps using (and recreates) those paths there"
+                % (params["containerd_config_path"], ", ".join(left))
+            )
+    try:
+        names = _containerd.namespaces()
+    except _containerd.ContainerdError as exc:
+        plan["namespaces"] = None
+        if not params["containerd_shared"]:
+            problems.append(
+                "cannot tell which clients keep data in containerd's root %s (%s); set "
+                "containerd_shared: true to move it anyway" % (store.root, exc)
+            )
+    else:
+        plan["namespaces"] = names
+        others = _containerd.foreign_namespaces(names)
+        if others and not params["containerd_shared"]:
+            problems.append(
+                "containerd's root %s also holds the namespaces %s of clients other than Docker "
+                "(Kubernetes uses k8s.io): they stop with containerd and move with its root; set "
+                "containerd_shared: true if that is intended" % (store.root, ", ".join(others))
+            )
+    try:
+        usage = _tree_usage.tree_usage(store.root, top_layers=0)
+        plan.update(bytes=usage["bytes"], inodes=usage["inodes"])
+    except OSError as exc:
+        problems.append("cannot measure %s: %s" % (exc.filename or store.root, exc.strerror or exc))
+    return problems, plan
+
+
+def containerd_fit(target, containerd_plan, data_root_plan, margin_percent):
+    """Reasons why containerd's root does not fit where it goes: on the target's filesystem,
+    beside the data-root's copy, or on a filesystem of its own."""
+    destination = containerd_plan["path"]
+    nearest = _relocation.nearest_existing(destination)
+    try:
+        fs = os.statvfs(nearest)
+        shared = os.stat(nearest).st_dev == os.stat(_relocation.nearest_existing(target)).st_dev
+    except OSError as exc:
+        return ["cannot measure %s: %s" % (exc.filename or nearest, exc.strerror or exc)]
+    used_bytes, used_inodes = containerd_plan.get("bytes", 0), containerd_plan.get("inodes", 0)
+    if shared:
+        used_bytes += data_root_plan.get("bytes", 0)
+        used_inodes += data_root_plan.get("inodes", 0)
+    fit = _capacity.fit_on_target(
+        used_bytes,
+        used_inodes,
+        fs.f_bavail * fs.f_frsize,
+        fs.f_favail if fs.f_files else None,
+        margin_percent,
+    )
+    what = "with the data-root's copy" if shared else ""
+    return [
+        "%s %s%s" % (destination, reason, " (" + what + ")" if what else "")
+        for reason in fit["reasons"]
+    ]
+
+
 def already_there(source, target):
     """True when the data-root in force is the target, or shows it (a bind mount)."""
     if os.path.normpath(source) == target:
@@ -436,11 +580,21 @@ def finish_interrupted(module, journal, target, collaborators, result):
     """An earlier run switched to the target and was stopped before it finished."""
     if module.check_mode:
         module.exit_json(changed=True, msg="would finish the interrupted move", **result)
+    parts = collaborators(None, journal.get("method", "config"))
+    recorded = journal.get("containerd")
+    if recorded:
+        parts["containerd"] = _relocation.ContainerdRoot(
+            recorded["source"],
+            recorded["target"],
+            None,
+            _containerd.ContainerdService("systemd", module.params["timeout"]),
+            _containerd.ContainerdRootSwitch(recorded["config_path"]),
+        )
     relocation = _relocation.Relocation(
         journal["source"],
         target,
         journal["driver"],
-        collaborators(None, journal.get("method", "config")),
+        parts,
         remove_source=module.params["remove_source"],
     )
     relocation.resume_switched(journal)
@@ -476,6 +630,18 @@ def run(module):
             module.fail_json(
                 msg="not trusting the relocation journal %s: %s; if no move to %s is under way, "
                 "remove it" % (_relocation.journal_path(target), "; ".join(distrust), target),
+                **result,
+            )
+        recorded = journal.get("containerd")
+        if recorded and recorded.get("target") != params["containerd_path"]:
+            module.fail_json(
+                msg="the relocation journal %s moves containerd's root to %s as well; set "
+                "containerd_path: %s to resume it"
+                % (
+                    _relocation.journal_path(target),
+                    recorded.get("target"),
+                    recorded.get("target"),
+                ),
                 **result,
             )
     if lock is not None:
@@ -514,20 +680,32 @@ def run(module):
             % (_relocation.journal_path(target), target, source, params["config_path"]),
             **result,
         )
+    store = None
     if on_containerd:
         store = _containerd.containerd_store(source)
         result["containerd_root"] = store.root
-        if not _containerd.is_within(store.root, source):
+        if _containerd.is_within(store.root, source):
+            store = None  # dockerd's own containerd: its root moves with the data-root
+        elif not params["containerd_path"]:
             module.fail_json(
                 msg="the engine keeps its images in the containerd image store, under %s (%s), "
                 "not under the data-root %s: moving the data-root alone would leave them behind. "
-                "Move containerd's root on its own (stop the engine and containerd, move %s, set "
-                "'root' in the containerd configuration), or let dockerd run its own containerd, "
-                "whose store is kept under the data-root"
-                % (store.root, store.evidence, source, store.root),
+                "Set containerd_path to a directory beside the new data-root to move containerd's "
+                "root with it, in the same transaction" % (store.root, store.evidence, source),
                 **result,
             )
     problems, plan = preflight(module, source, target, driver, engine_info, engine, journal)
+    if store is not None:
+        containerd_problems, plan["containerd"] = containerd_preflight(
+            module, store, source, target, manager, journal
+        )
+        problems += containerd_problems
+        problems += containerd_fit(target, plan["containerd"], plan, params["margin_percent"])
+    elif params["containerd_path"]:
+        module.warn(
+            "containerd_path is not used: the engine's images are not in a host containerd's "
+            "store outside the data-root"
+        )
     if manager_problem and plan.get("engine_running"):
         problems.append(manager_problem)
     plan["stops"] = service.describe() if plan.get("engine_running") and manager else None
@@ -547,11 +725,30 @@ def run(module):
     copy = TreeCopy(
         source, os.path.realpath(target), trust_existing=bool(journal) or params["force"]
     )
+    parts = collaborators(copy, params["method"])
+    if store is not None:
+        destination = params["containerd_path"]
+        containerd_copy = TreeCopy(
+            store.root,
+            os.path.realpath(destination),
+            trust_existing=bool(journal) or params["force"],
+        )
+        parts["containerd"] = _relocation.ContainerdRoot(
+            store.root,
+            destination,
+            containerd_copy,
+            _containerd.ContainerdService(manager, params["timeout"]),
+            _containerd.ContainerdRootSwitch(params["containerd_config_path"]),
+        )
+        data_root_users = parts["target_users"]
+        parts["target_users"] = lambda: (
+            data_root_users() + _path_users.users_of(containerd_copy.target)
+        )
     relocation = _relocation.Relocation(
         source,
         target,
         driver,
-        collaborators(copy, params["method"]),
+        parts,
         verify_full=params["verify"] == "full" or params["force"],
         remove_source=params["remove_source"],
         pin_driver=plan["pin_driver"],

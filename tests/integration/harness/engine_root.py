@@ -106,7 +106,15 @@ TRIXIE = EngineRootSource(
 
 def _package_versions(root: str) -> dict[str, str]:
     completed = subprocess.run(
-        ["chroot", root, "dpkg-query", "-W", "-f=${Package} ${Version}\\n", "docker.io", "containerd"],
+        [
+            "chroot",
+            root,
+            "dpkg-query",
+            "-W",
+            "-f=${Package} ${Version}\\n",
+            "docker.io",
+            "containerd",
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -135,8 +143,17 @@ def unpack(source: EngineRootSource) -> EngineRoot:
                     shutil.rmtree(os.path.join(parent, stale), ignore_errors=True)
             os.mkdir(root)
             subprocess.run(
-                ["tar", "--extract", "--file", source.tarball, "--directory", root,
-                 "--numeric-owner", "--xattrs", "--xattrs-include=*"],
+                [
+                    "tar",
+                    "--extract",
+                    "--file",
+                    source.tarball,
+                    "--directory",
+                    root,
+                    "--numeric-owner",
+                    "--xattrs",
+                    "--xattrs-include=*",
+                ],
                 check=True,
                 env={"LANG": "C", "LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
             )

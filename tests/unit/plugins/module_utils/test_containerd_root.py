@@ -1,5 +1,7 @@
 """Setting containerd's root in its config.toml: every other byte stays, or nothing is written."""
 
+import os
+
 import pytest
 
 from ansible_collections.dockerhost.storage.plugins.module_utils._capacity import (
@@ -11,6 +13,7 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._containerd imp
     config_with_root,
     foreign_namespaces,
     holds_root,
+    paths_under,
 )
 
 # Debian forky's /etc/containerd/config.toml, as the package ships it.
@@ -33,7 +36,7 @@ def test_a_root_is_added_at_the_end_of_the_top_level_keys():
 
 
 def test_an_existing_root_line_keeps_its_spacing_comment_and_line_ending():
-    text = "# moved by hand\r\n  root   =  '/data/containerd'   # big disk\r\nstate = \"/run/containerd\"\r\n[grpc]\r\n  root = \"not/this/one\"\r\n"
+    text = '# moved by hand\r\n  root   =  \'/data/containerd\'   # big disk\r\nstate = "/run/containerd"\r\n[grpc]\r\n  root = "not/this/one"\r\n'
     edited = config_with_root(text, "/srv/c")
     assert edited == text.replace("'/data/containerd'", '"/srv/c"')
     assert parse_containerd_root(edited) == "/srv/c"
@@ -98,13 +101,26 @@ def test_namespaces_of_other_clients_are_named():
     assert foreign_namespaces(["moby"]) == []
 
 
-def test_holds_root_reads_the_open_files_of_containerd(tmp_path):
+def test_holds_root_compares_the_open_files_of_containerd_by_identity(tmp_path):
+    new, old = tmp_path / "srv" / "c", tmp_path / "var" / "lib" / "containerd"
+    for root in (new, old):
+        (root / "io.containerd.metadata.v1.bolt").mkdir(parents=True)
+        (root / "io.containerd.metadata.v1.bolt" / "meta.db").write_bytes(b"")
     proc = tmp_path / "proc"
     (proc / "41" / "fd").mkdir(parents=True)
     (proc / "41" / "comm").write_text("containerd\n")
-    (proc / "41" / "fd" / "7").symlink_to("/srv/c/io.containerd.metadata.v1.bolt/meta.db")
+    # The link may show another path (a chroot, another mount namespace): a hard link here.
+    os.link(new / "io.containerd.metadata.v1.bolt" / "meta.db", tmp_path / "elsewhere.db")
+    (proc / "41" / "fd" / "7").symlink_to(tmp_path / "elsewhere.db")
     (proc / "42" / "fd").mkdir(parents=True)
     (proc / "42" / "comm").write_text("cat\n")
-    (proc / "42" / "fd" / "3").symlink_to("/var/lib/containerd/io.containerd.metadata.v1.bolt/meta.db")
-    assert holds_root("/srv/c", str(proc)) is True
-    assert holds_root("/var/lib/containerd", str(proc)) is False
+    (proc / "42" / "fd" / "3").symlink_to(old / "io.containerd.metadata.v1.bolt" / "meta.db")
+    assert holds_root(str(new), str(proc)) is True
+    assert holds_root(str(old), str(proc)) is False
+    assert holds_root(str(tmp_path / "absent"), str(proc)) is False
+
+
+def test_other_settings_under_the_old_root_are_found():
+    assert paths_under(DEBIAN, "/var/lib/containerd") == ["/var/lib/containerd/opt"]
+    assert paths_under('root = "/var/lib/containerd/x"\n', "/var/lib/containerd") == []
+    assert paths_under(DEBIAN, "/srv/containerd") == []
