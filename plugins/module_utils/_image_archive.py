@@ -5,9 +5,13 @@ API: what carries the images over a change of storage driver.
 
 An archive directory holds ``images.tar`` (the ``docker save`` format, streamed from
 ``GET /images/get``) and ``manifest.json`` (the images with their tags, the tar's size and
-sha256, the engine's driver and version at save time). The manifest is written last, so an
-archive without one is incomplete. Save and load on the same engine keep image IDs (an ID is
-the digest of the image's configuration), which makes the check after a load exact.
+sha256, the engine's driver and version at save time, and per image its configuration digest
+and layers). The manifest is written last, so an archive without one is incomplete. Save and
+load on the same kind of image store keep image IDs, which makes the check after a load exact.
+Between a graphdriver and the containerd image store IDs change (a graphdriver names an image
+by its configuration digest, the containerd store by its manifest or index digest): an image
+then counts as loaded when its tags name an image with its configuration digest as ID, or with
+the same layers, and the result says which (``match_in_engine``).
 
 The functions at the top are pure; ``ImageEngineClient`` and the functions below it touch the
 live system (the engine's socket, the archive directory).
@@ -25,6 +29,7 @@ import json
 import os
 import socket
 import stat
+import tarfile
 import tempfile
 from urllib.parse import quote
 
@@ -128,7 +133,13 @@ def build_manifest(images, tar_size, tar_sha256, engine, created):
             "data_root": engine.get("data_root"),
         },
         "images": [
-            {"id": image["id"], "tags": list(image["tags"]), "size": image["size"]}
+            {
+                "id": image["id"],
+                "tags": list(image["tags"]),
+                "size": image["size"],
+                "config_digest": image.get("config_digest"),
+                "layers": list(image.get("layers") or []),
+            }
             for image in images
         ],
         "tar": {"file": TAR_NAME, "size": tar_size, "sha256": tar_sha256},
@@ -183,21 +194,94 @@ def same_images(archived, current):
     return image_inventory(archived) == image_inventory(current)
 
 
-def missing_from_engine(archived, present_ids, tag_targets):
-    """What of the archived images the engine lacks: ``{"ids": [...], "tags": [...]}``.
+def match_in_engine(archived, present_ids, tag_targets, layers_of):
+    """Where the engine holds each archived image: ``(missing, matched)``.
 
-    ``present_ids`` is the set of image IDs the engine has; ``tag_targets`` maps each tag the
-    engine knows to the ID it names. A tag that names another image counts as missing.
+    ``present_ids`` is the set of image IDs the engine has, ``tag_targets`` maps each tag the
+    engine knows to the ID it names (a tag that names another image counts as missing), and
+    ``layers_of(id)``
+    gives an engine image's layers (diff IDs, base first). An archived image is there under its
+    own ID, or, across image stores, where each of its tags names an image whose ID is the
+    archived configuration digest (a graphdriver's IDs), or which has the same layers (the
+    containerd store's IDs are manifest digests). ``missing`` is ``{"ids", "tags"}``;
+    ``matched`` lists ``{"tags", "archived_id", "id", "by"}`` with ``by`` one of ``id``,
+    ``config digest``, ``layers``.
     """
-    ids = sorted(image["id"] for image in archived if image["id"] not in present_ids)
-    tags = sorted(
-        tag for image in archived for tag in image["tags"] if tag_targets.get(tag) != image["id"]
-    )
-    return {"ids": ids, "tags": tags}
+
+    def how(image, candidate):
+        if candidate is None:
+            return None
+        if candidate == image["id"]:
+            return "id"
+        if image.get("config_digest") and candidate == image["config_digest"]:
+            return "config digest"
+        if image.get("layers") and list(layers_of(candidate) or []) == list(image["layers"]):
+            return "layers"
+        return None
+
+    missing = {"ids": [], "tags": []}
+    matched = []
+    for image in archived:
+        found = None
+        if image["tags"]:
+            for tag in image["tags"]:
+                candidate = tag_targets.get(tag)
+                by = how(image, candidate)
+                if by is None:
+                    missing["tags"].append(tag)
+                elif found is None:
+                    found = (candidate, by)
+        else:
+            for candidate in [image["id"], image.get("config_digest")] + sorted(present_ids):
+                if candidate in present_ids and how(image, candidate):
+                    found = (candidate, how(image, candidate))
+                    break
+        if found is None and image["id"] not in present_ids:
+            missing["ids"].append(image["id"])
+        elif found is not None:
+            matched.append(
+                {
+                    "tags": list(image["tags"]),
+                    "archived_id": image["id"],
+                    "id": found[0],
+                    "by": found[1],
+                }
+            )
+    missing = {"ids": sorted(missing["ids"]), "tags": sorted(missing["tags"])}
+    return missing, sorted(matched, key=lambda entry: entry["archived_id"])
+
+
+def config_digests_from_save(entries):
+    """``({tag: config digest}, {config digests})`` from the ``manifest.json`` of a
+    ``docker save`` tar (``entries``: its list): ``Config`` is ``blobs/sha256/<hex>`` (OCI
+    layout, Docker 25 and later) or ``<hex>.json`` (older)."""
+    by_tag, digests = {}, set()
+    for entry in entries if isinstance(entries, list) else []:
+        config = os.path.basename(str((entry or {}).get("Config") or ""))
+        hexdigest = config[: -len(".json")] if config.endswith(".json") else config
+        if len(hexdigest) != 64:
+            continue
+        digest = "sha256:" + hexdigest
+        digests.add(digest)
+        for tag in entry.get("RepoTags") or ():
+            by_tag[tag] = digest
+    return by_tag, digests
+
+
+def with_config_digests(images, by_tag, digests):
+    """``images`` with ``config_digest`` set from a save's manifest: through a tag, or the ID
+    itself when it is one (a graphdriver's untagged image); None when unknown."""
+    result = []
+    for image in images:
+        digest = next((by_tag[tag] for tag in image["tags"] if tag in by_tag), None)
+        if digest is None and image["id"] in digests:
+            digest = image["id"]
+        result.append(dict(image, config_digest=digest))
+    return result
 
 
 def describe_missing(missing):
-    """``missing_from_engine``'s answer as a phrase."""
+    """``match_in_engine``'s ``missing`` as a phrase."""
     parts = []
     if missing["ids"]:
         parts.append("image IDs %s" % ", ".join(missing["ids"]))
@@ -409,6 +493,22 @@ def read_tag_targets(client):
         for tag in image_tags(summary.get("RepoTags")):
             targets[tag] = summary["Id"]
     return present, targets
+
+
+def layers_reader(client):
+    """``layers_of(id)`` for ``match_in_engine``: an engine image's layers, asked once each."""
+    known = {}
+
+    def layers_of(image_id):
+        if image_id not in known:
+            try:
+                answer = client.inspect_image(image_id)
+            except EngineNotFound:
+                answer = {}
+            known[image_id] = list((answer.get("RootFS") or {}).get("Layers") or [])
+        return known[image_id]
+
+    return layers_of
 
 
 def read_engine(client):
@@ -645,12 +745,27 @@ def write_archive(client, directory, images, engine):
             os.unlink(temporary)
         raise
     created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    images = with_config_digests(images, *config_digests_from_save(read_save_manifest(tar_path)))
     manifest = build_manifest(images, size, sha256, engine, created)
     try:
         write_text_atomically(manifest_path, json.dumps(manifest, indent=2) + "\n", 0o600)
     except OSError as exc:
         raise ArchiveError("cannot write %s: %s" % (manifest_path, exc.strerror or exc)) from None
     return manifest
+
+
+def read_save_manifest(tar_path):
+    """The ``manifest.json`` list inside a ``docker save`` tar, or None when it cannot be read
+    (the archive is then kept without configuration digests)."""
+    try:
+        with tarfile.open(tar_path, mode="r:") as tar:
+            member = tar.getmember("manifest.json")
+            handle = tar.extractfile(member)
+            if handle is None or member.size > 64 << 20:
+                return None
+            return json.loads(handle.read().decode("utf-8"))
+    except (OSError, KeyError, ValueError, tarfile.TarError):
+        return None
 
 
 def remove_archive(directory):

@@ -180,6 +180,24 @@ missing:
   returned: always
   type: dict
   sample: {ids: ["sha256:3f57d9401f8d42f986df300f0c69192fc41da28ccc8d797829467780db3dd741"], tags: ["busybox:latest"]}
+matched:
+  description:
+    - O(state=loaded) where the engine holds each archived image after the load (or already
+      held it), and how it was recognised (C(by)) - C(id) (the same image ID, as when the
+      archive comes from the same kind of image store), C(config digest) (a graphdriver names
+      an image by its configuration digest), or C(layers) (the same tags on an image with the
+      same layer diff IDs, as the containerd image store gives an image its manifest digest
+      as ID).
+    - So images move between a graphdriver (such as overlay2) and the containerd image store
+      in both directions, under new IDs.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - tags: ["busybox:latest"]
+      archived_id: "sha256:3f57d9401f8d42f986df300f0c69192fc41da28ccc8d797829467780db3dd741"
+      id: "sha256:88bb9c76184f6a377ded4d3f684a423e9e8c0a29c14701e679d709a0a86113b0"
+      by: layers
 loaded:
   description: The engine's messages about the load (C(Loaded image ...)); empty when nothing was loaded.
   returned: always
@@ -298,7 +316,9 @@ def load(module, client, directory, result):
         archive=archive_facts(directory, manifest),
     )
     present, targets = archive.read_tag_targets(client)
-    missing = archive.missing_from_engine(archived, present, targets)
+    missing, result["matched"] = archive.match_in_engine(
+        archived, present, targets, archive.layers_reader(client)
+    )
     result["missing"] = missing
     if missing["ids"] or missing["tags"]:
         # Checked and loaded through one open file: a swapped name cannot slip in between.
@@ -312,7 +332,9 @@ def load(module, client, directory, result):
             result["loaded"] = archive.load_checked_tar(client, tar, directory, manifest)
         tar_path = archive.archive_paths(directory)[0]
         present, targets = archive.read_tag_targets(client)
-        still = archive.missing_from_engine(archived, present, targets)
+        still, result["matched"] = archive.match_in_engine(
+            archived, present, targets, archive.layers_reader(client)
+        )
         if still["ids"] or still["tags"]:
             module.fail_json(
                 msg="after loading %s the engine on %s lacks %s; the archive is kept at %s"
@@ -339,6 +361,7 @@ def run(module):
         "archive": None,
         "containers": [],
         "missing": {"ids": [], "tags": []},
+        "matched": [],
         "loaded": [],
         "removed": False,
         "engine": None,

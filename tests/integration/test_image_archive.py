@@ -260,3 +260,70 @@ def test_a_silent_engine_and_a_missing_archive_are_named(tmp_path):
     assert missing.get("failed"), missing
     assert "no image archive at %s" % (tmp_path / "a") in missing["msg"]
     assert "state=saved" in missing["msg"]
+
+
+def _store_engine(start_dockerd, make_loopfs, engine, tmp_path, name, containerd_store):
+    """A private dockerd 28.5 on a fresh ext4: overlay2 (a graphdriver), or the containerd
+    image store (features.containerd-snapshotter)."""
+    fs = make_loopfs("ext4", size_mb=512)
+    config = tmp_path / ("%s.json" % name)
+    config.write_text(json.dumps({"features": {"containerd-snapshotter": containerd_store}}))
+    daemon = start_dockerd(
+        os.path.join(fs.mount_point, "docker"), engine=engine, config_file=str(config)
+    )
+    daemon.assert_started()
+    assert daemon.info()["Driver"] == ("overlayfs" if containerd_store else "overlay2")
+    return daemon
+
+
+def _archive(daemon, state, path):
+    return run_module(
+        "image_archive",
+        {"state": state, "path": str(path), "docker_host": "unix://" + daemon.socket},
+    )
+
+
+def test_images_move_between_a_graphdriver_and_the_containerd_store_both_ways(
+    forky_engine, start_dockerd, make_loopfs, busybox_image, tmp_path
+):
+    """Image IDs change between the two stores (a configuration digest, a manifest digest):
+    a real dockerd 28.5 each way, the images matched by tag and by configuration digest or
+    layers, and a container runs from each loaded image."""
+    graph = _store_engine(start_dockerd, make_loopfs, forky_engine, tmp_path, "graph", False)
+    import_image(graph, busybox_image)
+    graph.docker("tag", BUSYBOX, "local/busybox:second")
+    before = inventory(graph)
+    [graph_id] = [image_id for image_id, tags in before.items() if BUSYBOX in tags]
+
+    saved = _archive(graph, "saved", tmp_path / "from-graph")
+    assert not saved.get("failed"), saved.get("msg")
+    recorded = json.loads((tmp_path / "from-graph" / "manifest.json").read_text())
+    # A graphdriver's image ID is its configuration digest.
+    assert recorded["images"][0]["config_digest"] == graph_id
+    assert recorded["images"][0]["layers"]
+
+    store = _store_engine(start_dockerd, make_loopfs, forky_engine, tmp_path, "store", True)
+    loaded = _archive(store, "loaded", tmp_path / "from-graph")
+    assert not loaded.get("failed"), loaded.get("msg")
+    assert loaded["changed"] is True and loaded["missing"]["ids"] == [graph_id]
+    [match] = loaded["matched"]
+    assert match["archived_id"] == graph_id and match["by"] == "layers"
+    assert match["id"] != graph_id
+    assert match["tags"] == ["dockerhost-test/busybox:latest", "local/busybox:second"]
+    assert inventory(store) == {match["id"]: match["tags"]}
+    assert store.docker(*RUN, "local/busybox:second", "echo", "ran").stdout.strip() == "ran"
+    again = _archive(store, "loaded", tmp_path / "from-graph")
+    assert again["changed"] is False and again["matched"][0]["by"] == "layers"
+
+    # Back: from the containerd store into a fresh graphdriver.
+    saved = _archive(store, "saved", tmp_path / "from-store")
+    assert not saved.get("failed"), saved.get("msg")
+    fresh = _store_engine(start_dockerd, make_loopfs, forky_engine, tmp_path, "fresh", False)
+    loaded = _archive(fresh, "loaded", tmp_path / "from-store")
+    assert not loaded.get("failed"), loaded.get("msg")
+    [match] = loaded["matched"]
+    assert match["archived_id"] != match["id"] and match["by"] == "config digest"
+    # The configuration digest is the same image's on every store: back to the first ID.
+    assert match["id"] == graph_id
+    assert inventory(fresh) == before
+    assert fresh.docker(*RUN, BUSYBOX, "echo", "ran").stdout.strip() == "ran"

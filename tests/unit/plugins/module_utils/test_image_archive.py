@@ -85,7 +85,8 @@ def test_the_manifest_round_trips_and_records_the_tar_and_the_engine():
     assert parsed["tar"] == {"file": "images.tar", "size": 4096, "sha256": "d" * 64}
     assert parsed["engine"]["driver"] == "vfs"
     assert archive.same_images(parsed["images"], images)
-    assert "layers" not in parsed["images"][0]
+    # The layers go into the manifest: they recognise an image loaded under another ID.
+    assert parsed["images"][0]["layers"] == ["l1"]
 
 
 @pytest.mark.parametrize(
@@ -116,18 +117,82 @@ def test_same_images_compares_ids_and_tags():
     assert not archive.same_images(images, images[:2])
 
 
+def _layers_of(images):
+    return {image["id"]: image["layers"] for image in images}.get
+
+
 def test_missing_names_absent_ids_and_tags_that_name_another_image():
     images = engine_images()
     present = {BASE, TWO}
     targets = {"busybox:latest": BASE, "local/busybox:second": TWO, "local/two:1": TWO}
-    missing = archive.missing_from_engine(images, present, targets)
+    missing, matched = archive.match_in_engine(images, present, targets, _layers_of(images))
     assert missing == {"ids": [LOOSE], "tags": ["local/busybox:second"]}
     assert archive.describe_missing(missing) == ("image IDs %s; tags local/busybox:second" % LOOSE)
+    assert [(entry["archived_id"], entry["by"]) for entry in matched] == [(BASE, "id"), (TWO, "id")]
     everything = {"busybox:latest": BASE, "local/busybox:second": BASE, "local/two:1": TWO}
-    assert archive.missing_from_engine(images, {BASE, TWO, LOOSE}, everything) == {
-        "ids": [],
-        "tags": [],
-    }
+    missing, matched = archive.match_in_engine(
+        images, {BASE, TWO, LOOSE}, everything, _layers_of(images)
+    )
+    assert missing == {"ids": [], "tags": []}
+    assert len(matched) == 3
+
+
+MANIFEST_ID = "sha256:" + "e" * 64
+OTHER = "sha256:" + "f" * 64
+
+
+def test_across_image_stores_images_match_by_config_digest_or_layers():
+    # Saved from a graphdriver (IDs are configuration digests), loaded into the containerd
+    # store, which names the image by its manifest digest: the same tag, the same layers.
+    archived = [dict(image, config_digest=image["id"]) for image in engine_images()[:1]]
+    layers = {MANIFEST_ID: ["l1"], OTHER: ["l9"]}.get
+    targets = {"busybox:latest": MANIFEST_ID, "local/busybox:second": MANIFEST_ID}
+    missing, matched = archive.match_in_engine(archived, {MANIFEST_ID}, targets, layers)
+    assert missing == {"ids": [], "tags": []}
+    assert matched == [
+        {
+            "tags": ["busybox:latest", "local/busybox:second"],
+            "archived_id": BASE,
+            "id": MANIFEST_ID,
+            "by": "layers",
+        }
+    ]
+    # A tag on an image with other layers is missing.
+    targets["local/busybox:second"] = OTHER
+    missing, _matched = archive.match_in_engine(archived, {MANIFEST_ID, OTHER}, targets, layers)
+    assert missing == {"ids": [], "tags": ["local/busybox:second"]}
+    # The other way: saved from the containerd store, loaded into a graphdriver, whose ID is
+    # the configuration digest the save recorded.
+    saved = [{"id": MANIFEST_ID, "tags": ["web:1"], "config_digest": BASE, "layers": ["l1"]}]
+    missing, matched = archive.match_in_engine(
+        saved, {BASE}, {"web:1": BASE}, lambda image_id: pytest.fail("layers not needed")
+    )
+    assert missing == {"ids": [], "tags": []} and matched[0]["by"] == "config digest"
+    # Untagged: found by its configuration digest.
+    loose = [{"id": MANIFEST_ID, "tags": [], "config_digest": BASE, "layers": ["l1"]}]
+    assert archive.match_in_engine(loose, {BASE}, {}, layers)[1][0]["id"] == BASE
+
+
+def test_config_digests_are_read_from_both_save_layouts():
+    entries = [
+        {"Config": "blobs/sha256/" + "a" * 64, "RepoTags": ["web:1"], "Layers": []},
+        {"Config": "b" * 64 + ".json", "RepoTags": None, "Layers": []},
+        {"Config": "index.json"},
+    ]
+    by_tag, digests = archive.config_digests_from_save(entries)
+    assert by_tag == {"web:1": BASE}
+    assert digests == {BASE, TWO}
+    images = [
+        {"id": MANIFEST_ID, "tags": ["web:1"]},
+        {"id": TWO, "tags": []},
+        {"id": LOOSE, "tags": []},
+    ]
+    assert [i["config_digest"] for i in archive.with_config_digests(images, by_tag, digests)] == [
+        BASE,
+        TWO,
+        None,
+    ]
+    assert archive.config_digests_from_save(None) == ({}, set())
 
 
 def test_containers_left_behind_are_named_and_sorted():
