@@ -682,7 +682,7 @@ def run(module):
         )
     store = None
     if on_containerd:
-        store = _containerd.containerd_store(source)
+        store = _containerd.containerd_store(source, system_config=params["containerd_config_path"])
         result["containerd_root"] = store.root
         if _containerd.is_within(store.root, source):
             store = None  # dockerd's own containerd: its root moves with the data-root
