@@ -171,14 +171,14 @@ notes:
     root. When dockerd runs its own containerd (no host containerd answered at its start), that
     root is C(<data-root>/containerd/daemon) and moves with the data-root; RV(containerd_root)
     names it. When the host's containerd keeps the images, outside the data-root, its root
-    moves too when O(containerd_path) is set (and the move is refused otherwise): both trees
+    moves too when O(containerd_path) is set (and the move is refused otherwise). Both trees
     are copied while everything runs, the engine and then containerd are stopped, both get a
     final pass and are verified, containerd's configuration and then daemon.json are switched,
     containerd and then the engine are started, and every image (by ID and tag), container and
     volume must be there, with containerd holding its new root open. Any failure puts both
     files back and starts containerd and the engine on the old roots. Check mode shows both
-    trees in RV(plan), the new containerd configuration in RV(plan.containerd.config_change),
-    and the namespaces that share containerd's root.
+    trees in RV(plan), whose C(containerd) entry holds containerd's root, its size, the new
+    text of its configuration (C(config_change)) and the namespaces that share it.
 seealso:
   - module: dockerhost.storage.capacity_info
   - module: dockerhost.storage.daemon_config
@@ -232,7 +232,11 @@ driver:
   type: str
   sample: overlay2
 plan:
-  description: What the move needs and does; returned in check mode and on success.
+  description:
+    - What the move needs and does; returned in check mode and on success.
+    - When containerd's root moves too (O(containerd_path)), C(containerd) holds its C(source),
+      C(path), C(config_path), C(stops), C(bytes), C(inodes), C(namespaces) (null when they
+      could not be listed) and C(config_change), the text its configuration would get.
   returned: when the data-root changes or would change
   type: dict
   sample:

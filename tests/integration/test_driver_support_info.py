@@ -51,7 +51,9 @@ def _dockerd_outcome(start_dockerd, data_root, driver=None, engine=None, config_
 @pytest.mark.parametrize("backing", BACKINGS, indirect=True)
 def test_verdicts_match_dockerd(backing, engine, start_dockerd, tmp_path):
     kind, mount_point = backing
-    args = {"path": os.path.join(mount_point, "docker-auto")}
+    # Each engine's data-roots of its own: the filesystem is shared by both engines' runs.
+    prefix = os.path.join(mount_point, "docker-%s-" % ("20.10" if engine is None else "28.5"))
+    args = {"path": prefix + "auto"}
     if engine is not None:
         args["engine_version"] = engine.version
     result = run_module("driver_support_info", args)
@@ -69,7 +71,7 @@ def test_verdicts_match_dockerd(backing, engine, start_dockerd, tmp_path):
     mismatches = []
     for driver in DRIVERS_TRIED:
         picked, refusal = _dockerd_outcome(
-            start_dockerd, os.path.join(mount_point, "docker-" + driver), driver, engine
+            start_dockerd, prefix + driver, driver, engine
         )
         started = picked == driver
         verdict = result["drivers"][driver]
@@ -90,7 +92,7 @@ def test_verdicts_match_dockerd(backing, engine, start_dockerd, tmp_path):
             )
 
     picked, refusal = _dockerd_outcome(
-        start_dockerd, os.path.join(mount_point, "docker-auto"), engine=engine
+        start_dockerd, prefix + "auto", engine=engine
     )
     _compare_pick(mismatches, "no driver set on %s" % kind, result["would_pick"], picked, refusal)
 
@@ -98,7 +100,7 @@ def test_verdicts_match_dockerd(backing, engine, start_dockerd, tmp_path):
         # The containerd image store: the storage driver is then a containerd snapshotter.
         config = tmp_path / "daemon.json"
         config.write_text(json.dumps({"features": {"containerd-snapshotter": True}}))
-        store_root = os.path.join(mount_point, "docker-containerd-store")
+        store_root = prefix + "containerd-store"
         store = run_module(
             "driver_support_info",
             {"path": store_root, "engine_version": engine.version, "config_path": str(config)},
