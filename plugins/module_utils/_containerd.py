@@ -23,6 +23,7 @@ import re
 import subprocess
 from collections import namedtuple
 
+from ansible_collections.dockerhost.storage.plugins.module_utils import _engine_service
 from ansible_collections.dockerhost.storage.plugins.module_utils._atomic_file import (
     write_text_atomically,
 )
@@ -330,6 +331,10 @@ class ContainerdService:
                 "the host's containerd can be stopped and started only through systemd (%s); "
                 "it is %s here" % (self.UNIT, self.manager)
             )
+        if action == "start":
+            # containerd.service has no start limit of its own, but the default one (5 in 10 s)
+            # applies; see _engine_service.reset_start_limit.
+            _engine_service.reset_start_limit([self.UNIT], self.timeout)
         _run(["systemctl", action, self.UNIT], self.timeout)
 
     def stop(self):

@@ -96,6 +96,21 @@ def _run(argv, timeout):
     return completed
 
 
+def reset_start_limit(units, timeout=120):
+    """``systemctl reset-failed`` for ``units`` before a deliberate start.
+
+    Debian's docker.service allows 3 starts in 60 s (``StartLimitBurst=3``,
+    ``StartLimitIntervalSec=60``): a move or a roll-back soon after other restarts (the
+    install, a configuration change, a refused move) would find the engine "Start request
+    repeated too quickly" and unable to start. reset-failed sets that counter to zero; a unit
+    that is not failed is left as it is. Its own failure is not an error: the start says what
+    went wrong."""
+    try:
+        _run(["systemctl", "reset-failed"] + list(units), timeout)
+    except ServiceError:
+        pass
+
+
 class EngineService:
     """The engine's service on this host, stopped and started as one unit."""
 
@@ -112,6 +127,8 @@ class EngineService:
     def _call(self, action):
         if self.manager == "systemd":
             units = SYSTEMD_UNITS if action == "stop" else SYSTEMD_UNITS[::-1]
+            if action == "start":
+                reset_start_limit(units, self.timeout)
             argv = ["systemctl", action] + list(units)
         else:
             argv = [self.init_script, action]

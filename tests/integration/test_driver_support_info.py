@@ -70,9 +70,7 @@ def test_verdicts_match_dockerd(backing, engine, start_dockerd, tmp_path):
 
     mismatches = []
     for driver in DRIVERS_TRIED:
-        picked, refusal = _dockerd_outcome(
-            start_dockerd, prefix + driver, driver, engine
-        )
+        picked, refusal = _dockerd_outcome(start_dockerd, prefix + driver, driver, engine)
         started = picked == driver
         verdict = result["drivers"][driver]
         if verdict["supported"] is not started:
@@ -91,9 +89,7 @@ def test_verdicts_match_dockerd(backing, engine, start_dockerd, tmp_path):
                 "%s refused by dockerd but the module gives no reason" % driver
             )
 
-    picked, refusal = _dockerd_outcome(
-        start_dockerd, prefix + "auto", engine=engine
-    )
+    picked, refusal = _dockerd_outcome(start_dockerd, prefix + "auto", engine=engine)
     _compare_pick(mismatches, "no driver set on %s" % kind, result["would_pick"], picked, refusal)
 
     if engine is not None:
