@@ -54,16 +54,6 @@ options:
       - containerd's configuration file, read for its top-level C(root) key.
     type: path
     default: /etc/containerd/config.toml
-  config_path:
-    description:
-      - The daemon configuration file read for C(data-root).
-    type: path
-    default: /etc/docker/daemon.json
-  docker_host:
-    description:
-      - The Engine API socket, asked for the data-root and the image store in use.
-    type: str
-    default: unix:///var/run/docker.sock
   breakdown:
     description:
       - Walk the data-root and count inodes and bytes per top-level directory (C(overlay2),
@@ -130,6 +120,8 @@ options:
     default: false
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - dockerhost.storage.engine
+  - dockerhost.storage.engine.config_path
   - ansible.builtin.action_common_attributes.facts
 attributes:
   check_mode:
@@ -372,7 +364,11 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockerhost.storage.plugins.module_utils import _capacity, _mountinfo
+from ansible_collections.dockerhost.storage.plugins.module_utils import (
+    _capacity,
+    _module_options,
+    _mountinfo,
+)
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state import (
     EngineStateError,
     check_absolute_path,
@@ -385,13 +381,11 @@ THRESHOLD_OPTIONS = tuple(_capacity.DEFAULT_THRESHOLDS)
 
 
 def argument_spec():
-    spec = dict(
+    own = dict(
         data_root=dict(type="path"),
         paths=dict(type="list", elements="path", default=[]),
         containerd_root=dict(type="path"),
         containerd_config=dict(type="path", default=_capacity.DEFAULT_CONTAINERD_CONFIG),
-        config_path=dict(type="path", default="/etc/docker/daemon.json"),
-        docker_host=dict(type="str", default="unix:///var/run/docker.sock"),
         breakdown=dict(type="bool", default=False),
         top_layers=dict(type="int", default=10),
         target=dict(type="path"),
@@ -399,8 +393,10 @@ def argument_spec():
         fail_on_threshold=dict(type="bool", default=False),
     )
     for name, default in _capacity.DEFAULT_THRESHOLDS.items():
-        spec[name] = dict(type="float", default=default)
-    return spec
+        own[name] = dict(type="float", default=default)
+    return _module_options.argument_spec(
+        own, _module_options.DOCKER_HOST, _module_options.CONFIG_PATH
+    )
 
 
 def examined_path(value, option, mounts, must_exist=True):

@@ -110,11 +110,6 @@ options:
     type: str
     choices: [fail, warn]
     default: fail
-  docker_host:
-    description:
-      - The Engine API socket, asked for the engine version, the running driver and data-root.
-    type: str
-    default: unix:///var/run/docker.sock
   engine_version:
     description:
       - The Docker Engine version to check the settings for, such as C(24.0), for a host where
@@ -132,6 +127,7 @@ options:
     default: /
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - dockerhost.storage.engine
   - dockerhost.storage.engine_lock
 attributes:
   check_mode:
@@ -274,6 +270,7 @@ from ansible_collections.dockerhost.storage.plugins.module_utils import (
     _daemon_json,
     _dockerd_flags,
     _drivers,
+    _module_options,
     _support,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._atomic_file import (
@@ -294,23 +291,24 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state i
 
 
 def argument_spec():
-    return dict(
-        path=dict(type="path", default=_daemon_json.DEFAULT_DAEMON_JSON),
-        storage_driver=dict(type="str"),
-        storage_opts=dict(type="list", elements="str"),
-        data_root=dict(type="path"),
-        containerd_snapshotter=dict(type="bool"),
-        remove=dict(
-            type="list", elements="str", choices=list(_daemon_config.MANAGED_KEYS), default=[]
+    return _module_options.argument_spec(
+        dict(
+            path=dict(type="path", default=_daemon_json.DEFAULT_DAEMON_JSON),
+            storage_driver=dict(type="str"),
+            storage_opts=dict(type="list", elements="str"),
+            data_root=dict(type="path"),
+            containerd_snapshotter=dict(type="bool"),
+            remove=dict(
+                type="list", elements="str", choices=list(_daemon_config.MANAGED_KEYS), default=[]
+            ),
+            backup=dict(type="bool", default=False),
+            support_check=dict(type="bool", default=True),
+            conflicts=dict(type="str", choices=["fail", "warn"], default="fail"),
+            engine_version=dict(type="str"),
+            host_root=dict(type="path", default="/"),
         ),
-        backup=dict(type="bool", default=False),
-        support_check=dict(type="bool", default=True),
-        conflicts=dict(type="str", choices=["fail", "warn"], default="fail"),
-        docker_host=dict(type="str", default="unix:///var/run/docker.sock"),
-        engine_version=dict(type="str"),
-        host_root=dict(type="path", default="/"),
-        lock_timeout=dict(type="int", default=120),
-        lock_token=dict(type="str", no_log=False),
+        _module_options.DOCKER_HOST,
+        _module_options.ENGINE_LOCK,
     )
 
 

@@ -98,16 +98,6 @@ options:
         inodes, and at least 1 GiB and 10000 inodes, as in M(dockerhost.storage.capacity_info).
     type: int
     default: 10
-  config_path:
-    description:
-      - The daemon configuration file the engine reads.
-    type: path
-    default: /etc/docker/daemon.json
-  docker_host:
-    description:
-      - The Engine API socket.
-    type: str
-    default: unix:///var/run/docker.sock
   service_manager:
     description:
       - How the engine is stopped and started. C(auto) uses systemd when it is the init system
@@ -153,6 +143,8 @@ options:
     default: false
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - dockerhost.storage.engine
+  - dockerhost.storage.engine.config_path
   - dockerhost.storage.engine_lock
 attributes:
   check_mode:
@@ -299,6 +291,7 @@ from ansible_collections.dockerhost.storage.plugins.module_utils import (
     _dockerd_flags,
     _drivers,
     _engine_service,
+    _module_options,
     _path_users,
     _relocation,
     _support,
@@ -326,26 +319,29 @@ FAULT_VARIABLE = "DOCKERHOST_STORAGE_FAULT_AT"
 
 
 def argument_spec():
-    return dict(
-        path=dict(type="path", required=True),
-        state=dict(type="str", choices=["relocated"], default="relocated"),
-        method=dict(type="str", choices=["config", "mount"], default="config"),
-        fstab_path=dict(type="path", default="/etc/fstab"),
-        force=dict(type="bool", default=False),
-        allow_same_filesystem=dict(type="bool", default=False),
-        remove_source=dict(type="bool", default=False),
-        verify=dict(type="str", choices=["changed", "full"], default="changed"),
-        margin_percent=dict(type="int", default=10),
-        config_path=dict(type="path", default="/etc/docker/daemon.json"),
-        docker_host=dict(type="str", default="unix:///var/run/docker.sock"),
-        service_manager=dict(type="str", choices=["auto", "systemd", "sysvinit"], default="auto"),
-        init_script=dict(type="path", default="/etc/init.d/docker"),
-        timeout=dict(type="int", default=120),
-        lock_timeout=dict(type="int", default=120),
-        lock_token=dict(type="str", no_log=False),
-        containerd_path=dict(type="path"),
-        containerd_config_path=dict(type="path", default=_containerd.DEFAULT_CONTAINERD_CONFIG),
-        containerd_shared=dict(type="bool", default=False),
+    return _module_options.argument_spec(
+        dict(
+            path=dict(type="path", required=True),
+            state=dict(type="str", choices=["relocated"], default="relocated"),
+            method=dict(type="str", choices=["config", "mount"], default="config"),
+            fstab_path=dict(type="path", default="/etc/fstab"),
+            force=dict(type="bool", default=False),
+            allow_same_filesystem=dict(type="bool", default=False),
+            remove_source=dict(type="bool", default=False),
+            verify=dict(type="str", choices=["changed", "full"], default="changed"),
+            margin_percent=dict(type="int", default=10),
+            service_manager=dict(
+                type="str", choices=["auto", "systemd", "sysvinit"], default="auto"
+            ),
+            init_script=dict(type="path", default="/etc/init.d/docker"),
+            timeout=dict(type="int", default=120),
+            containerd_path=dict(type="path"),
+            containerd_config_path=dict(type="path", default=_containerd.DEFAULT_CONTAINERD_CONFIG),
+            containerd_shared=dict(type="bool", default=False),
+        ),
+        _module_options.DOCKER_HOST,
+        _module_options.CONFIG_PATH,
+        _module_options.ENGINE_LOCK,
     )
 
 

@@ -53,19 +53,10 @@ options:
         use it as a preflight before configuring that driver.
     type: str
     choices: [overlay2, aufs, btrfs, zfs, fuse-overlayfs, vfs, overlay, devicemapper]
-  docker_host:
-    description:
-      - The Engine API socket.
-    type: str
-    default: unix:///var/run/docker.sock
-  config_path:
-    description:
-      - The daemon configuration file read for C(data-root), C(storage-driver) and
-        C(features.containerd-snapshotter).
-    type: path
-    default: /etc/docker/daemon.json
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - dockerhost.storage.engine
+  - dockerhost.storage.engine.config_path
   - ansible.builtin.action_common_attributes.facts
 attributes:
   check_mode:
@@ -223,7 +214,11 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockerhost.storage.plugins.module_utils import _drivers, _support
+from ansible_collections.dockerhost.storage.plugins.module_utils import (
+    _drivers,
+    _module_options,
+    _support,
+)
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state import (
     EngineStateError,
     engine_in_force,
@@ -231,13 +226,15 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state i
 
 
 def argument_spec():
-    return dict(
-        path=dict(type="path"),
-        engine_version=dict(type="str"),
-        probe=dict(type="bool", default=True),
-        required=dict(type="str", choices=list(_drivers.DRIVERS)),
-        docker_host=dict(type="str", default="unix:///var/run/docker.sock"),
-        config_path=dict(type="path", default="/etc/docker/daemon.json"),
+    return _module_options.argument_spec(
+        dict(
+            path=dict(type="path"),
+            engine_version=dict(type="str"),
+            probe=dict(type="bool", default=True),
+            required=dict(type="str", choices=list(_drivers.DRIVERS)),
+        ),
+        _module_options.DOCKER_HOST,
+        _module_options.CONFIG_PATH,
     )
 
 

@@ -57,11 +57,6 @@ options:
       - The archive is kept whenever the check fails.
     type: bool
     default: false
-  docker_host:
-    description:
-      - The Engine API socket.
-    type: str
-    default: unix:///var/run/docker.sock
   timeout:
     description:
       - Seconds the engine may stay silent during a call; loading a large archive can keep it
@@ -70,6 +65,7 @@ options:
     default: 600
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - dockerhost.storage.engine
   - dockerhost.storage.engine_lock
 attributes:
   check_mode:
@@ -221,6 +217,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockerhost.storage.plugins.module_utils import _image_archive as archive
+from ansible_collections.dockerhost.storage.plugins.module_utils import _module_options
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
     EngineUnavailable,
 )
@@ -230,14 +227,15 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_lock im
 
 
 def argument_spec():
-    return dict(
-        state=dict(type="str", required=True, choices=["saved", "loaded"]),
-        path=dict(type="path", required=True),
-        remove_archive_after_load=dict(type="bool", default=False),
-        docker_host=dict(type="str", default="unix:///var/run/docker.sock"),
-        timeout=dict(type="int", default=600),
-        lock_timeout=dict(type="int", default=120),
-        lock_token=dict(type="str", no_log=False),
+    return _module_options.argument_spec(
+        dict(
+            state=dict(type="str", required=True, choices=["saved", "loaded"]),
+            path=dict(type="path", required=True),
+            remove_archive_after_load=dict(type="bool", default=False),
+            timeout=dict(type="int", default=600),
+        ),
+        _module_options.DOCKER_HOST,
+        _module_options.ENGINE_LOCK,
     )
 
 

@@ -28,11 +28,6 @@ description:
 author:
   - dockerhost.storage maintainers (!UNKNOWN)
 options:
-  docker_host:
-    description:
-      - The Engine API socket.
-    type: str
-    default: unix:///var/run/docker.sock
   timeout:
     description:
       - Seconds to wait for each Engine API answer before giving up on the engine.
@@ -87,6 +82,7 @@ options:
     default: false
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - dockerhost.storage.engine
 attributes:
   check_mode:
     support: full
@@ -290,6 +286,7 @@ probe:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.dockerhost.storage.plugins.module_utils import _module_options
 from ansible_collections.dockerhost.storage.plugins.module_utils._container_probe import (
     ProbeError,
     run_probe,
@@ -313,16 +310,18 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._mounts_report 
 
 
 def argument_spec():
-    return dict(
-        docker_host=dict(type="str", default="unix:///var/run/docker.sock"),
-        timeout=dict(type="int", default=30),
-        data_root=dict(type="path"),
-        containers=dict(type="list", elements="str"),
-        check_store=dict(type="bool", default=False),
-        probe=dict(type="bool", default=False),
-        probe_image=dict(type="str"),
-        mountinfo_path=dict(type="path", default="/proc/self/mountinfo"),
-        fail_on_problems=dict(type="bool", default=False),
+    return _module_options.argument_spec(
+        dict(
+            timeout=dict(type="int", default=30),
+            data_root=dict(type="path"),
+            containers=dict(type="list", elements="str"),
+            check_store=dict(type="bool", default=False),
+            probe=dict(type="bool", default=False),
+            probe_image=dict(type="str"),
+            mountinfo_path=dict(type="path", default="/proc/self/mountinfo"),
+            fail_on_problems=dict(type="bool", default=False),
+        ),
+        _module_options.DOCKER_HOST,
     )
 
 

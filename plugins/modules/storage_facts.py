@@ -33,21 +33,11 @@ options:
       - The data-root to examine. Defaults to the data-root the running engine reports, else
         C(data-root) in O(config_path), else C(/var/lib/docker).
     type: path
-  config_path:
-    description:
-      - The daemon configuration file.
-    type: path
-    default: /etc/docker/daemon.json
   etc_docker:
     description:
       - The directory whose owner and mode CIS Docker Benchmark 3.5 and 3.6 judge. Defaults to
         the directory of O(config_path).
     type: path
-  docker_host:
-    description:
-      - The Engine API socket.
-    type: str
-    default: unix:///var/run/docker.sock
   host_root:
     description:
       - The directory under which the docker.service unit, its drop-ins and the environment
@@ -92,6 +82,8 @@ options:
     default: {}
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - dockerhost.storage.engine
+  - dockerhost.storage.engine.config_path
   - ansible.builtin.action_common_attributes.facts
 attributes:
   check_mode:
@@ -333,6 +325,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.dockerhost.storage.plugins.module_utils import (
     _audit_policy,
     _capacity,
+    _module_options,
     _storage_facts,
     _support,
 )
@@ -342,17 +335,19 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state i
 
 
 def argument_spec():
-    return dict(
-        data_root=dict(type="path"),
-        config_path=dict(type="path", default="/etc/docker/daemon.json"),
-        etc_docker=dict(type="path"),
-        docker_host=dict(type="str", default="unix:///var/run/docker.sock"),
-        host_root=dict(type="path", default="/"),
-        containerd_root=dict(type="path"),
-        containerd_config=dict(type="path", default=_capacity.DEFAULT_CONTAINERD_CONFIG),
-        probe=dict(type="bool", default=True),
-        timeout=dict(type="int", default=30),
-        policy=dict(type="dict", default={}),
+    return _module_options.argument_spec(
+        dict(
+            data_root=dict(type="path"),
+            etc_docker=dict(type="path"),
+            host_root=dict(type="path", default="/"),
+            containerd_root=dict(type="path"),
+            containerd_config=dict(type="path", default=_capacity.DEFAULT_CONTAINERD_CONFIG),
+            probe=dict(type="bool", default=True),
+            timeout=dict(type="int", default=30),
+            policy=dict(type="dict", default={}),
+        ),
+        _module_options.DOCKER_HOST,
+        _module_options.CONFIG_PATH,
     )
 
 
