@@ -11,9 +11,7 @@ class ModuleDocFragment:
 options:
   docker_host:
     description:
-      - The Engine API socket, C(unix://) and an absolute path. When nothing answers there, the
-        modules judge the host from its files (and say so), as on a host where Docker is not
-        installed or not running.
+      - The Engine API socket, C(unix://) and an absolute path.
       - Every module that asks the engine takes it; set it once for all of them with
         C(module_defaults) and the group C(group/dockerhost.storage.engine).
     type: str
