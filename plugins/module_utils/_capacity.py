@@ -408,7 +408,9 @@ def fit_on_target(used_bytes, used_inodes, target_bytes, target_inodes, margin_p
 
 # ---- containerd ----------------------------------------------------------------------------
 
-_TOML_ROOT = re.compile(r"""^\s*root\s*=\s*(?:"((?:[^"\\]|\\.)*)"|'([^']*)')\s*(?:#.*)?$""")
+_TOML_ROOT = re.compile(
+    r"""^\s*(?:root|"root"|'root')\s*=\s*(?:"((?:[^"\\]|\\.)*)"|'([^']*)')\s*(?:#.*)?$"""
+)
 _TOML_TABLE = re.compile(r"^\s*\[")
 
 
@@ -416,10 +418,12 @@ def parse_containerd_root(text):
     """The top-level ``root = "..."`` of a containerd config.toml, or None.
 
     Only the top-level key counts: a ``root`` inside a table (``[plugins...]``) is another
-    setting. Basic and literal strings are read; anything else is ignored, as are lines this
-    small reader does not understand.
+    setting. The key may be quoted; basic and literal strings are read; anything else is
+    ignored, as are lines this small reader does not understand.
     """
-    for line in text.splitlines():
+    # TOML ends lines at LF (CRLF) only; splitlines() would also split inside a comment.
+    for line in text.split("\n"):
+        line = line.rstrip("\r")
         if _TOML_TABLE.match(line):
             return None
         match = _TOML_ROOT.match(line)

@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections import namedtuple
 
-from ansible_collections.dockerhost.storage.plugins.module_utils import _engine_service
+from ansible_collections.dockerhost.storage.plugins.module_utils import (
+    _engine_service,
+    _mountinfo,
+)
 from ansible_collections.dockerhost.storage.plugins.module_utils._atomic_file import (
     write_text_atomically,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._capacity import (
     DEFAULT_CONTAINERD_CONFIG,
+    DEFAULT_CONTAINERD_ROOT,
     parse_containerd_root,
     read_containerd_root,
 )
@@ -154,58 +157,129 @@ def config_with_root(text, root, path=DEFAULT_CONTAINERD_CONFIG):
     """The text of containerd's ``config.toml`` (``text``; None when there is no file) with its
     top-level ``root`` set to ``root``, every other byte unchanged.
 
-    An existing ``root = ...`` line before the first table keeps its indentation, spacing and
-    comment; without one, ``root = "..."`` goes at the end of the top-level keys (before the
-    first table). Raises ContainerdError, naming ``path``, where an edit could not be trusted:
-    ``imports`` (another file may set the root), ``root`` given twice or not as a one-line
-    string, a multi-line string among the top-level keys.
+    An existing ``root = ...`` line before the first table keeps its indentation, spacing,
+    comment and line ending; without one, ``root = "..."`` goes after the last top-level key
+    (before the blank lines that lead to the first table), ending as the file's lines end.
+    Raises ContainerdError, naming ``path``, where an edit could not be trusted: a byte-order
+    mark, ``imports`` (another file may set the root), ``root`` given twice or not as a
+    one-line string, a multi-line string or array among the top-level keys, or a result that
+    does not read back as the old settings with the new root (checked with ``tomllib`` where
+    Python has it, 3.11 and later).
     """
-    line = "root = %s\n" % toml_basic_string(root)
+    line_end = "\r\n" if text and "\r\n" in text else "\n"
+    line = "root = %s%s" % (toml_basic_string(root), line_end)
     if text is None:
         # No file: containerd's defaults, and this root. Version 2 is read by containerd 1.5
         # and later, and migrated by 2.x.
         return "version = 2\n" + line
-    lines = text.splitlines(keepends=True)
-    top = next((index for index, value in enumerate(lines) if _TABLE.match(value)), len(lines))
-    found = []
-    for index in range(top):
-        if '"""' in lines[index] or "'''" in lines[index]:
-            raise ContainerdError(
-                "%s line %d has a multi-line string among the top-level keys: the root cannot "
-                "be set safely there; set 'root' by hand, or give containerd_config_path a "
-                "simpler file" % (path, index + 1)
-            )
-        if _IMPORTS_KEY.match(lines[index]):
-            raise ContainerdError(
-                "%s imports other files (line %d), which may set the root too: set 'root' by "
-                "hand, then run again" % (path, index + 1)
-            )
-        if _ROOT_KEY.match(lines[index]):
-            found.append(index)
+    if text.startswith("\ufeff"):
+        raise ContainerdError(
+            "%s starts with a byte-order mark, which TOML does not allow: remove it first" % path
+        )
+    # TOML ends lines at LF only (a CR before it belongs to the line ending).
+    lines = [piece for piece in re.split(r"(?<=\n)", text) if piece]
+    top, found = _top_level(lines, path)
     if len(found) > 1:
         raise ContainerdError(
             "%s sets root more than once (lines %s): containerd refuses such a file; fix it first"
             % (path, ", ".join(str(index + 1) for index in found))
         )
     if not found:
-        # After the last top-level key, before the blank lines that lead to the first table.
         at = top
         while at and not lines[at - 1].strip():
             at -= 1
         if at and not lines[at - 1].endswith("\n"):
-            lines[at - 1] += "\n"
+            lines[at - 1] += line_end
         lines.insert(at, line)
-        return "".join(lines)
-    index = found[0]
-    key, value, newline = _ROOT_KEY.match(lines[index]).groups()
-    match = _ROOT_VALUE.match(value)
-    if not match:
+    else:
+        index = found[0]
+        key, value, newline = _ROOT_KEY.match(lines[index]).groups()
+        match = _ROOT_VALUE.match(value.rstrip("\r"))
+        if not match:
+            raise ContainerdError(
+                "%s line %d sets root to %s, not a one-line string: set it by hand"
+                % (path, index + 1, value.strip())
+            )
+        ending = "\r" if value.endswith("\r") else ""
+        lines[index] = key + toml_basic_string(root) + match.group(3) + ending + (newline or "")
+    edited = "".join(lines)
+    _check_read_back(text, edited, root, path)
+    return edited
+
+
+def _top_level(lines, path):
+    """``(index of the first table header, indexes of the top-level root lines)``; raises
+    ContainerdError for what a line-by-line edit cannot be sure of."""
+    found = []
+    depth = 0
+    for index, line in enumerate(lines):
+        if depth == 0 and _TABLE.match(line):
+            return index, found
+        if '"""' in line or "'''" in line:
+            raise ContainerdError(
+                "%s line %d has a multi-line string among the top-level keys: the root cannot "
+                "be set safely there; set 'root' by hand, or give containerd_config_path a "
+                "simpler file" % (path, index + 1)
+            )
+        code = re.sub(r"#.*", "", re.sub(r""""(?:[^"\\]|\\.)*"|'[^']*'""", '""', line))
+        depth += code.count("[") + code.count("{") - code.count("]") - code.count("}")
+        if depth:
+            raise ContainerdError(
+                "%s line %d starts an array or table that goes on over several lines among the "
+                "top-level keys: the root cannot be set safely there; set it by hand"
+                % (path, index + 1)
+            )
+        if _IMPORTS_KEY.match(line):
+            raise ContainerdError(
+                "%s imports other files (line %d), which may set the root too: set 'root' by "
+                "hand, then run again" % (path, index + 1)
+            )
+        if _ROOT_KEY.match(line):
+            found.append(index)
+    return len(lines), found
+
+
+def _check_read_back(before, after, root, path):
+    if os.path.normpath(parse_containerd_root(after) or "") != os.path.normpath(root):
         raise ContainerdError(
-            "%s line %d sets root to %s, not a one-line string: set it by hand"
-            % (path, index + 1, value.strip())
+            "the edited %s would not read back as root %s; nothing was written" % (path, root)
         )
-    lines[index] = key + toml_basic_string(root) + match.group(3) + (newline or "")
-    return "".join(lines)
+    try:
+        import tomllib
+    except ImportError:  # Python before 3.11: the line rules above have to do
+        return
+    try:
+        wanted = dict(tomllib.loads(before), root=root)
+        got = tomllib.loads(after)
+    except (tomllib.TOMLDecodeError, ValueError) as exc:
+        raise ContainerdError(
+            "%s is not TOML that can be edited safely (%s): fix it, or set 'root' by hand"
+            % (path, exc)
+        ) from None
+    if got != wanted:
+        raise ContainerdError(
+            "the edited %s would change more than root; nothing was written: set 'root' by hand"
+            % path
+        )
+
+
+def configured_root(text):
+    """The root a containerd with configuration ``text`` (None: no file) uses."""
+    root = parse_containerd_root(text or "")
+    if root and os.path.isabs(root):
+        return os.path.normpath(root)
+    return DEFAULT_CONTAINERD_ROOT
+
+
+def layer_users(root, mountinfo_path="/proc/self/mountinfo"):
+    """Mounts (container roots) whose layers lie under containerd's ``root``, as sentences: an
+    overlay mount names its lower, upper and work directories in its options."""
+    prefix = os.path.normpath(root) + "/"
+    users = []
+    for entry in _mountinfo.read_mountinfo(mountinfo_path):
+        if entry.fstype == "overlay" and prefix in entry.super_options:
+            users.append("%s is an overlay mount of layers there" % entry.mount_point)
+    return users
 
 
 def paths_under(text, root):
@@ -248,11 +322,6 @@ class ContainerdRootSwitch:
         """Write ``root``; return the previous text (None: there was no file)."""
         previous = self.current()
         text = config_with_root(previous, root, self.shown_path)
-        if os.path.normpath(parse_containerd_root(text) or "") != os.path.normpath(root):
-            raise ContainerdError(
-                "the edited %s would not read back as root %s; nothing was written"
-                % (self.shown_path, root)
-            )
         os.makedirs(os.path.dirname(self.path), mode=0o755, exist_ok=True)
         write_text_atomically(self.path, text, 0o644)
         return previous
@@ -271,28 +340,11 @@ class ContainerdRootSwitch:
 
 
 def _run(argv, timeout):
-    env = dict(os.environ, LANG="C", LC_ALL="C")
+    """``_engine_service.run`` with its failures as ContainerdError; the command's output."""
     try:
-        completed = subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise ContainerdError("%s did not finish within %d s" % (" ".join(argv), timeout)) from None
-    except OSError as exc:
-        raise ContainerdError("cannot run %s: %s" % (argv[0], exc.strerror or exc)) from None
-    if completed.returncode != 0:
-        output = (completed.stderr or completed.stdout).strip().splitlines()
-        raise ContainerdError(
-            "%s failed with status %d: %s"
-            % (" ".join(argv), completed.returncode, output[-1] if output else "no output")
-        )
-    return completed.stdout
+        return _engine_service.run_checked(argv, timeout)
+    except _engine_service.ServiceError as exc:
+        raise ContainerdError(str(exc)) from None
 
 
 def namespaces(socket=SYSTEM_SOCKET, timeout=30, search_path=DEFAULT_SEARCH_PATH):
@@ -331,7 +383,7 @@ class ContainerdService:
                 "the host's containerd can be stopped and started only through systemd (%s); "
                 "it is %s here" % (self.UNIT, self.manager)
             )
-        if action == "start":
+        if action in ("start", "restart"):
             # containerd.service has no start limit of its own, but the default one (5 in 10 s)
             # applies; see _engine_service.reset_start_limit.
             _engine_service.reset_start_limit([self.UNIT], self.timeout)
@@ -342,6 +394,9 @@ class ContainerdService:
 
     def start(self):
         self._call("start")
+
+    def restart(self):
+        self._call("restart")
 
 
 def holds_root(root, proc_root="/proc"):

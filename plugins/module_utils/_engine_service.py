@@ -102,13 +102,25 @@ def reset_start_limit(units, timeout=120):
     Debian's docker.service allows 3 starts in 60 s (``StartLimitBurst=3``,
     ``StartLimitIntervalSec=60``): a move or a roll-back soon after other restarts (the
     install, a configuration change, a refused move) would find the engine "Start request
-    repeated too quickly" and unable to start. reset-failed sets that counter to zero; a unit
-    that is not failed is left as it is. Its own failure is not an error: the start says what
-    went wrong."""
+    repeated too quickly" and unable to start. reset-failed sets that counter to zero (and
+    clears a failed state). Its own failure is not an error: the start says what went wrong."""
     try:
         _run(["systemctl", "reset-failed"] + list(units), timeout)
     except ServiceError:
         pass
+
+
+def run_checked(argv, timeout):
+    """Run ``argv`` (``LANG=C``); its standard output, or ServiceError naming the command and
+    its last line of output when it fails."""
+    completed = _run(argv, timeout)
+    if completed.returncode != 0:
+        output = (completed.stderr or completed.stdout).strip().splitlines()
+        raise ServiceError(
+            "%s failed with status %d: %s"
+            % (" ".join(argv), completed.returncode, output[-1] if output else "no output")
+        )
+    return completed.stdout
 
 
 class EngineService:
@@ -132,13 +144,7 @@ class EngineService:
             argv = ["systemctl", action] + list(units)
         else:
             argv = [self.init_script, action]
-        completed = _run(argv, self.timeout)
-        if completed.returncode != 0:
-            output = (completed.stderr or completed.stdout).strip().splitlines()
-            raise ServiceError(
-                "%s failed with status %d: %s"
-                % (" ".join(argv), completed.returncode, output[-1] if output else "no output")
-            )
+        run_checked(argv, self.timeout)
 
     def stop(self):
         self._call("stop")

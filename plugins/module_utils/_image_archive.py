@@ -84,6 +84,7 @@ def images_from_inspections(inspections):
                 "tags": image_tags(answer.get("RepoTags")),
                 "size": int(answer.get("Size") or 0),
                 "layers": list((answer.get("RootFS") or {}).get("Layers") or []),
+                "created": answer.get("Created"),
             }
         )
     return sorted(images, key=lambda image: image["id"])
@@ -139,6 +140,7 @@ def build_manifest(images, tar_size, tar_sha256, engine, created):
                 "size": image["size"],
                 "config_digest": image.get("config_digest"),
                 "layers": list(image.get("layers") or []),
+                "created": image.get("created"),
             }
             for image in images
         ],
@@ -194,16 +196,17 @@ def same_images(archived, current):
     return image_inventory(archived) == image_inventory(current)
 
 
-def match_in_engine(archived, present_ids, tag_targets, layers_of):
+def match_in_engine(archived, present_ids, tag_targets, image_of):
     """Where the engine holds each archived image: ``(missing, matched)``.
 
     ``present_ids`` is the set of image IDs the engine has, ``tag_targets`` maps each tag the
     engine knows to the ID it names (a tag that names another image counts as missing), and
-    ``layers_of(id)``
-    gives an engine image's layers (diff IDs, base first). An archived image is there under its
-    own ID, or, across image stores, where each of its tags names an image whose ID is the
-    archived configuration digest (a graphdriver's IDs), or which has the same layers (the
-    containerd store's IDs are manifest digests). ``missing`` is ``{"ids", "tags"}``;
+    ``image_of(id)`` gives an engine image's ``layers`` (diff IDs, base first) and ``created``
+    time. An archived image is there under its own ID, or, across image stores, where each of
+    its tags names an image whose ID is the archived configuration digest (a graphdriver's
+    IDs), or which has the same layers and creation time (the containerd store's IDs are
+    manifest digests; two images on the same layers with another configuration, such as
+    another CMD, were made at different times). ``missing`` is ``{"ids", "tags"}``;
     ``matched`` lists ``{"tags", "archived_id", "id", "by"}`` with ``by`` one of ``id``,
     ``config digest``, ``layers``.
     """
@@ -215,9 +218,14 @@ def match_in_engine(archived, present_ids, tag_targets, layers_of):
             return "id"
         if image.get("config_digest") and candidate == image["config_digest"]:
             return "config digest"
-        if image.get("layers") and list(layers_of(candidate) or []) == list(image["layers"]):
-            return "layers"
-        return None
+        if not image.get("layers"):
+            return None
+        found = image_of(candidate) or {}
+        if list(found.get("layers") or []) != list(image["layers"]):
+            return None
+        if image.get("created") and _instant(found.get("created")) != _instant(image["created"]):
+            return None
+        return "layers"
 
     missing = {"ids": [], "tags": []}
     matched = []
@@ -249,6 +257,14 @@ def match_in_engine(archived, present_ids, tag_targets, layers_of):
             )
     missing = {"ids": sorted(missing["ids"]), "tags": sorted(missing["tags"])}
     return missing, sorted(matched, key=lambda entry: entry["archived_id"])
+
+
+def _instant(created):
+    """An image's ``Created`` time, comparable across engines that print it with more or fewer
+    digits: ``2026-12-02T04:53:32.1849Z`` and ``...32.184900000Z`` are one instant."""
+    text = str(created or "")
+    seconds, _dot, fraction = text.rstrip("Z").partition(".")
+    return seconds, fraction.rstrip("0")
 
 
 def config_digests_from_save(entries):
@@ -495,20 +511,24 @@ def read_tag_targets(client):
     return present, targets
 
 
-def layers_reader(client):
-    """``layers_of(id)`` for ``match_in_engine``: an engine image's layers, asked once each."""
+def image_reader(client):
+    """``image_of(id)`` for ``match_in_engine``: an engine image's ``layers`` and ``created``
+    time, asked once each."""
     known = {}
 
-    def layers_of(image_id):
+    def image_of(image_id):
         if image_id not in known:
             try:
                 answer = client.inspect_image(image_id)
             except EngineNotFound:
                 answer = {}
-            known[image_id] = list((answer.get("RootFS") or {}).get("Layers") or [])
+            known[image_id] = {
+                "layers": list((answer.get("RootFS") or {}).get("Layers") or []),
+                "created": answer.get("Created"),
+            }
         return known[image_id]
 
-    return layers_of
+    return image_of
 
 
 def read_engine(client):

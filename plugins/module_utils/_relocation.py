@@ -661,6 +661,12 @@ class Relocation:
                 set(inventory["running"])
                 | (set(earlier.get("running", ())) & set(inventory["containers"]))
             )
+        if self.containerd:
+            # An interrupted run may have stopped containerd already: it ran before that run.
+            recorded = (journal or {}).get("containerd") or {}
+            self._containerd_was_running = self.containerd.runs_on(self.containerd.source) or bool(
+                recorded.get("was_running")
+            )
         self._refuse_used_target("nothing was changed")
         self._journal(PHASE_COPYING, was_running, inventory)
         if not os.path.isdir(self.target):
@@ -680,8 +686,7 @@ class Relocation:
                 "each as a file of its own" % (len(outside), self.source, outside[0])
             )
         if self.containerd:
-            self._containerd_was_running = self.containerd.runs_on(self.containerd.source)
-            self._bulk_copy_containerd(client)
+            self._bulk_copy_containerd()
         # The copy goes to disk while the engine still runs (the stop then waits only for what
         # the final pass writes), beside the comparison, which reads what is cached.
         writing = _InBackground(self._sync_targets)
@@ -722,6 +727,16 @@ class Relocation:
                 # After the engine, which keeps talking to it while it stops its containers.
                 self._timed("stop_containerd", self.containerd.service.stop)
                 self.steps.append("stopped containerd")
+                # containerd.service stops with KillMode=process: its shims, and the containers
+                # they run (live-restore, other clients), go on writing into its root.
+                users = self.containerd.layer_users()
+                if users:
+                    raise RelocationError(
+                        "containers still run on layers in containerd's root %s after containerd "
+                        "stopped (%s): their writes would be lost; stop them (live-restore keeps "
+                        "Docker's running, other clients keep theirs), then run again"
+                        % (self.containerd.source, "; ".join(users))
+                    )
             self._refuse_used_target("the engine is stopped")
             self.copy.on_progress = lambda: self.checkpoint("during-final-pass")
             final = self._timed("final_pass", self.copy.run)
@@ -758,19 +773,28 @@ class Relocation:
                     "an engine answers again although this run stopped it (started by its service "
                     "manager, socket activation or by hand?); nothing was switched"
                 )
+            if self.containerd and self.containerd.runs_on(self.containerd.source):
+                raise RelocationError(
+                    "containerd runs again on %s although this run stopped it (its service "
+                    "manager or someone by hand started it); nothing was switched"
+                    % self.containerd.source
+                )
             self._source_own_filesystem = is_own_filesystem(self.source)
             self._previous_config = self.config.current()
             if self.containerd:
                 self._previous_containerd_config = self.containerd.config.current()
             self._journal(PHASE_SWITCHING, was_running, inventory)
             self._switched = True
+            # daemon.json first: a run killed between the two writes finds the engine's
+            # data-root switched, and the next run finishes the move, containerd's part included
+            # (``finish``), instead of judging a half-switched host from the start.
+            self.config.switch(self.target, self.driver if self.pin_driver else None)
+            self.checkpoint("during-switch")
             if self.containerd:
                 self.containerd.config.switch(self.containerd.target)
                 self.steps.append(
                     self.containerd.config.describe(self.containerd.source, self.containerd.target)
                 )
-            self.config.switch(self.target, self.driver if self.pin_driver else None)
-            self.checkpoint("during-switch")
             self._journal(PHASE_SWITCHED, was_running, inventory)
             self.steps.append(self.config.describe(self.source, self.target, self.driver))
             self.checkpoint("after-config")
@@ -787,7 +811,7 @@ class Relocation:
         if self.containerd:
             self.sync(self.containerd.target)
 
-    def _bulk_copy_containerd(self, client):
+    def _bulk_copy_containerd(self):
         tree = self.containerd
         if not os.path.isdir(tree.target):
             make_parents(tree.target)
@@ -801,7 +825,7 @@ class Relocation:
                 bulk["bytes"],
                 tree.source,
                 tree.target,
-                " while it ran" if client else "",
+                " while it ran" if self._containerd_was_running else "",
             )
         )
 
@@ -918,9 +942,19 @@ class Relocation:
         the same driver, root, images, containers and volumes (starting containers that ran
         before), then keep the source under a new name or remove it."""
         result = {"restarted_containers": []}
-        if self.containerd and (was_running or self._containerd_was_running):
+        if self.containerd:
             try:
-                if not self.containerd.runs_on(self.containerd.target):
+                if self.containerd.configured_root() != self.containerd.target:
+                    # Killed between daemon.json and containerd's file: finish the switch.
+                    self.containerd.config.switch(self.containerd.target)
+                    self.steps.append(
+                        self.containerd.config.describe(
+                            self.containerd.source, self.containerd.target
+                        )
+                    )
+                if (was_running or self._containerd_was_running) and not self.containerd.runs_on(
+                    self.containerd.target
+                ):
                     self._timed("start_containerd", self.containerd.service.start)
                     self.steps.append("started containerd")
             except Exception as exc:
@@ -1076,6 +1110,9 @@ class Relocation:
             if self.containerd:
                 try:
                     self.containerd.service.stop()
+                except Exception:  # a containerd that did not start is stopped already
+                    pass
+                try:
                     self.containerd.config.restore(self._previous_containerd_config)
                     notes.append("containerd's configuration restored")
                 except Exception as exc:
@@ -1093,7 +1130,8 @@ class Relocation:
         if self.containerd and self._containerd_was_running and not self._switched:
             try:
                 if not self.containerd.runs_on(self.containerd.source):
-                    self.containerd.service.start()
+                    # restart: a containerd that answers on another root is not the one wanted.
+                    self.containerd.service.restart()
                 if not self.containerd.runs_on(self.containerd.source):
                     raise RelocationError("its metadata database there is not open")
                 notes.append("containerd runs on %s again" % self.containerd.source)
@@ -1334,13 +1372,23 @@ class ContainerdRoot:
     (``_containerd.ContainerdService``), ``config`` (``_containerd.ContainerdRootSwitch``),
     and ``runs_on(root)``: whether a running containerd has that root open."""
 
-    def __init__(self, source, target, copy, service, config, runs_on=None):
+    def __init__(
+        self, source, target, copy, service, config, runs_on=None, layer_users=None, namespaces=None
+    ):
         self.source = source
         self.target = target
         self.copy = copy
         self.service = service
         self.config = config
         self.runs_on = runs_on or _containerd.holds_root
+        # Sentences naming what still runs on layers under the old root, once containerd stopped.
+        self.layer_users = layer_users or (lambda: _containerd.layer_users(source))
+        # The namespaces the preflight found, kept in the journal for a resumed run.
+        self.namespaces = namespaces
+
+    def configured_root(self):
+        """The root containerd's configuration names now."""
+        return _containerd.configured_root(self.config.current())
 
     def journal(self, previous_config, was_running):
         return {
@@ -1349,6 +1397,7 @@ class ContainerdRoot:
             "config_path": self.config.shown_path,
             "previous_config": previous_config,
             "was_running": was_running,
+            "namespaces": self.namespaces,
         }
 
 

@@ -137,8 +137,9 @@ options:
     description:
       - Move containerd's root even when clients other than Docker keep data there (namespaces
         other than C(moby) and C(plugins.moby), such as Kubernetes' C(k8s.io)), or when its
-        namespaces cannot be listed (no C(ctr), containerd not running). Those clients stop with
-        containerd during the move.
+        namespaces cannot be listed (no C(ctr), containerd not running). Their containers must
+        be stopped first; the move stops, and rolls back, while any container still runs on
+        layers under containerd's old root once containerd has stopped.
     type: bool
     default: false
 extends_documentation_fragment:
@@ -468,11 +469,12 @@ def preflight(module, source, target, driver, engine_info, engine, journal):
     return problems, plan
 
 
-def containerd_preflight(module, store, source, target, manager, journal):
+def containerd_preflight(module, store, source, target, driver, engine, manager, journal):
     """Every reason the host containerd's root cannot move to ``containerd_path`` with the
     data-root, and its part of the plan. ``store`` is where the images are now."""
     params = module.params
     destination = params["containerd_path"]
+    recorded = (journal or {}).get("containerd") or {}
     plan = {
         "source": store.root,
         "path": destination,
@@ -488,12 +490,39 @@ def containerd_preflight(module, store, source, target, manager, journal):
         option="containerd_path",
         source_name="containerd's root",
     )
-    for other, name in ((source, "the data-root"), (target, "path")):
-        if _containerd.is_within(destination, other) or _containerd.is_within(other, destination):
+    for one, other, name in (
+        (destination, source, "the data-root"),
+        (destination, target, "path"),
+        (store.root, source, "the data-root"),
+        (store.root, target, "path"),
+    ):
+        if _containerd.is_within(one, other) or _containerd.is_within(other, one):
             problems.append(
-                "containerd_path %s and %s %s would nest: each copy would remove what the other "
-                "wrote; give them directories side by side" % (destination, name, other)
+                "%s %s and %s %s would nest: each copy would take in, or remove, what the other "
+                "holds; keep the data-root and containerd's root side by side"
+                % (
+                    "containerd_path" if one == destination else "containerd's root",
+                    one,
+                    name,
+                    other,
+                )
             )
+    # The snapshots live here now: the snapshotter's filesystem needs what the driver's does.
+    if driver:
+        try:
+            _checked, evidence, report = _support.assess_data_root(destination, engine, "option")
+        except _support.AssessmentError as exc:
+            problems.append(str(exc))
+        else:
+            verdict = report["drivers"].get(_drivers.graphdriver_for(driver))
+            if verdict is not None and verdict["supported"] is False:
+                problems.append(
+                    "%s cannot run on containerd_path %s (%s): %s"
+                    % (driver, destination, evidence["backing_fs"], "; ".join(verdict["reasons"]))
+                )
+    nearest = _relocation.nearest_existing(destination)
+    if os.path.isdir(nearest):
+        problems.extend(_relocation.metadata_problems(nearest))
     if manager != "systemd":
         problems.append(
             "the host's containerd can be stopped and started only through systemd here "
@@ -515,20 +544,36 @@ def containerd_preflight(module, store, source, target, manager, journal):
     try:
         names = _containerd.namespaces()
     except _containerd.ContainerdError as exc:
-        plan["namespaces"] = None
-        if not params["containerd_shared"]:
+        # A resumed run may have stopped containerd already: the first run's answer counts.
+        plan["namespaces"] = recorded.get("namespaces")
+        if plan["namespaces"] is not None:
+            others = _containerd.foreign_namespaces(plan["namespaces"])
+            if others and not params["containerd_shared"]:
+                problems.append(
+                    "containerd's root %s also holds the namespaces %s of clients other than "
+                    "Docker; set containerd_shared: true if moving them is intended"
+                    % (store.root, ", ".join(others))
+                )
+        elif not params["containerd_shared"]:
             problems.append(
                 "cannot tell which clients keep data in containerd's root %s (%s); set "
                 "containerd_shared: true to move it anyway" % (store.root, exc)
             )
     else:
         plan["namespaces"] = names
+        if not _containerd.holds_root(store.root):
+            problems.append(
+                "containerd answers, but not from %s, the root %s names: it was configured "
+                "anew and not restarted? Restart containerd (or put its configuration back), "
+                "then run again" % (store.root, params["containerd_config_path"])
+            )
         others = _containerd.foreign_namespaces(names)
         if others and not params["containerd_shared"]:
             problems.append(
                 "containerd's root %s also holds the namespaces %s of clients other than Docker "
-                "(Kubernetes uses k8s.io): they stop with containerd and move with its root; set "
-                "containerd_shared: true if that is intended" % (store.root, ", ".join(others))
+                "(Kubernetes uses k8s.io): their containers must be stopped first, and their data "
+                "moves with the root; set containerd_shared: true if that is intended"
+                % (store.root, ", ".join(others))
             )
     try:
         usage = _tree_usage.tree_usage(store.root, top_layers=0)
@@ -538,14 +583,21 @@ def containerd_preflight(module, store, source, target, manager, journal):
     return problems, plan
 
 
-def containerd_fit(target, containerd_plan, data_root_plan, margin_percent):
+def containerd_fit(target, containerd_plan, data_root_plan, margin_percent, reuse):
     """Reasons why containerd's root does not fit where it goes: on the target's filesystem,
-    beside the data-root's copy, or on a filesystem of its own."""
+    beside the data-root's copy, or on a filesystem of its own. With ``reuse`` (a resumed run,
+    or force), partial copies already there count as room, as in the data-root's check."""
     destination = containerd_plan["path"]
     nearest = _relocation.nearest_existing(destination)
     try:
         fs = os.statvfs(nearest)
         shared = os.stat(nearest).st_dev == os.stat(_relocation.nearest_existing(target)).st_dev
+        copies = [destination] + ([target] if shared else [])
+        reused = [
+            _tree_usage.tree_usage(path, top_layers=0)
+            for path in copies
+            if reuse and os.path.isdir(path)
+        ]
     except OSError as exc:
         return ["cannot measure %s: %s" % (exc.filename or nearest, exc.strerror or exc)]
     used_bytes, used_inodes = containerd_plan.get("bytes", 0), containerd_plan.get("inodes", 0)
@@ -555,8 +607,8 @@ def containerd_fit(target, containerd_plan, data_root_plan, margin_percent):
     fit = _capacity.fit_on_target(
         used_bytes,
         used_inodes,
-        fs.f_bavail * fs.f_frsize,
-        fs.f_favail if fs.f_files else None,
+        fs.f_bavail * fs.f_frsize + sum(usage["bytes"] for usage in reused),
+        fs.f_favail + sum(usage["inodes"] for usage in reused) if fs.f_files else None,
         margin_percent,
     )
     what = "with the data-root's copy" if shared else ""
@@ -576,7 +628,7 @@ def already_there(source, target):
         return False
 
 
-def finish_interrupted(module, journal, target, collaborators, result):
+def finish_interrupted(module, journal, target, collaborators, manager, result):
     """An earlier run switched to the target and was stopped before it finished."""
     if module.check_mode:
         module.exit_json(changed=True, msg="would finish the interrupted move", **result)
@@ -587,7 +639,7 @@ def finish_interrupted(module, journal, target, collaborators, result):
             recorded["source"],
             recorded["target"],
             None,
-            _containerd.ContainerdService("systemd", module.params["timeout"]),
+            _containerd.ContainerdService(manager, module.params["timeout"]),
             _containerd.ContainerdRootSwitch(recorded["config_path"]),
         )
     relocation = _relocation.Relocation(
@@ -610,6 +662,10 @@ def run(module):
     params = module.params
     try:
         target = check_absolute_path(params["path"])
+        if params["containerd_path"]:
+            params["containerd_path"] = check_absolute_path(
+                params["containerd_path"], "containerd_path"
+            )
     except EngineStateError as exc:
         module.fail_json(msg=str(exc))
     if params["margin_percent"] < 0:
@@ -671,7 +727,7 @@ def run(module):
     phase = journal.get("phase") if journal else None
     if already_there(source, target):
         if phase in (_relocation.PHASE_SWITCHING, _relocation.PHASE_SWITCHED):
-            finish_interrupted(module, journal, target, collaborators, result)
+            finish_interrupted(module, journal, target, collaborators, manager, result)
         module.exit_json(**result)
     if phase == _relocation.PHASE_SWITCHED:
         module.fail_json(
@@ -681,6 +737,10 @@ def run(module):
             **result,
         )
     store = None
+    recorded = (journal or {}).get("containerd")
+    if recorded and not on_containerd:
+        # An interrupted move of both roots, with the engine stopped: the journal knows.
+        on_containerd = True
     if on_containerd:
         store = _containerd.containerd_store(source, system_config=params["containerd_config_path"])
         result["containerd_root"] = store.root
@@ -697,10 +757,16 @@ def run(module):
     problems, plan = preflight(module, source, target, driver, engine_info, engine, journal)
     if store is not None:
         containerd_problems, plan["containerd"] = containerd_preflight(
-            module, store, source, target, manager, journal
+            module, store, source, target, driver, engine, manager, journal
         )
         problems += containerd_problems
-        problems += containerd_fit(target, plan["containerd"], plan, params["margin_percent"])
+        problems += containerd_fit(
+            target,
+            plan["containerd"],
+            plan,
+            params["margin_percent"],
+            bool(journal) or params["force"],
+        )
     elif params["containerd_path"]:
         module.warn(
             "containerd_path is not used: the engine's images are not in a host containerd's "
@@ -739,6 +805,7 @@ def run(module):
             containerd_copy,
             _containerd.ContainerdService(manager, params["timeout"]),
             _containerd.ContainerdRootSwitch(params["containerd_config_path"]),
+            namespaces=plan["containerd"]["namespaces"],
         )
         data_root_users = parts["target_users"]
         parts["target_users"] = lambda: (

@@ -182,8 +182,8 @@ matched:
       held it), and how it was recognised (C(by)) - C(id) (the same image ID, as when the
       archive comes from the same kind of image store), C(config digest) (a graphdriver names
       an image by its configuration digest), or C(layers) (the same tags on an image with the
-      same layer diff IDs, as the containerd image store gives an image its manifest digest
-      as ID).
+      same layer diff IDs and creation time, as the containerd image store gives an image its
+      manifest digest as ID).
     - So images move between a graphdriver (such as overlay2) and the containerd image store
       in both directions, under new IDs.
   returned: always
@@ -315,7 +315,7 @@ def load(module, client, directory, result):
     )
     present, targets = archive.read_tag_targets(client)
     missing, result["matched"] = archive.match_in_engine(
-        archived, present, targets, archive.layers_reader(client)
+        archived, present, targets, archive.image_reader(client)
     )
     result["missing"] = missing
     if missing["ids"] or missing["tags"]:
@@ -331,7 +331,7 @@ def load(module, client, directory, result):
         tar_path = archive.archive_paths(directory)[0]
         present, targets = archive.read_tag_targets(client)
         still, result["matched"] = archive.match_in_engine(
-            archived, present, targets, archive.layers_reader(client)
+            archived, present, targets, archive.image_reader(client)
         )
         if still["ids"] or still["tags"]:
             module.fail_json(

@@ -138,9 +138,15 @@ def unpack(source: EngineRootSource) -> EngineRoot:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not os.path.exists(done):
             shutil.rmtree(root, ignore_errors=True)
+            # Roots (and their markers) of older tarballs of this release.
             for stale in os.listdir(parent):
-                if stale.startswith(source.name + "-"):
-                    shutil.rmtree(os.path.join(parent, stale), ignore_errors=True)
+                path = os.path.join(parent, stale)
+                if not stale.startswith(source.name + "-"):
+                    continue
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.unlink(path)
             os.mkdir(root)
             subprocess.run(
                 [

@@ -124,3 +124,31 @@ def test_other_settings_under_the_old_root_are_found():
     assert paths_under(DEBIAN, "/var/lib/containerd") == ["/var/lib/containerd/opt"]
     assert paths_under('root = "/var/lib/containerd/x"\n', "/var/lib/containerd") == []
     assert paths_under(DEBIAN, "/srv/containerd") == []
+
+
+@pytest.mark.parametrize(
+    "text, phrase",
+    [
+        ("\ufeffversion = 2\n", "byte-order mark"),
+        ('disabled_plugins = [\n  "cri",\n]\n[grpc]\n', "line 1 starts an array or table"),
+        ('x = [\n  ["a"],\n]\n', "line 1 starts an array or table"),
+    ],
+)
+def test_files_a_line_edit_cannot_be_sure_of_are_refused(text, phrase):
+    with pytest.raises(ContainerdError, match=phrase):
+        config_with_root(text, "/srv/c")
+
+
+def test_a_quoted_root_key_is_read_and_edited():
+    text = '"root" = "/data/c"\n[grpc]\n'
+    assert parse_containerd_root(text) == "/data/c"
+    assert config_with_root(text, "/srv/c") == '"root" = "/srv/c"\n[grpc]\n'
+
+
+def test_crlf_lines_stay_crlf_and_other_line_breaks_are_not_lines():
+    text = 'version = 2\r\n# a comment\u2028root = "/x"\r\n\r\n[grpc]\r\n'
+    edited = config_with_root(text, "/srv/c")
+    assert edited == text.replace(
+        '\u2028root = "/x"\r\n', '\u2028root = "/x"\r\nroot = "/srv/c"\r\n'
+    )
+    assert parse_containerd_root(edited) == "/srv/c"

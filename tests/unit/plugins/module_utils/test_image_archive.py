@@ -118,7 +118,7 @@ def test_same_images_compares_ids_and_tags():
 
 
 def _layers_of(images):
-    return {image["id"]: image["layers"] for image in images}.get
+    return {image["id"]: {"layers": image["layers"]} for image in images}.get
 
 
 def test_missing_names_absent_ids_and_tags_that_name_another_image():
@@ -145,7 +145,7 @@ def test_across_image_stores_images_match_by_config_digest_or_layers():
     # Saved from a graphdriver (IDs are configuration digests), loaded into the containerd
     # store, which names the image by its manifest digest: the same tag, the same layers.
     archived = [dict(image, config_digest=image["id"]) for image in engine_images()[:1]]
-    layers = {MANIFEST_ID: ["l1"], OTHER: ["l9"]}.get
+    layers = {MANIFEST_ID: {"layers": ["l1"]}, OTHER: {"layers": ["l9"]}}.get
     targets = {"busybox:latest": MANIFEST_ID, "local/busybox:second": MANIFEST_ID}
     missing, matched = archive.match_in_engine(archived, {MANIFEST_ID}, targets, layers)
     assert missing == {"ids": [], "tags": []}
@@ -168,6 +168,16 @@ def test_across_image_stores_images_match_by_config_digest_or_layers():
         saved, {BASE}, {"web:1": BASE}, lambda image_id: pytest.fail("layers not needed")
     )
     assert missing == {"ids": [], "tags": []} and matched[0]["by"] == "config digest"
+    # Same layers, another configuration (made at another time): not the archived image.
+    timed = [dict(archived[0], created="2026-12-02T04:53:32.1849Z")]
+    same_time = {MANIFEST_ID: {"layers": ["l1"], "created": "2026-12-02T04:53:32.184900000Z"}}
+    other_time = {MANIFEST_ID: {"layers": ["l1"], "created": "2026-12-02T05:00:00Z"}}
+    targets = {"busybox:latest": MANIFEST_ID, "local/busybox:second": MANIFEST_ID}
+    assert archive.match_in_engine(timed, {MANIFEST_ID}, targets, same_time.get)[1][0]["by"] == (
+        "layers"
+    )
+    missing, matched = archive.match_in_engine(timed, {MANIFEST_ID}, targets, other_time.get)
+    assert matched == [] and missing["ids"] == [BASE]
     # Untagged: found by its configuration digest.
     loose = [{"id": MANIFEST_ID, "tags": [], "config_digest": BASE, "layers": ["l1"]}]
     assert archive.match_in_engine(loose, {BASE}, {}, layers)[1][0]["id"] == BASE

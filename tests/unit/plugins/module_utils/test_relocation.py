@@ -4,6 +4,7 @@ import re
 import pytest
 
 from ansible_collections.dockerhost.storage.plugins.module_utils import _relocation
+from ansible_collections.dockerhost.storage.plugins.module_utils._containerd import ContainerdError
 from ansible_collections.dockerhost.storage.plugins.module_utils._relocation import (
     PHASE_COPYING,
     PHASE_SWITCHED,
@@ -253,11 +254,11 @@ class FakeCopy:
         return {"copied": 1, "bytes": 1, "removed": 0}
 
 
-def _relocation_for(tmp_path, engine, differences=0):
+def _relocation_for(tmp_path, engine, differences=0, config=None):
     source = tmp_path / "source"
     source.mkdir(exist_ok=True)
     target = str(tmp_path / "target")
-    config = FakeConfig(str(source))
+    config = config or FakeConfig(str(source))
     service = FakeService(engine, config)
 
     def wait_for_engine():
@@ -592,6 +593,8 @@ class FakeContainerd:
         self.running_root = source
         self.calls = calls
         self.switch_fails = switch_fails
+        # What still runs on layers under the old root once containerd stopped.
+        self.layer_users = []
 
     def stop(self):
         self.calls.append("containerd stop")
@@ -601,18 +604,22 @@ class FakeContainerd:
         self.calls.append("containerd start")
         self.running_root = self.configured
 
+    def restart(self):
+        self.calls.append("containerd restart")
+        self.running_root = self.configured
+
     def current(self):
-        return self.configured
+        return 'version = 2\nroot = "%s"\n' % self.configured
 
     def switch(self, root):
         if self.switch_fails:
-            raise RuntimeError("/etc/containerd/config.toml imports other files")
+            raise ContainerdError("/etc/containerd/config.toml imports other files")
         self.calls.append("containerd switch")
-        previous, self.configured = self.configured, root
+        previous, self.configured = self.current(), root
         return previous
 
     def restore(self, previous):
-        self.configured = previous
+        self.configured = previous.split('"')[1]
 
     def describe(self, source, target):
         return "containerd's root is %s" % target
@@ -633,6 +640,7 @@ def _with_containerd(tmp_path, engine, **fake):
         containerd,
         containerd,
         containerd.runs_on,
+        layer_users=lambda: containerd.layer_users,
     )
     return relocation, config, containerd
 
@@ -662,7 +670,7 @@ def test_an_engine_that_fails_on_the_new_roots_puts_both_back(tmp_path):
     assert containerd.running_root == relocation.containerd.source
     assert config.root == relocation.source and engine.root == relocation.source
     # containerd is back on its old root before the engine starts again.
-    assert engine.calls[-2:] == ["containerd start", "start"]
+    assert engine.calls[-2:] == ["containerd restart", "start"]
     assert os.path.isdir(relocation.containerd.source)
 
 
@@ -683,3 +691,73 @@ def test_an_image_that_lost_its_tag_is_missing():
     assert inventory_problems(before, after) == [
         "1 image tags are missing after the move: web:latest"
     ]
+
+
+def test_a_containerd_stop_that_fails_in_the_roll_back_still_restores_its_file(tmp_path):
+    engine = FakeEngine(str(tmp_path / "source"), start_fails_on=str(tmp_path / "target"))
+    relocation, config, containerd = _with_containerd(tmp_path, engine)
+    stops = []
+
+    def stop():
+        stops.append(containerd.running_root)
+        if len(stops) > 1:  # the roll-back's stop
+            raise ContainerdError("systemctl stop containerd.service timed out")
+        containerd.running_root = None
+
+    containerd.stop = stop
+    with pytest.raises(RelocationError, match="containerd's configuration restored, daemon.json"):
+        relocation.run()
+    assert containerd.configured == relocation.containerd.source
+    assert config.root == relocation.source
+
+
+def test_containers_left_running_on_containerds_layers_stop_the_move(tmp_path):
+    engine = FakeEngine(str(tmp_path / "source"))
+    relocation, config, containerd = _with_containerd(tmp_path, engine)
+    containerd.layer_users = [
+        "/run/containerd/io.containerd.runtime.v2.task/k8s.io/x/rootfs is an overlay mount of layers there"
+    ]
+    with pytest.raises(
+        RelocationError, match="containers still run on layers in containerd's root"
+    ):
+        relocation.run()
+    assert "containerd switch" not in engine.calls
+    assert containerd.configured == relocation.containerd.source
+    assert containerd.running_root == relocation.containerd.source
+    assert config.root == relocation.source and engine.running
+
+
+def test_a_run_killed_between_daemon_json_and_containerds_file_is_finished(tmp_path):
+    engine = FakeEngine(str(tmp_path / "source"))
+    relocation, config, containerd = _with_containerd(tmp_path, engine)
+
+    def killed(name):
+        engine.calls.append(name)
+        if name == "during-switch":
+            raise KeyboardInterrupt  # stands for SIGKILL: nothing after it runs
+
+    relocation.checkpoint = killed
+    with pytest.raises(KeyboardInterrupt):
+        relocation.run()
+    journal = read_journal(relocation.target)
+    assert journal["phase"] == "switching" and config.root == relocation.target
+    assert containerd.configured == relocation.containerd.source  # not switched yet
+    assert journal["containerd"]["was_running"] is True
+
+    # The next run finds the data-root switched and finishes, containerd's part included.
+    again, _config = _relocation_for(tmp_path, engine, config=config)
+    again.containerd = _relocation.ContainerdRoot(
+        relocation.containerd.source,
+        relocation.containerd.target,
+        None,
+        containerd,
+        containerd,
+        containerd.runs_on,
+        layer_users=lambda: [],
+    )
+    again.checkpoint = engine.calls.append
+    again.resume_switched(journal)
+    again.finish(journal["engine_was_running"], journal["inventory"])
+    assert containerd.configured == relocation.containerd.target
+    assert containerd.running_root == relocation.containerd.target
+    assert engine.root == relocation.target and engine.running
