@@ -62,13 +62,12 @@ def config_of_command_line(argv):
     return None
 
 
-def running_containerd_configs(proc_root="/proc"):
-    """The ``--config`` paths of the containerd processes running on the host."""
-    configs = []
+def _containerd_processes(proc_root="/proc"):
+    """``(pid, argv)`` of every running containerd process (not its shims)."""
     try:
         pids = [name for name in os.listdir(proc_root) if name.isdigit()]
     except OSError:
-        return configs
+        return
     for pid in pids:
         try:
             with open(os.path.join(proc_root, pid, "cmdline"), "rb") as handle:
@@ -76,8 +75,15 @@ def running_containerd_configs(proc_root="/proc"):
         except OSError:
             continue
         if argv and os.path.basename(argv[0]) == "containerd":
-            configs.append(config_of_command_line(argv) or DEFAULT_CONTAINERD_CONFIG)
-    return configs
+            yield pid, argv
+
+
+def running_containerd_configs(proc_root="/proc"):
+    """The ``--config`` paths of the containerd processes running on the host."""
+    return [
+        config_of_command_line(argv) or DEFAULT_CONTAINERD_CONFIG
+        for _pid, argv in _containerd_processes(proc_root)
+    ]
 
 
 def containerd_store(
@@ -408,23 +414,17 @@ def holds_root(root, proc_root="/proc"):
         wanted = os.stat(os.path.join(root, METADATA_DB))
     except OSError:
         return False
-    try:
-        pids = [name for name in os.listdir(proc_root) if name.isdigit()]
-    except OSError:
-        return False
-    for pid in pids:
+    for pid, _argv in _containerd_processes(proc_root):
+        fd_dir = os.path.join(proc_root, pid, "fd")
         try:
-            with open(os.path.join(proc_root, pid, "comm"), encoding="utf-8") as handle:
-                if handle.read().strip() != "containerd":
-                    continue
-            fd_dir = os.path.join(proc_root, pid, "fd")
-            for fd in os.listdir(fd_dir):
-                try:
-                    held = os.stat(os.path.join(fd_dir, fd))
-                except OSError:
-                    continue
-                if (held.st_dev, held.st_ino) == (wanted.st_dev, wanted.st_ino):
-                    return True
+            descriptors = os.listdir(fd_dir)
         except OSError:
             continue
+        for fd in descriptors:
+            try:
+                held = os.stat(os.path.join(fd_dir, fd))
+            except OSError:
+                continue
+            if (held.st_dev, held.st_ino) == (wanted.st_dev, wanted.st_ino):
+                return True
     return False

@@ -15,6 +15,22 @@ sys.path.insert(
 from collection_path import collections_root  # noqa: E402
 
 
+def _environment(environment):
+    env = dict(
+        os.environ,
+        LANG="C.UTF-8",
+        LC_ALL="C.UTF-8",
+        ANSIBLE_COLLECTIONS_PATH=collections_root(),
+        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_LOCALHOST_WARNING="0",
+        ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
+    )
+    env.update(environment or {})
+    return env
+
+
 def _command(name, args, check, wrapper, environment):
     """argv and environment of an ad-hoc ansible call of ``dockerhost.storage.<name>``."""
     ansible = os.path.join(os.path.dirname(sys.executable), "ansible")
@@ -34,19 +50,7 @@ def _command(name, args, check, wrapper, environment):
     ]
     if check:
         command.append("--check")
-    env = dict(
-        os.environ,
-        LANG="C.UTF-8",
-        LC_ALL="C.UTF-8",
-        ANSIBLE_COLLECTIONS_PATH=collections_root(),
-        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_LOCALHOST_WARNING="0",
-        ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
-    )
-    env.update(environment or {})
-    return list(wrapper) + command, env
+    return list(wrapper) + command, _environment(environment)
 
 
 def _host_result(returncode, stdout, stderr):
@@ -93,3 +97,32 @@ class StartedModule:
 def start_module(name, args=None, check=False, wrapper=(), environment=None):
     """Start ``dockerhost.storage.<name>`` as ``run_module`` does, without waiting for it."""
     return StartedModule(*_command(name, args, check, wrapper, environment))
+
+
+def run_playbook(path, timeout=300):
+    """Run the playbook at ``path`` against localhost, as run_module runs a module; return the
+    json callback's answer (``plays``, ``stats``). AssertionError when the run fails."""
+    ansible_playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+    completed = subprocess.run(
+        [
+            ansible_playbook,
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            "ansible_python_interpreter=%s" % sys.executable,
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        env=_environment(None),
+        timeout=timeout,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise AssertionError(
+            "ansible-playbook %s failed (exit %d)\nstdout:\n%s\nstderr:\n%s"
+            % (path, completed.returncode, completed.stdout[-3000:], completed.stderr[-2000:])
+        )
+    return json.loads(completed.stdout)

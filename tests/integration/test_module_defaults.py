@@ -2,16 +2,9 @@
 module that asks the engine its socket, in a real playbook against a private dockerd."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
-
-sys.path.insert(
-    0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support")
-)
-from collection_path import collections_root  # noqa: E402
+from ansible_module import run_playbook
 
 pytestmark = pytest.mark.integration
 
@@ -43,33 +36,7 @@ PLAYBOOK = """
 def test_one_group_default_reaches_every_module_of_the_group(busybox_dockerd, tmp_path):
     playbook = tmp_path / "play.yml"
     playbook.write_text(PLAYBOOK % {"socket": busybox_dockerd.socket})
-    ansible_playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
-    completed = subprocess.run(
-        [
-            ansible_playbook,
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            "-e",
-            "ansible_python_interpreter=%s" % sys.executable,
-            str(playbook),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=dict(
-            os.environ,
-            LANG="C.UTF-8",
-            ANSIBLE_COLLECTIONS_PATH=collections_root(),
-            ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-            ANSIBLE_LOCALHOST_WARNING="0",
-            ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
-        ),
-    )
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-2000:]
-    tasks = json.loads(completed.stdout)["plays"][0]["tasks"]
+    tasks = run_playbook(playbook)["plays"][0]["tasks"]
     report = json.loads(tasks[-1]["hosts"]["localhost"]["msg"])
     # The private dockerd answered, not the host's: its data-root is the loop filesystem's.
     assert report["support"]["version_source"] == "api"

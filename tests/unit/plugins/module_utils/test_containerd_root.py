@@ -108,12 +108,12 @@ def test_holds_root_compares_the_open_files_of_containerd_by_identity(tmp_path):
         (root / "io.containerd.metadata.v1.bolt" / "meta.db").write_bytes(b"")
     proc = tmp_path / "proc"
     (proc / "41" / "fd").mkdir(parents=True)
-    (proc / "41" / "comm").write_text("containerd\n")
+    (proc / "41" / "cmdline").write_bytes(b"/usr/bin/containerd\0")
     # The link may show another path (a chroot, another mount namespace): a hard link here.
     os.link(new / "io.containerd.metadata.v1.bolt" / "meta.db", tmp_path / "elsewhere.db")
     (proc / "41" / "fd" / "7").symlink_to(tmp_path / "elsewhere.db")
     (proc / "42" / "fd").mkdir(parents=True)
-    (proc / "42" / "comm").write_text("cat\n")
+    (proc / "42" / "cmdline").write_bytes(b"cat\0")
     (proc / "42" / "fd" / "3").symlink_to(old / "io.containerd.metadata.v1.bolt" / "meta.db")
     assert holds_root(str(new), str(proc)) is True
     assert holds_root(str(old), str(proc)) is False
