@@ -11,6 +11,8 @@ Benchmark where it has an item and add the storage checks it lacks.
 
 from __future__ import annotations
 
+from ansible_collections.dockerhost.storage.plugins.module_utils._capacity import threshold_level
+
 # check id -> (CIS Docker Benchmark item or None, default severity)
 CHECKS = {
     "data_root_partition": ("1.1.1", "fail"),
@@ -192,15 +194,6 @@ def _partition_check(policy, facts, check, role, what):
     )
 
 
-def _level(free, total, fail_percent, warn_percent, fail_absolute):
-    """``fail``, ``warn`` or None for ``free`` of ``total`` (exact integer comparison)."""
-    if free < fail_absolute or free * 100 < fail_percent * total:
-        return "fail"
-    if free * 100 < warn_percent * total:
-        return "warn"
-    return None
-
-
 def _free_check(policy, facts, check, kind):
     entries = facts["capacity"]["filesystems"]
     if not entries:
@@ -217,11 +210,11 @@ def _free_check(policy, facts, check, kind):
             free, total = figures["free"], figures["total"]
         else:
             free, total = figures["available"], figures["total"]
-        level = _level(
+        level = threshold_level(
             free,
             total,
-            policy[prefix + "_percent"],
             policy["warn_free_%s_percent" % kind],
+            policy[prefix + "_percent"],
             policy[prefix],
         )
         evidence[entry["path"]] = {
@@ -229,7 +222,7 @@ def _free_check(policy, facts, check, kind):
             "total": total,
             "mount_point": entry["mount_point"],
         }
-        if level:
+        if level != "ok":
             lines.append(
                 "%s (%s on %s): %d of %d %s free"
                 % (entry["path"], entry["fstype"], entry["mount_point"], free, total, kind)

@@ -182,15 +182,17 @@ def _number(value):
     return ("%g" % value) if isinstance(value, float) else str(value)
 
 
-def _level(free, total, warn, fail):
-    """``fail`` when free is below fail% of total, ``warn`` below warn%, else ``ok``.
+def threshold_level(free, total, warn_percent, fail_percent, fail_absolute=0):
+    """``fail`` when ``free`` is below ``fail_absolute`` or below ``fail_percent`` of
+    ``total``, ``warn`` below ``warn_percent``, else ``ok``: the one rule for the thresholds of
+    capacity_info, the provision role and the audit.
 
-    Compared in integers scaled by 100 so that the limits are exact: with 4096 inodes and a
-    10% warn threshold, 409 free warns and 410 does not.
+    Compared in integers scaled by 100 so that the limits are exact to a hundredth of a percent:
+    with 4096 inodes and a 10% warn threshold, 409 free warns and 410 does not.
     """
-    if free * 10000 < round(fail * 100) * total:
+    if free < fail_absolute or free * 10000 < round(fail_percent * 100) * total:
         return "fail"
-    if free * 10000 < round(warn * 100) * total:
+    if free * 10000 < round(warn_percent * 100) * total:
         return "warn"
     return "ok"
 
@@ -222,7 +224,7 @@ def threshold_status(byte_fig, inode_fig, thresholds):
             continue
         warn = thresholds[kind + "_warn_percent"]
         fail = thresholds[kind + "_fail_percent"]
-        level = _level(free, total, warn, fail)
+        level = threshold_level(free, total, warn, fail)
         levels.append(level)
         if level != "ok":
             limit = fail if level == "fail" else warn

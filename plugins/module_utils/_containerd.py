@@ -128,12 +128,6 @@ def containerd_store(
     return ContainerdStore(root, "system", "the host's containerd, root %s (%s)" % (root, where))
 
 
-def is_within(path, directory):
-    """True when ``path`` is ``directory`` or below it (both absolute and normalised)."""
-    directory = directory.rstrip("/") + "/"
-    return (path.rstrip("/") + "/").startswith(directory)
-
-
 # ---- moving the host containerd's root --------------------------------------------------------
 
 # The namespaces dockerd keeps in containerd: its images and containers, and its plugins.

@@ -83,10 +83,14 @@ def split_options(options):
     return result
 
 
-def _is_within(path, mount_point):
-    if mount_point == "/":
+def is_within(path, parent):
+    """True when ``path`` is ``parent`` or below it (both absolute and normalised; a trailing
+    slash on either does not count). The one rule for "inside" of the collection."""
+    parent = parent.rstrip("/")
+    if not parent:
         return True
-    return path == mount_point or path.startswith(mount_point.rstrip("/") + "/")
+    path = path.rstrip("/")
+    return path == parent or path.startswith(parent + "/")
 
 
 def mount_for_path(mounts, path):
@@ -97,7 +101,7 @@ def mount_for_path(mounts, path):
     """
     best = None
     for mount in mounts:
-        if not _is_within(path, mount.mount_point):
+        if not is_within(path, mount.mount_point):
             continue
         if best is None or len(mount.mount_point) >= len(best.mount_point):
             best = mount

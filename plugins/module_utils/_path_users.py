@@ -32,7 +32,7 @@ def mounts_inside(directory, mounts):
             parent = by_id.get(mount.parent_id)
             if parent is not None and parent.device == mount.device:
                 found.append("%s (a bind mount onto itself, as dockerd makes)" % directory)
-        elif _mountinfo._is_within(mount.mount_point, directory):
+        elif _mountinfo.is_within(mount.mount_point, directory):
             found.append("%s (%s)" % (mount.mount_point, mount.fstype))
     return found
 
@@ -55,7 +55,7 @@ def processes_using(directory, proc="/proc"):
         how = None
         for link, label in (("cwd", "working directory"), ("root", "root directory")):
             try:
-                if _mountinfo._is_within(os.readlink(os.path.join(base, link)), directory):
+                if _mountinfo.is_within(os.readlink(os.path.join(base, link)), directory):
                     how = label
                     break
             except OSError:
@@ -70,7 +70,7 @@ def processes_using(directory, proc="/proc"):
                     target = os.readlink(os.path.join(base, "fd", descriptor))
                 except OSError:
                     continue
-                if _mountinfo._is_within(target, directory):
+                if _mountinfo.is_within(target, directory):
                     how = "open file %s" % target
                     break
         if how is None:

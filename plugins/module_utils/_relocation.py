@@ -41,6 +41,7 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api imp
     ContainerEngineClient,
     EngineUnavailable,
 )
+from ansible_collections.dockerhost.storage.plugins.module_utils._mountinfo import is_within
 from ansible_collections.dockerhost.storage.plugins.module_utils._tree_manifest import (
     compare_entries,
     compare_trees_in_detail,
@@ -57,12 +58,6 @@ class RelocationError(Exception):
 
 # ---------------------------------------------------------------------------------------------
 # Paths and the journal
-
-
-def is_within(path, parent):
-    """True when ``path`` is ``parent`` or below it (both absolute and normalised)."""
-    parent = parent.rstrip("/") or "/"
-    return path == parent or path.startswith(parent + "/") or parent == "/"
 
 
 def _journal_directory():

@@ -293,6 +293,7 @@ from ansible_collections.dockerhost.storage.plugins.module_utils import (
     _drivers,
     _engine_service,
     _module_options,
+    _mountinfo,
     _path_users,
     _relocation,
     _support,
@@ -496,7 +497,7 @@ def containerd_preflight(module, store, source, target, driver, engine, manager,
         (store.root, source, "the data-root"),
         (store.root, target, "path"),
     ):
-        if _containerd.is_within(one, other) or _containerd.is_within(other, one):
+        if _mountinfo.is_within(one, other) or _mountinfo.is_within(other, one):
             problems.append(
                 "%s %s and %s %s would nest: each copy would take in, or remove, what the other "
                 "holds; keep the data-root and containerd's root side by side"
@@ -744,7 +745,7 @@ def run(module):
     if on_containerd:
         store = _containerd.containerd_store(source, system_config=params["containerd_config_path"])
         result["containerd_root"] = store.root
-        if _containerd.is_within(store.root, source):
+        if _mountinfo.is_within(store.root, source):
             store = None  # dockerd's own containerd: its root moves with the data-root
         elif not params["containerd_path"]:
             module.fail_json(

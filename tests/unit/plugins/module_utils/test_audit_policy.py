@@ -269,3 +269,31 @@ def test_host_without_docker_skips_engine_checks_but_judges_etc_docker():
 def test_bad_policy_is_refused_with_the_key(policy, message):
     with pytest.raises(_audit_policy.PolicyError, match=message):
         _audit_policy.check_policy(policy)
+
+
+@pytest.mark.parametrize(
+    "free, expected",
+    [
+        # 5% of 100000 inodes free is the fail boundary: exactly 5% is not below it.
+        (5000, [("free_inodes", None, "warn")]),
+        (4999, [("free_inodes", None, "fail")]),
+        # 10% is the warn boundary.
+        (10000, []),
+        (9999, [("free_inodes", None, "warn")]),
+    ],
+)
+def test_the_free_inode_boundaries_are_exact(free, expected):
+    facts = facts_with(
+        capacity__filesystems=[_fs("data_root", "/var/lib/docker", inodes=(100000, free))]
+    )
+    assert found(facts, {"min_free_inodes": 0}) == expected
+
+
+def test_a_warning_on_a_later_filesystem_does_not_hide_a_failure():
+    facts = facts_with(
+        capacity__filesystems=[
+            _fs("data_root", "/var/lib/docker", inodes=(100000, 100)),
+            _fs("containerd_root", "/var/lib/containerd", inodes=(100000, 9000)),
+        ]
+    )
+    assert ("free_inodes", None, "fail") in found(facts, {"min_free_inodes": 0})

@@ -5,9 +5,9 @@ import pytest
 from ansible_collections.dockerhost.storage.plugins.module_utils._containerd import (
     config_of_command_line,
     containerd_store,
-    is_within,
     running_containerd_configs,
 )
+from ansible_collections.dockerhost.storage.plugins.module_utils._mountinfo import is_within
 
 # What dockerd 26.1 writes for the containerd it runs itself (recorded on Debian trixie).
 MANAGED_TOML = """disabled_plugins = ["io.containerd.grpc.v1.cri"]
