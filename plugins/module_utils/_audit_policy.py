@@ -264,9 +264,11 @@ def evaluate(facts, policy=None):
     absent = facts["docker"]["state"] == "absent"
     results = []
     perms = facts["permissions"]
-    results.append(_owner_check(policy, "etc_docker_owner", perms["etc_docker"], "/etc/docker"))
+    # ``what`` names the kind of file; the path follows it in every message.
+    what = "the configuration directory"
+    results.append(_owner_check(policy, "etc_docker_owner", perms["etc_docker"], what))
     results.append(
-        _mode_check(policy, "etc_docker_mode", perms["etc_docker"], "/etc/docker", ETC_DOCKER_MODE)
+        _mode_check(policy, "etc_docker_mode", perms["etc_docker"], what, ETC_DOCKER_MODE)
     )
     results.append(_owner_check(policy, "daemon_json_owner", perms["daemon_json"], "daemon.json"))
     results.append(

@@ -297,3 +297,11 @@ def test_a_warning_on_a_later_filesystem_does_not_hide_a_failure():
         ]
     )
     assert ("free_inodes", None, "fail") in found(facts, {"min_free_inodes": 0})
+
+
+def test_a_missing_configuration_directory_is_named_once():
+    facts = facts_with(permissions__etc_docker=_perm("/etc/docker", "0755", exists=False))
+    results = {r["check"]: r for r in _audit_policy.evaluate(facts)}
+    for check in ("etc_docker_owner", "etc_docker_mode"):
+        assert results[check]["status"] == "skipped"
+        assert results[check]["message"] == "the configuration directory /etc/docker does not exist"
