@@ -316,9 +316,6 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._tree_copy impo
     TreeCopy,
 )
 
-# Set only by the fault-injection tests: the name of a step at which the run kills itself.
-FAULT_VARIABLE = "DOCKERHOST_STORAGE_FAULT_AT"
-
 
 def argument_spec():
     return _module_options.argument_spec(
@@ -345,11 +342,6 @@ def argument_spec():
         _module_options.CONFIG_PATH,
         _module_options.ENGINE_LOCK,
     )
-
-
-def fault_injection(name):
-    if os.environ.get(FAULT_VARIABLE) == name:
-        os.kill(os.getpid(), 9)
 
 
 def current_state(module):
@@ -721,7 +713,6 @@ def run(module):
             params["config_path"],
             params["docker_host"],
             params["timeout"],
-            checkpoint=fault_injection,
             switch=switch,
         )
 

@@ -13,6 +13,7 @@ import time
 
 import pytest
 from ansible_module import run_module, start_module
+from harness import fault_environment
 from harness.service import ServiceDockerd
 
 sys.path.insert(
@@ -591,7 +592,7 @@ def test_killed_at_any_moment_the_rerun_completes(populated, make_loopfs):
         killed = run_module(
             "data_root",
             _module_args(daemon, target),
-            environment={"DOCKERHOST_STORAGE_FAULT_AT": fault},
+            environment=fault_environment(fault),
         )
         assert killed.get("failed"), fault
         assert os.path.isdir(source) or fault == "after-source-kept", fault
