@@ -25,11 +25,33 @@ class BackupError(Exception):
     wrong and what to do. No partial copy is left behind."""
 
 
+# The SELinux label of a file (Fedora and RHEL hosts: daemon.json is container_config_t).
+SELINUX_XATTR = "security.selinux"
+# What getxattr answers where a file has no label, or the filesystem or kernel keeps none.
+_NO_LABEL = {errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP}
+
+
+def _label_of(path):
+    """The SELinux label of ``path`` as bytes, or None when it has none."""
+    getxattr = getattr(os, "getxattr", None)
+    if getxattr is None:
+        return None
+    try:
+        return getxattr(path, SELINUX_XATTR, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno in _NO_LABEL or exc.errno == errno.ENOENT:
+            return None
+        raise
+
+
 def write_text_atomically(path, text, new_mode=0o644):
     """Replace ``path`` with ``text`` in one step: a temporary file in the same directory,
-    flushed to disk, given the owner and mode of the file it replaces (root:root and
-    ``new_mode`` for a new file), then renamed over it; the directory is flushed too, so the
-    rename survives a crash. Raises OSError; the temporary file is removed then.
+    flushed to disk, given the owner, mode and SELinux label of the file it replaces (root:root
+    and ``new_mode`` for a new file, which gets the label the policy gives new files there),
+    then renamed over it; the directory is flushed too, so the rename survives a crash. Raises
+    OSError (a label that cannot be carried over included); the temporary file is removed then
+    and ``path`` is unchanged. A rename alone would leave the temporary file's label, which is
+    the directory's default rather than the file's, as ``AnsibleModule.atomic_move`` avoids too.
     """
     directory = os.path.dirname(os.path.abspath(path))
     try:
@@ -37,6 +59,7 @@ def write_text_atomically(path, text, new_mode=0o644):
         mode, uid, gid = current.st_mode & 0o7777, current.st_uid, current.st_gid
     except FileNotFoundError:
         mode, uid, gid = new_mode, 0, 0
+    label = _label_of(path)
     handle, temporary = tempfile.mkstemp(
         prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory
     )
@@ -48,6 +71,8 @@ def write_text_atomically(path, text, new_mode=0o644):
             if os.geteuid() == 0:
                 os.fchown(stream.fileno(), uid, gid)
             os.fchmod(stream.fileno(), mode)
+            if label is not None:
+                os.setxattr(stream.fileno(), SELINUX_XATTR, label)
         os.replace(temporary, path)
     except BaseException:
         if os.path.lexists(temporary):
