@@ -31,18 +31,24 @@ def _environment(environment):
     return env
 
 
-def _command(name, args, check, wrapper, environment):
-    """argv and environment of an ad-hoc ansible call of ``dockerhost.storage.<name>``."""
-    ansible = os.path.join(os.path.dirname(sys.executable), "ansible")
-    command = [
-        ansible,
-        "localhost",
+def _on_localhost(program):
+    """``program`` of the venv's ansible (``ansible``, ``ansible-playbook``) with the local
+    connection to localhost, on the test's own Python."""
+    return [
+        os.path.join(os.path.dirname(sys.executable), program),
         "-i",
         "localhost,",
         "-c",
         "local",
         "-e",
         "ansible_python_interpreter=%s" % sys.executable,
+    ]
+
+
+def _command(name, args, check, wrapper, environment):
+    """argv and environment of an ad-hoc ansible call of ``dockerhost.storage.<name>``."""
+    command = _on_localhost("ansible") + [
+        "localhost",
         "-m",
         "dockerhost.storage.%s" % name,
         "-a",
@@ -102,18 +108,8 @@ def start_module(name, args=None, check=False, wrapper=(), environment=None):
 def run_playbook(path, timeout=300):
     """Run the playbook at ``path`` against localhost, as run_module runs a module; return the
     json callback's answer (``plays``, ``stats``). AssertionError when the run fails."""
-    ansible_playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
     completed = subprocess.run(
-        [
-            ansible_playbook,
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            "-e",
-            "ansible_python_interpreter=%s" % sys.executable,
-            str(path),
-        ],
+        _on_localhost("ansible-playbook") + [str(path)],
         capture_output=True,
         text=True,
         env=_environment(None),

@@ -22,7 +22,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from .images import cache_dir
+from .images import cache_dir, stamp_sha256
 
 LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "chroot_exec.py")
 
@@ -77,14 +77,7 @@ class EngineRootSource:
         return os.path.join(cache_dir(), self.tarball_name)
 
     def sha256(self) -> str | None:
-        try:
-            with open(self.tarball + ".stamp", encoding="utf-8") as handle:
-                for line in handle:
-                    if line.startswith("sha256="):
-                        return line.strip().partition("=")[2] or None
-        except FileNotFoundError:
-            pass
-        return None
+        return stamp_sha256(self.tarball)
 
     def missing_message(self) -> str:
         return "the %s engine's root filesystem is not built: %s is missing; run %s" % (

@@ -22,6 +22,18 @@ def cache_dir() -> str:
     return os.environ.get("DOCKERHOST_TEST_IMAGE_CACHE", DEFAULT_CACHE_DIR)
 
 
+def stamp_sha256(tarball: str) -> str | None:
+    """The sha256 a cached tarball's ``.stamp`` records (the build scripts write it), or None."""
+    try:
+        with open(tarball + ".stamp", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("sha256="):
+                    return line.strip().partition("=")[2] or None
+    except FileNotFoundError:
+        pass
+    return None
+
+
 @dataclass(frozen=True)
 class LocalImage:
     """A test image: its name and the cached rootfs tarball it is imported from."""
@@ -42,14 +54,7 @@ class LocalImage:
         return os.path.isfile(self.tarball) and os.path.isfile(self.stamp)
 
     def rootfs_sha256(self) -> str | None:
-        try:
-            with open(self.stamp, encoding="utf-8") as handle:
-                for line in handle:
-                    if line.startswith("sha256="):
-                        return line.strip().partition("=")[2]
-        except FileNotFoundError:
-            pass
-        return None
+        return stamp_sha256(self.tarball)
 
     def missing_message(self) -> str:
         return "test image %s is not built: %s is missing; run scripts/setup-host (as root)" % (
