@@ -142,3 +142,26 @@ def test_junit_skips_names_an_unreadable_report(tmp_path):
     )
     assert check.returncode == 2
     assert "cannot read " + missing in check.stderr
+
+
+def test_junit_failures_names_each_failed_test_and_why(tmp_path):
+    result, report = _run_pytest(
+        tmp_path,
+        """
+        def test_runs():
+            pass
+
+        def test_fails():
+            assert 1 + 1 == 3, "arithmetic is off"
+        """,
+        ci=True,
+    )
+    assert result.returncode == 1, result.stdout
+    listing = subprocess.run(
+        [sys.executable, os.path.join(SUPPORT, "junit_failures.py"), str(report)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert listing.returncode == 0
+    assert listing.stdout.startswith("FAILED test_prerequisite::test_fails: AssertionError")
+    assert "arithmetic is off" in listing.stdout
+    assert "test_runs" not in listing.stdout
