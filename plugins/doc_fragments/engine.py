@@ -36,3 +36,15 @@ options:
     type: path
     default: /etc/docker/daemon.json
 """
+
+    # The room to keep where a data-root moves to, for the modules that check that it fits.
+    MARGIN = r"""
+options:
+  margin_percent:
+    description:
+      - Room to keep on the filesystem the data-root moves to, beyond what the data-root uses
+        (containerd's root added when the images live there), in percent of those bytes and
+        inodes, and at least 1 GiB and 10000 inodes.
+    type: float
+    default: 10
+"""

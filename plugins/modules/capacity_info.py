@@ -79,15 +79,9 @@ options:
         not exist yet; its nearest existing ancestor is examined.
       - The data-root fits when the target's available bytes and free inodes cover what the
         data-root uses (measured as the breakdown measures it, containerd's root added when the
-        engine uses the containerd image store) plus a margin - O(target_margin_percent) of the
+        engine uses the containerd image store) plus a margin - O(margin_percent) of the
         used figures, and at least 1 GiB and 10000 inodes.
     type: path
-  target_margin_percent:
-    description:
-      - The margin for O(target), in percent of the bytes and inodes the data-root uses (the
-        floors of 1 GiB and 10000 inodes still apply).
-    type: float
-    default: 10
   inode_warn_percent:
     description:
       - A filesystem with less than this percentage of its inodes free gets C(status=warn).
@@ -122,6 +116,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - dockerhost.storage.engine
   - dockerhost.storage.engine.config_path
+  - dockerhost.storage.engine.margin
   - ansible.builtin.action_common_attributes.facts
 attributes:
   check_mode:
@@ -389,13 +384,12 @@ def argument_spec():
         breakdown=dict(type="bool", default=False),
         top_layers=dict(type="int", default=10),
         target=dict(type="path"),
-        target_margin_percent=dict(type="float", default=_capacity.DEFAULT_MARGIN_PERCENT),
         fail_on_threshold=dict(type="bool", default=False),
     )
     for name, default in _capacity.DEFAULT_THRESHOLDS.items():
         own[name] = dict(type="float", default=default)
     return _module_options.argument_spec(
-        own, _module_options.DOCKER_HOST, _module_options.CONFIG_PATH
+        own, _module_options.DOCKER_HOST, _module_options.CONFIG_PATH, _module_options.MARGIN
     )
 
 
@@ -433,9 +427,9 @@ def check_options(params):
     thresholds = _capacity.validate_thresholds({name: params[name] for name in THRESHOLD_OPTIONS})
     if params["top_layers"] < 0:
         raise _capacity.CapacityError("top_layers must be 0 or more, got %d" % params["top_layers"])
-    if params["target_margin_percent"] < 0:
+    if params["margin_percent"] < 0:
         raise _capacity.CapacityError(
-            "target_margin_percent must be 0 or more, got %s" % params["target_margin_percent"]
+            "margin_percent must be 0 or more, got %s" % params["margin_percent"]
         )
     if params["data_root"]:
         try:
@@ -482,7 +476,7 @@ def target_report(params, mounts, thresholds, data_root_entry, used):
             used["inodes"],
             entry["bytes"]["available"],
             inodes["free"] if inodes["limited"] else None,
-            params["target_margin_percent"],
+            params["margin_percent"],
         )
     )
     return report

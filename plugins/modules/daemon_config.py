@@ -30,15 +30,15 @@ description:
     C(/etc/sysconfig/docker*) count, as a SysV init script reads them. dockerd refuses to start
     when a directive is both a flag and a key of the file, so the module fails then, naming the
     file and line.
-  - Refuses to edit O(path) when dockerd reads another file (its C(--config-file) flag), with a
-    message that names both files; the file is left as it is.
+  - Refuses to edit O(config_path) when dockerd reads another file (its C(--config-file) flag),
+    with a message that names both files; the file is left as it is.
   - When data-root changes on Docker Engine 29 or later, which gives an empty data-root the
     containerd image store, the module pins the store in use (C(storage-driver), or
     C(features.containerd-snapshotter) when the engine already uses the containerd store) unless
     O(storage_driver) or O(containerd_snapshotter) say otherwise, so that images do not
     silently move to another store.
   - Writes atomically (a temporary file in the same directory, flushed, then renamed over the
-    file). When O(path) is a symbolic link, the file it points to is replaced and the link
+    file). When O(config_path) is a symbolic link, the file it points to is replaced and the link
     stays. A new file is created root:root with mode 0644, missing directories with 0755; an
     existing file keeps its owner and mode, with a warning when those are looser than CIS Docker
     Benchmark 3.17 and 3.18 allow.
@@ -46,11 +46,6 @@ description:
 author:
   - dockerhost.storage maintainers (!UNKNOWN)
 options:
-  path:
-    description:
-      - The daemon configuration file.
-    type: path
-    default: /etc/docker/daemon.json
   storage_driver:
     description:
       - The storage driver to set, such as C(overlay2).
@@ -121,13 +116,14 @@ options:
     description:
       - The directory that stands for C(/) when looking for dockerd flags in systemd units,
         the environment files they load, C(/etc/default/docker) and C(/etc/sysconfig/docker*).
-        Meant for tests and for hosts managed from a chroot; it does not change O(path) or the
+        Meant for tests and for hosts managed from a chroot; it does not change O(config_path) or the
         data-root. Only with the default C(/) is systemd asked (C(systemctl show)).
     type: path
     default: /
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - dockerhost.storage.engine
+  - dockerhost.storage.engine.config_path
   - dockerhost.storage.engine_lock
 attributes:
   check_mode:
@@ -293,7 +289,6 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state i
 def argument_spec():
     return _module_options.argument_spec(
         dict(
-            path=dict(type="path", default=_daemon_json.DEFAULT_DAEMON_JSON),
             storage_driver=dict(type="str"),
             storage_opts=dict(type="list", elements="str"),
             data_root=dict(type="path"),
@@ -308,6 +303,7 @@ def argument_spec():
             host_root=dict(type="path", default="/"),
         ),
         _module_options.DOCKER_HOST,
+        _module_options.CONFIG_PATH,
         _module_options.ENGINE_LOCK,
     )
 
@@ -424,7 +420,7 @@ def write(module, target, text, backup):
 
 def run(module):
     params = module.params
-    path = params["path"]
+    path = params["config_path"]
     warnings = []
     fail = module.fail_json
     flags = _dockerd_flags.find_storage_flags(params["host_root"])

@@ -92,12 +92,6 @@ options:
     type: str
     choices: [changed, full]
     default: changed
-  margin_percent:
-    description:
-      - Room to keep on the target beyond what the data-root uses, in percent of its bytes and
-        inodes, and at least 1 GiB and 10000 inodes, as in M(dockerhost.storage.capacity_info).
-    type: int
-    default: 10
   service_manager:
     description:
       - How the engine is stopped and started. C(auto) uses systemd when it is the init system
@@ -146,6 +140,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - dockerhost.storage.engine
   - dockerhost.storage.engine.config_path
+  - dockerhost.storage.engine.margin
   - dockerhost.storage.engine_lock
 attributes:
   check_mode:
@@ -328,7 +323,6 @@ def argument_spec():
             allow_same_filesystem=dict(type="bool", default=False),
             remove_source=dict(type="bool", default=False),
             verify=dict(type="str", choices=["changed", "full"], default="changed"),
-            margin_percent=dict(type="int", default=10),
             service_manager=dict(
                 type="str", choices=["auto", "systemd", "sysvinit"], default="auto"
             ),
@@ -340,6 +334,7 @@ def argument_spec():
         ),
         _module_options.DOCKER_HOST,
         _module_options.CONFIG_PATH,
+        _module_options.MARGIN,
         _module_options.ENGINE_LOCK,
     )
 
@@ -662,7 +657,7 @@ def run(module):
     except EngineStateError as exc:
         module.fail_json(msg=str(exc))
     if params["margin_percent"] < 0:
-        module.fail_json(msg="margin_percent must be 0 or more, got %d" % params["margin_percent"])
+        module.fail_json(msg="margin_percent must be 0 or more, got %s" % params["margin_percent"])
     lock = None
     if not module.check_mode:
         # Held until the module exits: the journal, the engine and daemon.json are this run's.

@@ -23,7 +23,7 @@ def test_daemon_json_keeps_its_selinux_label_across_a_rewrite(make_loopfs):
     inode_before = os.stat(path).st_ino
 
     result = run_module(
-        "daemon_config", {"path": path, "storage_driver": "vfs", "support_check": False}
+        "daemon_config", {"config_path": path, "storage_driver": "vfs", "support_check": False}
     )
     assert result.get("changed") is True, result.get("msg")
     assert os.stat(path).st_ino != inode_before  # replaced by a rename, not rewritten in place
@@ -31,7 +31,7 @@ def test_daemon_json_keeps_its_selinux_label_across_a_rewrite(make_loopfs):
     # A new file gets no label of ours: the policy's default for the directory applies.
     other = os.path.join(fs.mount_point, "new.json")
     created = run_module(
-        "daemon_config", {"path": other, "storage_driver": "vfs", "support_check": False}
+        "daemon_config", {"config_path": other, "storage_driver": "vfs", "support_check": False}
     )
     assert created.get("changed") is True, created.get("msg")
     assert "security.selinux" not in os.listxattr(other)

@@ -79,7 +79,7 @@ def test_written_config_runs_and_keeps_every_other_key(
     original = dict(base_config(tmp_path), **UNRELATED)
     original_bytes = write_config(path, original)
     os.chmod(path, 0o640)
-    wanted = {"path": path, "storage_driver": "overlay2", "data_root": data_root}
+    wanted = {"config_path": path, "storage_driver": "overlay2", "data_root": data_root}
 
     check = run_module("daemon_config", dict(wanted), check=True)
     assert check["changed"] is True, check
@@ -121,11 +121,11 @@ def test_written_config_runs_and_keeps_every_other_key(
 
 def test_new_file_and_directory_are_created_root_owned(tmp_path):
     path = str(tmp_path / "etc" / "docker" / "daemon.json")
-    check = run_module("daemon_config", {"path": path, "storage_driver": "vfs"}, check=True)
+    check = run_module("daemon_config", {"config_path": path, "storage_driver": "vfs"}, check=True)
     assert check["changed"] is True, check
     assert not os.path.exists(str(tmp_path / "etc"))
 
-    result = run_module("daemon_config", {"path": path, "storage_driver": "vfs"})
+    result = run_module("daemon_config", {"config_path": path, "storage_driver": "vfs"})
     assert result["changed"] is True, result
     assert read_bytes(path) == b'{\n  "storage-driver": "vfs"\n}\n'
     file_stat = os.stat(path)
@@ -135,14 +135,14 @@ def test_new_file_and_directory_are_created_root_owned(tmp_path):
     # The same data in another layout is left as it is: changed is decided on the data.
     with open(path, "w", encoding="utf-8") as handle:
         handle.write('{"storage-driver":"vfs"}')
-    again = run_module("daemon_config", {"path": path, "storage_driver": "vfs"})
+    again = run_module("daemon_config", {"config_path": path, "storage_driver": "vfs"})
     assert again["changed"] is False, again
     assert read_bytes(path) == b'{"storage-driver":"vfs"}'
 
     # A link to the file (as configuration management tools sometimes leave) stays a link.
     link = str(tmp_path / "daemon-link.json")
     os.symlink(path, link)
-    removed = run_module("daemon_config", {"path": link, "remove": ["storage-driver"]})
+    removed = run_module("daemon_config", {"config_path": link, "remove": ["storage-driver"]})
     assert removed["changed"] is True and removed["config"] == {}
     assert os.readlink(link) == path
     assert read_bytes(path) == b"{}\n"
@@ -156,7 +156,7 @@ def test_new_data_root_on_docker_29_pins_the_store_in_use(tmp_path, make_loopfs)
     result = run_module(
         "daemon_config",
         {
-            "path": path,
+            "config_path": path,
             "data_root": os.path.join(fs.mount_point, "docker"),
             "engine_version": "29.0",
         },
@@ -175,7 +175,7 @@ def test_new_data_root_on_docker_29_pins_the_store_in_use(tmp_path, make_loopfs)
     refused = run_module(
         "daemon_config",
         {
-            "path": path,
+            "config_path": path,
             "data_root": os.path.join(fs.mount_point, "docker"),
             "engine_version": "29.0",
             "remove": ["storage-driver"],
@@ -198,7 +198,7 @@ def refusal(start_dockerd, tmp_path, data_root, config, extra_args=()):
 
 def assert_refused_and_untouched(path, args, *phrases):
     before = read_bytes(path)
-    result = run_module("daemon_config", dict(args, path=path))
+    result = run_module("daemon_config", dict(args, config_path=path))
     assert result.get("failed") is True, result
     for phrase in phrases:
         assert phrase in result["msg"], result["msg"]
@@ -290,7 +290,7 @@ def test_flag_in_a_systemd_drop_in_conflicts_like_dockerd_says(
         "storage-driver is set in daemon.json",
         "--storage-driver vfs in /etc/systemd/system/docker.service.d/10-storage.conf:4",
     )
-    warned = run_module("daemon_config", dict(wanted, path=path, conflicts="warn"))
+    warned = run_module("daemon_config", dict(wanted, config_path=path, conflicts="warn"))
     assert warned["changed"] is True, warned
     assert any("dockerd refuses to start" in w for w in warned["warnings"])
     assert warned["flags"][0]["where"] == "/etc/systemd/system/docker.service.d/10-storage.conf:4"
@@ -315,7 +315,7 @@ def test_bad_file_is_named_and_left_alone(tmp_path, name):
     with open(path, "wb") as handle:
         handle.write(raw)
     result = run_module(
-        "daemon_config", {"path": path, "storage_driver": "vfs", "support_check": False}
+        "daemon_config", {"config_path": path, "storage_driver": "vfs", "support_check": False}
     )
     assert result.get("failed") is True, result
     assert result["msg"].startswith(path + " "), result["msg"]
@@ -366,7 +366,7 @@ def test_storage_key_of_the_wrong_type_is_named_and_left_alone(tmp_path):
 def test_directory_in_place_of_the_file_is_named(tmp_path):
     path = tmp_path / "daemon.json"
     path.mkdir()
-    result = run_module("daemon_config", {"path": str(path), "storage_driver": "vfs"})
+    result = run_module("daemon_config", {"config_path": str(path), "storage_driver": "vfs"})
     assert result.get("failed") is True
     assert "%s is a directory, not a file" % path in result["msg"]
     assert os.listdir(str(path)) == []
@@ -380,7 +380,9 @@ def test_unreadable_file_is_named(tmp_path):
     # service account would.
     without_override = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--")
     result = run_module(
-        "daemon_config", {"path": str(path), "storage_driver": "vfs"}, wrapper=without_override
+        "daemon_config",
+        {"config_path": str(path), "storage_driver": "vfs"},
+        wrapper=without_override,
     )
     assert result.get("failed") is True, result
     assert "cannot read %s: Permission denied" % path in result["msg"]
@@ -412,7 +414,7 @@ def test_backup_is_readable_by_the_owner_only(reachable_dir):
 
     result = run_module(
         "daemon_config",
-        {"path": str(path), "storage_driver": "vfs", "support_check": False, "backup": True},
+        {"config_path": str(path), "storage_driver": "vfs", "support_check": False, "backup": True},
     )
     assert result.get("changed") is True, result
     backup = result["backup_file"]
@@ -441,7 +443,7 @@ def test_a_run_killed_while_it_backs_up_leaves_no_readable_copy(tmp_path):
     os.chmod(str(path), 0o600)
     run = start_module(
         "daemon_config",
-        {"path": str(path), "storage_driver": "vfs", "support_check": False, "backup": True},
+        {"config_path": str(path), "storage_driver": "vfs", "support_check": False, "backup": True},
     )
     modes, killed = {}, None
     deadline = time.monotonic() + 120
@@ -486,7 +488,7 @@ def test_a_backup_that_cannot_be_made_fails_before_anything_is_written(tmp_path,
         assert exc.errno == errno.ENOSPC, exc
     finally:
         os.close(handle)
-    args = {"path": path, "storage_driver": "vfs", "support_check": False, "backup": True}
+    args = {"config_path": path, "storage_driver": "vfs", "support_check": False, "backup": True}
     full = run_module("daemon_config", args)
     assert full.get("failed") is True, full
     assert "cannot back up %s to %s." % (path, path) in full["msg"], full["msg"]
@@ -504,7 +506,7 @@ def test_a_backup_that_cannot_be_made_fails_before_anything_is_written(tmp_path,
     original = write_config(path, PROXY)
     os.chmod(str(directory), 0o555)
     without_override = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--")
-    denied = run_module("daemon_config", dict(args, path=path), wrapper=without_override)
+    denied = run_module("daemon_config", dict(args, config_path=path), wrapper=without_override)
     os.chmod(str(directory), 0o755)
     assert denied.get("failed") is True, denied
     assert "cannot back up %s to %s." % (path, path) in denied["msg"], denied["msg"]
@@ -539,7 +541,7 @@ def test_the_engines_own_validate_passes_a_good_file_and_stops_a_bad_one(
     path = str(tmp_path / "etc" / "daemon.json")
     os.makedirs(os.path.dirname(path))
     wanted = {
-        "path": path,
+        "config_path": path,
         "storage_driver": "overlay2",
         "storage_opts": [],
         "data_root": data_root,

@@ -69,7 +69,7 @@ def test_grouped_flags_in_an_environment_drop_in_conflict_like_dockerd_says(
     result = run_module(
         "daemon_config",
         {
-            "path": path,
+            "config_path": path,
             "storage_driver": "overlay2",
             "support_check": False,
             "host_root": host_root,
@@ -108,7 +108,12 @@ def test_daemon_config_refuses_a_file_dockerd_does_not_read(tmp_path):
     path = str(tmp_path / "daemon.json")
     with open(path, "w", encoding="utf-8") as handle:
         handle.write('{"debug": true}\n')
-    wanted = {"path": path, "storage_driver": "vfs", "support_check": False, "host_root": host_root}
+    wanted = {
+        "config_path": path,
+        "storage_driver": "vfs",
+        "support_check": False,
+        "host_root": host_root,
+    }
     in_force = str(host / "etc" / "docker" / "storage.json")
     for check in (True, False):
         result = run_module("daemon_config", wanted, check=check)
@@ -123,7 +128,7 @@ def test_daemon_config_refuses_a_file_dockerd_does_not_read(tmp_path):
     assert not os.path.exists(in_force)
 
     # The file dockerd reads is edited.
-    result = run_module("daemon_config", dict(wanted, path=in_force))
+    result = run_module("daemon_config", dict(wanted, config_path=in_force))
     assert result.get("changed") is True, result
     assert json.loads(read_bytes(in_force)) == {"storage-driver": "vfs"}
 

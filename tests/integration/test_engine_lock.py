@@ -49,7 +49,7 @@ def lock_holder():
 def test_daemon_config_waits_names_the_holder_and_changes_nothing(lock_holder, tmp_path):
     path = tmp_path / "daemon.json"
     path.write_text('{"log-level": "warn"}\n')
-    args = {"path": str(path), "storage_driver": "overlay2", "lock_timeout": 2}
+    args = {"config_path": str(path), "storage_driver": "overlay2", "lock_timeout": 2}
 
     blocked = run_module("daemon_config", args)
     assert blocked.get("failed")
@@ -100,7 +100,12 @@ def test_a_play_lease_lets_its_own_tasks_through_and_holds_every_other_run(tmp_p
 
         other = run_module(
             "daemon_config",
-            {"path": str(path), "storage_driver": "vfs", "lock_timeout": 1, "lock_token": "play-b"},
+            {
+                "config_path": str(path),
+                "storage_driver": "vfs",
+                "lock_timeout": 1,
+                "lock_token": "play-b",
+            },
         )
         assert other.get("failed")
         assert "process %d (provision role on this host)" % held["holder_pid"] in other["msg"]
@@ -108,7 +113,12 @@ def test_a_play_lease_lets_its_own_tasks_through_and_holds_every_other_run(tmp_p
 
         own = run_module(
             "daemon_config",
-            {"path": str(path), "storage_driver": "vfs", "lock_timeout": 1, "lock_token": "play-a"},
+            {
+                "config_path": str(path),
+                "storage_driver": "vfs",
+                "lock_timeout": 1,
+                "lock_token": "play-a",
+            },
         )
         assert not own.get("failed"), own.get("msg")
         assert own["changed"] is True
@@ -116,5 +126,5 @@ def test_a_play_lease_lets_its_own_tasks_through_and_holds_every_other_run(tmp_p
         released = run_module("engine_lock", dict(lease, state="released"))
     assert released["changed"] and released["holder_pid"] == held["holder_pid"]
     assert run_module("engine_lock", dict(lease, state="released"))["changed"] is False
-    after = run_module("daemon_config", {"path": str(path), "storage_driver": "overlay2"})
+    after = run_module("daemon_config", {"config_path": str(path), "storage_driver": "overlay2"})
     assert not after.get("failed") and after["changed"] is True
