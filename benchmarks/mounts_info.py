@@ -8,7 +8,7 @@ It makes a 1 GiB ext4 loop filesystem, starts a private dockerd (overlay2) on it
 busybox image and starts the containers (``sleep 3600``, no network). Then, side by side, each
 ``--rounds`` times:
 
-- ``core``: the module's work, ``collect()`` of plugins/modules/mounts_info.py called in a child
+- ``core``: the module's work, ``collect()`` of plugins/module_utils/_mounts_report.py called in a child
   Python process (no ansible), with ``check_store`` false and no probe; wall time of the call,
   and the child's peak resident memory (``ru_maxrss``, interpreter included);
 - ``core_store``: the same with ``check_store: true``;
@@ -48,7 +48,7 @@ RESULTS = os.path.join(REPO, "benchmarks", "results")
 CHILD = r"""
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
-from ansible_collections.dockerhost.storage.plugins.modules.mounts_info import collect
+from ansible_collections.dockerhost.storage.plugins.module_utils._mounts_report import collect
 params = dict(
     docker_host=sys.argv[2], timeout=30, data_root=None, containers=None,
     check_store=sys.argv[3] == "store", probe=False, probe_image=None,

@@ -3,8 +3,10 @@
 """The mounts_info report: every container's storage as the engine sees it, checked against the
 kernel's mount table and the layer store, with summary counts.
 
-It reads the Engine API (list and inspect), one parsed mountinfo and the data-root; it writes
-nothing. Private to the dockerhost.storage collection: the API may change without notice.
+``collect`` is the whole module: it reads the Engine API (list and inspect), the mount table
+and the data-root, and writes nothing unless the probe is asked for (a short-lived container,
+``_container_probe``). Private to the dockerhost.storage collection: the API may change without
+notice.
 """
 
 from __future__ import annotations
@@ -13,13 +15,22 @@ import os
 import re
 
 from ansible_collections.dockerhost.storage.plugins.module_utils import _aufs, _overlay_mounts
+from ansible_collections.dockerhost.storage.plugins.module_utils._container_probe import run_probe
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
+    ContainerEngineClient,
     EngineError,
     EngineNotFound,
+)
+from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state import (
+    EngineStateError,
+    detect_engine,
+    resolve_data_root,
+    uses_containerd_store,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._layer_store import (
     check_layer_store,
 )
+from ansible_collections.dockerhost.storage.plugins.module_utils._mountinfo import read_mountinfo
 
 # The first absolute path in an engine error, such as "readlink /var/lib/docker/overlay2/l/X: ...".
 _FIRST_PATH = re.compile(r"(?<![\w.])/[^\s,;\"']+")
@@ -210,3 +221,72 @@ def build_report(
         }
     problems = [p for c in containers for p in c["problems"]] + store["problems"]
     return {"containers": containers, "problems": problems, "store": store}
+
+
+def answering_engine(docker_host, timeout):
+    """The Engine API client and the engine facts; EngineStateError when it does not answer."""
+    try:
+        client = ContainerEngineClient(docker_host, timeout=timeout)
+    except ValueError as exc:
+        raise EngineStateError(str(exc)) from None
+    info, _version, answered = detect_engine(docker_host, client=client)
+    if answered is None:
+        raise EngineStateError("mounts_info needs the Engine API: %s" % info["problem"])
+    return client, info
+
+
+def collect(params, check_mode=False):
+    """The whole report for ``params`` (the module options); raises EngineStateError,
+    EngineUnavailable, ContainerSelectionError, ProbeError or OSError with a message to show."""
+    client, info = answering_engine(params["docker_host"], params["timeout"])
+    data_root, _source = resolve_data_root(params["data_root"], info, {})
+    path = params["mountinfo_path"]
+    try:
+        mounts = read_mountinfo(path)
+    except (OSError, ValueError) as exc:
+        raise EngineStateError("cannot read the mount table %s: %s" % (path, exc)) from None
+    containerd_store = uses_containerd_store(info)
+    report = build_report(
+        client,
+        data_root,
+        mounts,
+        wanted=params["containers"],
+        check_store=params["check_store"],
+        containerd_store=containerd_store,
+    )
+    probe = {"attempted": False, "ok": None, "skipped_reason": "probe is false", "problems": []}
+    if params["probe"] and check_mode:
+        probe["skipped_reason"] = "check mode: the probe would create a container"
+    elif params["probe"]:
+        probe = run_probe(client, params["probe_image"], mountinfo_path=path)
+        probe["skipped_reason"] = None
+    summary, ok = summarise(report["containers"], report["store"], probe)
+    report.update(
+        ok=ok,
+        summary=summary,
+        probe=probe,
+        data_root=data_root,
+        engine={
+            "version": info["version"],
+            "api_version": info["api_version"],
+            "driver": info["running_driver"],
+            "image_store": "containerd" if containerd_store else "graphdriver",
+        },
+    )
+    return report
+
+
+def describe_problems(result, limit=5):
+    """A one-line account of the first problems, for a failure message."""
+    lines = [
+        "%s%s: expected %s, found %s"
+        % (
+            "%s: " % p["container"] if p["container"] else "",
+            p["path"] or "(no path)",
+            p["expected"],
+            p["found"],
+        )
+        for p in result["problems"]
+    ] + ["probe: %s" % text for text in result["probe"].get("problems") or []]
+    more = len(lines) - limit
+    return "; ".join(lines[:limit]) + ("; and %d more" % more if more > 0 else "")

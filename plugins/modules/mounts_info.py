@@ -289,23 +289,17 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.dockerhost.storage.plugins.module_utils import _module_options
 from ansible_collections.dockerhost.storage.plugins.module_utils._container_probe import (
     ProbeError,
-    run_probe,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
-    ContainerEngineClient,
     EngineUnavailable,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state import (
     EngineStateError,
-    detect_engine,
-    resolve_data_root,
-    uses_containerd_store,
 )
-from ansible_collections.dockerhost.storage.plugins.module_utils._mountinfo import read_mountinfo
 from ansible_collections.dockerhost.storage.plugins.module_utils._mounts_report import (
     ContainerSelectionError,
-    build_report,
-    summarise,
+    collect,
+    describe_problems,
 )
 
 
@@ -323,75 +317,6 @@ def argument_spec():
         ),
         _module_options.DOCKER_HOST,
     )
-
-
-def engine_client(docker_host, timeout):
-    """The Engine API client and the engine facts; EngineStateError when it does not answer."""
-    try:
-        client = ContainerEngineClient(docker_host, timeout=timeout)
-    except ValueError as exc:
-        raise EngineStateError(str(exc)) from None
-    info, _version, answered = detect_engine(docker_host, client=client)
-    if answered is None:
-        raise EngineStateError("mounts_info needs the Engine API: %s" % info["problem"])
-    return client, info
-
-
-def collect(params, check_mode=False):
-    """The whole report for ``params`` (the module options); raises EngineStateError,
-    EngineUnavailable, ContainerSelectionError, ProbeError or OSError with a message to show."""
-    client, info = engine_client(params["docker_host"], params["timeout"])
-    data_root, _source = resolve_data_root(params["data_root"], info, {})
-    path = params["mountinfo_path"]
-    try:
-        mounts = read_mountinfo(path)
-    except (OSError, ValueError) as exc:
-        raise EngineStateError("cannot read the mount table %s: %s" % (path, exc)) from None
-    containerd_store = uses_containerd_store(info)
-    report = build_report(
-        client,
-        data_root,
-        mounts,
-        wanted=params["containers"],
-        check_store=params["check_store"],
-        containerd_store=containerd_store,
-    )
-    probe = {"attempted": False, "ok": None, "skipped_reason": "probe is false", "problems": []}
-    if params["probe"] and check_mode:
-        probe["skipped_reason"] = "check mode: the probe would create a container"
-    elif params["probe"]:
-        probe = run_probe(client, params["probe_image"], mountinfo_path=path)
-        probe["skipped_reason"] = None
-    summary, ok = summarise(report["containers"], report["store"], probe)
-    report.update(
-        ok=ok,
-        summary=summary,
-        probe=probe,
-        data_root=data_root,
-        engine={
-            "version": info["version"],
-            "api_version": info["api_version"],
-            "driver": info["running_driver"],
-            "image_store": "containerd" if containerd_store else "graphdriver",
-        },
-    )
-    return report
-
-
-def describe_problems(result, limit=5):
-    """A one-line account of the first problems, for a failure message."""
-    lines = [
-        "%s%s: expected %s, found %s"
-        % (
-            "%s: " % p["container"] if p["container"] else "",
-            p["path"] or "(no path)",
-            p["expected"],
-            p["found"],
-        )
-        for p in result["problems"]
-    ] + ["probe: %s" % text for text in result["probe"].get("problems") or []]
-    more = len(lines) - limit
-    return "; ".join(lines[:limit]) + ("; and %d more" % more if more > 0 else "")
 
 
 def run(module):
