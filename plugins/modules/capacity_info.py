@@ -355,24 +355,17 @@ ansible_facts:
       type: dict
 """
 
-import os
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockerhost.storage.plugins.module_utils import (
     _capacity,
+    _capacity_report,
     _module_options,
-    _mountinfo,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state import (
     EngineStateError,
-    check_absolute_path,
-    engine_in_force,
-    uses_containerd_store,
 )
-from ansible_collections.dockerhost.storage.plugins.module_utils._tree_usage import tree_usage
-
-THRESHOLD_OPTIONS = tuple(_capacity.DEFAULT_THRESHOLDS)
 
 
 def argument_spec():
@@ -393,194 +386,15 @@ def argument_spec():
     )
 
 
-def examined_path(value, option, mounts, must_exist=True):
-    """``(real path, mount)`` of a path to examine; CapacityError naming the option when it is
-    relative, missing, or on a pseudo filesystem. Without ``must_exist`` the nearest existing
-    ancestor stands in for a path that does not exist yet."""
-    try:
-        path = check_absolute_path(value, option)
-    except EngineStateError as exc:
-        raise _capacity.CapacityError(str(exc)) from None
-    if not must_exist:
-        path = _mountinfo.nearest_existing_ancestor(path)
-    elif not os.path.exists(path):
-        raise _capacity.CapacityError(
-            "%s %s does not exist; give an existing directory" % (option, path)
-        )
-    real = os.path.realpath(path)
-    mount = _mountinfo.mount_for_path(mounts, real)
-    problem = _capacity.pseudo_filesystem_problem(value, mount, option)
-    if problem:
-        raise _capacity.CapacityError(problem)
-    return real, mount
-
-
-def walk(path, top_layers=10):
-    try:
-        return tree_usage(path, top_layers=top_layers)
-    except OSError as exc:
-        raise _capacity.CapacityError("cannot walk %s: %s" % (path, exc.strerror or exc)) from None
-
-
-def check_options(params):
-    """The thresholds to apply; CapacityError naming the first bad option."""
-    thresholds = _capacity.validate_thresholds({name: params[name] for name in THRESHOLD_OPTIONS})
-    if params["top_layers"] < 0:
-        raise _capacity.CapacityError("top_layers must be 0 or more, got %d" % params["top_layers"])
-    if params["margin_percent"] < 0:
-        raise _capacity.CapacityError(
-            "margin_percent must be 0 or more, got %s" % params["margin_percent"]
-        )
-    if params["data_root"]:
-        try:
-            given = check_absolute_path(params["data_root"], "data_root")
-        except EngineStateError as exc:
-            raise _capacity.CapacityError(str(exc)) from None
-        if os.path.exists(given) and not os.path.isdir(given):
-            raise _capacity.CapacityError(
-                "data_root %s is not a directory; give the data-root directory" % given
-            )
-    return thresholds
-
-
-def containerd_root_to_examine(params, containerd_store, warnings):
-    """``(root, source)`` of containerd's root to report, or ``(None, None)``."""
-    if params["containerd_root"]:
-        return params["containerd_root"], "option"
-    root, source = _capacity.read_containerd_root(params["containerd_config"])
-    if os.path.isdir(root):
-        return root, source
-    if containerd_store:
-        warnings.append(
-            "the engine keeps images in the containerd image store, but containerd's root %s "
-            "(from %s) is not a directory; give containerd_root" % (root, source)
-        )
-    return None, None
-
-
-def target_report(params, mounts, thresholds, data_root_entry, used):
-    """The ``target`` result: would ``used`` (bytes and inodes) fit on the target's filesystem."""
-    checked, mount = examined_path(params["target"], "target", mounts, must_exist=False)
-    entry = _capacity.examine_filesystem(checked, "target", mount, mounts, thresholds)
-    inodes = entry["inodes"]
-    report = {
-        "path": os.path.normpath(params["target"]),
-        "checked_path": checked,
-        "filesystem": entry,
-        "same_filesystem": entry["device_number"] == data_root_entry["device_number"],
-        "used": used,
-    }
-    report.update(
-        _capacity.fit_on_target(
-            used["bytes"],
-            used["inodes"],
-            entry["bytes"]["available"],
-            inodes["free"] if inodes["limited"] else None,
-            params["margin_percent"],
-        )
-    )
-    return report
-
-
-def describe(entry, reasons):
-    return "%s (%s on %s): %s" % (entry["path"], entry["fstype"], entry["mount_point"], reasons)
-
-
 def run(module):
-    params = module.params
-    warnings = []
     try:
-        thresholds = check_options(params)
-    except _capacity.CapacityError as exc:
+        result, warnings = _capacity_report.collect(module.params)
+    except (_capacity.CapacityError, EngineStateError) as exc:
         module.fail_json(msg=str(exc))
-    try:
-        state = engine_in_force(params["docker_host"], params["config_path"], params["data_root"])
-        warnings.extend(state.warnings)
-        engine_info, data_root, data_root_source = (
-            state.engine_info,
-            state.data_root,
-            state.data_root_source,
-        )
-        mounts = _mountinfo.read_mountinfo()
-    except EngineStateError as exc:
-        module.fail_json(msg=str(exc))
-    except (OSError, ValueError) as exc:
-        module.fail_json(msg="cannot read /proc/self/mountinfo: %s" % exc)
-    containerd_store = uses_containerd_store(engine_info)
-
-    try:
-        if data_root_source != "option" and not os.path.isdir(data_root):
-            raise _capacity.CapacityError(
-                "the data-root %s (from %s) does not exist; is Docker installed? Give data_root"
-                % (data_root, data_root_source)
-            )
-        real_root, mount = examined_path(data_root, "data_root", mounts)
-        filesystems = [
-            _capacity.examine_filesystem(real_root, "data_root", mount, mounts, thresholds)
-        ]
-        containerd_root, containerd_source = containerd_root_to_examine(
-            params, containerd_store, warnings
-        )
-        if containerd_root:
-            containerd_root, mount = examined_path(containerd_root, "containerd_root", mounts)
-            filesystems.append(
-                _capacity.examine_filesystem(
-                    containerd_root, "containerd_root", mount, mounts, thresholds
-                )
-            )
-        for value in params["paths"]:
-            real, mount = examined_path(value, "paths", mounts)
-            filesystems.append(
-                _capacity.examine_filesystem(real, "path", mount, mounts, thresholds)
-            )
-
-        usage = None
-        if params["breakdown"] or params["target"]:
-            usage = walk(real_root, params["top_layers"])
-        target = None
-        if params["target"]:
-            used = {"bytes": usage["bytes"], "inodes": usage["inodes"]}
-            if containerd_store and containerd_root:
-                # Images live there on the containerd image store; a move takes them along.
-                extra = walk(containerd_root, 0)
-                used = {key: used[key] + extra[key] for key in used}
-            target = target_report(params, mounts, thresholds, filesystems[0], used)
-    except _capacity.CapacityError as exc:
-        module.fail_json(msg=str(exc))
-
-    result = {
-        "data_root": real_root,
-        "data_root_source": data_root_source,
-        "containerd_root": containerd_root,
-        "containerd_root_source": containerd_source,
-        "image_store": (
-            ("containerd" if containerd_store else "graphdriver")
-            if engine_info["version_source"] == "api"
-            else None
-        ),
-        "engine": {
-            "version": engine_info["version"],
-            "running_driver": engine_info["running_driver"],
-            "problem": engine_info["problem"],
-        },
-        "filesystems": filesystems,
-        "status": _capacity.worst_status([entry["status"] for entry in filesystems]),
-        "reasons": [
-            describe(entry, reason) for entry in filesystems for reason in entry["reasons"]
-        ],
-        "thresholds": thresholds,
-        "breakdown": usage if params["breakdown"] else None,
-        "target": target,
-    }
     for warning in warnings:
         module.warn(warning)
-    if params["fail_on_threshold"] and result["status"] == "fail":
-        failing = [
-            describe(entry, "; ".join(entry["reasons"]))
-            for entry in filesystems
-            if entry["status"] == "fail"
-        ]
-        module.fail_json(msg="below the fail threshold: " + " | ".join(failing), **result)
+    if module.params["fail_on_threshold"] and result["status"] == "fail":
+        module.fail_json(msg=_capacity_report.threshold_failure(result), **result)
     module.exit_json(changed=False, ansible_facts={"docker_storage_capacity": result}, **result)
 
 

@@ -1,0 +1,211 @@
+# Copyright: dockerhost.storage maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The capacity_info report: the filesystems under the data-root (and containerd's root and
+any other path), judged against the thresholds, with the breakdown and the target check.
+
+``collect`` is the whole module; it reads the engine, the mount table and the trees and writes
+nothing. The rules themselves (figures, thresholds, fit) are in ``_capacity``.
+
+Private to the dockerhost.storage collection: the API may change without notice.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.dockerhost.storage.plugins.module_utils import _capacity, _mountinfo
+from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state import (
+    EngineStateError,
+    check_absolute_path,
+    engine_in_force,
+    uses_containerd_store,
+)
+from ansible_collections.dockerhost.storage.plugins.module_utils._tree_usage import tree_usage
+
+THRESHOLD_OPTIONS = tuple(_capacity.DEFAULT_THRESHOLDS)
+
+
+def examined_path(value, option, mounts, must_exist=True):
+    """``(real path, mount)`` of a path to examine; CapacityError naming the option when it is
+    relative, missing, or on a pseudo filesystem. Without ``must_exist`` the nearest existing
+    ancestor stands in for a path that does not exist yet."""
+    try:
+        path = check_absolute_path(value, option)
+    except EngineStateError as exc:
+        raise _capacity.CapacityError(str(exc)) from None
+    if not must_exist:
+        path = _mountinfo.nearest_existing_ancestor(path)
+    elif not os.path.exists(path):
+        raise _capacity.CapacityError(
+            "%s %s does not exist; give an existing directory" % (option, path)
+        )
+    real = os.path.realpath(path)
+    mount = _mountinfo.mount_for_path(mounts, real)
+    problem = _capacity.pseudo_filesystem_problem(value, mount, option)
+    if problem:
+        raise _capacity.CapacityError(problem)
+    return real, mount
+
+
+def walk(path, top_layers=10):
+    try:
+        return tree_usage(path, top_layers=top_layers)
+    except OSError as exc:
+        raise _capacity.CapacityError("cannot walk %s: %s" % (path, exc.strerror or exc)) from None
+
+
+def check_options(params):
+    """The thresholds to apply; CapacityError naming the first bad option."""
+    thresholds = _capacity.validate_thresholds({name: params[name] for name in THRESHOLD_OPTIONS})
+    if params["top_layers"] < 0:
+        raise _capacity.CapacityError("top_layers must be 0 or more, got %d" % params["top_layers"])
+    if params["margin_percent"] < 0:
+        raise _capacity.CapacityError(
+            "margin_percent must be 0 or more, got %s" % params["margin_percent"]
+        )
+    if params["data_root"]:
+        try:
+            given = check_absolute_path(params["data_root"], "data_root")
+        except EngineStateError as exc:
+            raise _capacity.CapacityError(str(exc)) from None
+        if os.path.exists(given) and not os.path.isdir(given):
+            raise _capacity.CapacityError(
+                "data_root %s is not a directory; give the data-root directory" % given
+            )
+    return thresholds
+
+
+def containerd_root_to_examine(params, containerd_store, warnings):
+    """``(root, source)`` of containerd's root to report, or ``(None, None)``."""
+    if params["containerd_root"]:
+        return params["containerd_root"], "option"
+    root, source = _capacity.read_containerd_root(params["containerd_config"])
+    if os.path.isdir(root):
+        return root, source
+    if containerd_store:
+        warnings.append(
+            "the engine keeps images in the containerd image store, but containerd's root %s "
+            "(from %s) is not a directory; give containerd_root" % (root, source)
+        )
+    return None, None
+
+
+def target_report(params, mounts, thresholds, data_root_entry, used):
+    """The ``target`` result: would ``used`` (bytes and inodes) fit on the target's filesystem."""
+    checked, mount = examined_path(params["target"], "target", mounts, must_exist=False)
+    entry = _capacity.examine_filesystem(checked, "target", mount, mounts, thresholds)
+    inodes = entry["inodes"]
+    report = {
+        "path": os.path.normpath(params["target"]),
+        "checked_path": checked,
+        "filesystem": entry,
+        "same_filesystem": entry["device_number"] == data_root_entry["device_number"],
+        "used": used,
+    }
+    report.update(
+        _capacity.fit_on_target(
+            used["bytes"],
+            used["inodes"],
+            entry["bytes"]["available"],
+            inodes["free"] if inodes["limited"] else None,
+            params["margin_percent"],
+        )
+    )
+    return report
+
+
+def describe(entry, reasons):
+    return "%s (%s on %s): %s" % (entry["path"], entry["fstype"], entry["mount_point"], reasons)
+
+
+def threshold_failure(result):
+    """The message of a task that fails on the fail threshold, naming each failing filesystem."""
+    failing = [
+        describe(entry, "; ".join(entry["reasons"]))
+        for entry in result["filesystems"]
+        if entry["status"] == "fail"
+    ]
+    return "below the fail threshold: " + " | ".join(failing)
+
+
+def read_mounts():
+    try:
+        return _mountinfo.read_mountinfo()
+    except (OSError, ValueError) as exc:
+        raise _capacity.CapacityError("cannot read /proc/self/mountinfo: %s" % exc) from None
+
+
+def examine_filesystems(params, data_root, data_root_source, mounts, thresholds, containerd):
+    """``(filesystems, real data-root, containerd root)``: the data-root's filesystem first, then
+    containerd's root (``containerd`` is its ``(root, source)``, root None to leave it out),
+    then each of ``paths``."""
+    if data_root_source != "option" and not os.path.isdir(data_root):
+        raise _capacity.CapacityError(
+            "the data-root %s (from %s) does not exist; is Docker installed? Give data_root"
+            % (data_root, data_root_source)
+        )
+    real_root, mount = examined_path(data_root, "data_root", mounts)
+    filesystems = [_capacity.examine_filesystem(real_root, "data_root", mount, mounts, thresholds)]
+    containerd_root = containerd[0]
+    if containerd_root:
+        containerd_root, mount = examined_path(containerd_root, "containerd_root", mounts)
+        filesystems.append(
+            _capacity.examine_filesystem(
+                containerd_root, "containerd_root", mount, mounts, thresholds
+            )
+        )
+    for value in params["paths"]:
+        real, mount = examined_path(value, "paths", mounts)
+        filesystems.append(_capacity.examine_filesystem(real, "path", mount, mounts, thresholds))
+    return filesystems, real_root, containerd_root
+
+
+def collect(params):
+    """``(result, warnings)`` of capacity_info for ``params`` (the module options). Raises
+    CapacityError or EngineStateError with a message that names the option or path."""
+    thresholds = check_options(params)
+    state = engine_in_force(params["docker_host"], params["config_path"], params["data_root"])
+    warnings = list(state.warnings)
+    engine_info = state.engine_info
+    mounts = read_mounts()
+    containerd_store = uses_containerd_store(engine_info)
+    containerd = containerd_root_to_examine(params, containerd_store, warnings)
+    filesystems, real_root, containerd_root = examine_filesystems(
+        params, state.data_root, state.data_root_source, mounts, thresholds, containerd
+    )
+    usage = None
+    if params["breakdown"] or params["target"]:
+        usage = walk(real_root, params["top_layers"])
+    target = None
+    if params["target"]:
+        used = {"bytes": usage["bytes"], "inodes": usage["inodes"]}
+        if containerd_store and containerd_root:
+            # Images live there on the containerd image store; a move takes them along.
+            extra = walk(containerd_root, 0)
+            used = {key: used[key] + extra[key] for key in used}
+        target = target_report(params, mounts, thresholds, filesystems[0], used)
+    result = {
+        "data_root": real_root,
+        "data_root_source": state.data_root_source,
+        "containerd_root": containerd_root,
+        "containerd_root_source": containerd[1] if containerd_root else None,
+        "image_store": (
+            ("containerd" if containerd_store else "graphdriver")
+            if engine_info["version_source"] == "api"
+            else None
+        ),
+        "engine": {
+            "version": engine_info["version"],
+            "running_driver": engine_info["running_driver"],
+            "problem": engine_info["problem"],
+        },
+        "filesystems": filesystems,
+        "status": _capacity.worst_status([entry["status"] for entry in filesystems]),
+        "reasons": [
+            describe(entry, reason) for entry in filesystems for reason in entry["reasons"]
+        ],
+        "thresholds": thresholds,
+        "breakdown": usage if params["breakdown"] else None,
+        "target": target,
+    }
+    return result, warnings
