@@ -14,13 +14,15 @@ import stat
 import tempfile
 import time
 
+from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
+
 # A backup may hold what the file holds (proxy credentials in daemon.json): only the file's
 # owner may read it, from the moment it exists.
 BACKUP_MODE = 0o600
 _CHUNK = 1 << 20
 
 
-class BackupError(Exception):
+class BackupError(StorageError):
     """The backup copy could not be made; the message names the file and the copy, what went
     wrong and what to do. No partial copy is left behind."""
 

@@ -12,6 +12,7 @@ Benchmark where it has an item and add the storage checks it lacks.
 from __future__ import annotations
 
 from ansible_collections.dockerhost.storage.plugins.module_utils._capacity import threshold_level
+from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
 
 # check id -> (CIS Docker Benchmark item or None, default severity)
 CHECKS = {
@@ -51,7 +52,7 @@ ETC_DOCKER_MODE = 0o755
 DAEMON_JSON_MODE = 0o644
 
 
-class PolicyError(ValueError):
+class PolicyError(StorageError, ValueError):
     """A policy value that cannot be used; the message names the key."""
 
 

@@ -18,6 +18,7 @@ import struct
 import subprocess
 
 from ansible_collections.dockerhost.storage.plugins.module_utils import _mountinfo
+from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
 
 STATUSES = ("ok", "warn", "fail")  # in order of severity
 
@@ -75,7 +76,7 @@ _XFS_IMAX_PCT_OFFSET = 127
 XFS_INODES_PER_CHUNK = 64  # xfs allocates inodes in chunks of 64
 
 
-class CapacityError(Exception):
+class CapacityError(StorageError):
     """Bad input or an unreadable path; the message names the option or path and what to do."""
 
 

@@ -128,13 +128,6 @@ def threshold_failure(result):
     return "below the fail threshold: " + " | ".join(failing)
 
 
-def read_mounts():
-    try:
-        return _mountinfo.read_mountinfo()
-    except (OSError, ValueError) as exc:
-        raise _capacity.CapacityError("cannot read /proc/self/mountinfo: %s" % exc) from None
-
-
 def examine_filesystems(params, data_root, data_root_source, mounts, thresholds, containerd):
     """``(filesystems, real data-root, containerd root)``: the data-root's filesystem first, then
     containerd's root (``containerd`` is its ``(root, source)``, root None to leave it out),
@@ -167,7 +160,7 @@ def collect(params):
     state = engine_in_force(params["docker_host"], params["config_path"], params["data_root"])
     warnings = list(state.warnings)
     engine_info = state.engine_info
-    mounts = read_mounts()
+    mounts = _mountinfo.read_mount_table()
     containerd_store = uses_containerd_store(engine_info)
     containerd = containerd_root_to_examine(params, containerd_store, warnings)
     filesystems, real_root, containerd_root = examine_filesystems(

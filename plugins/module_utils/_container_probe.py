@@ -22,6 +22,7 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api imp
     EngineNotFound,
     EngineUnavailable,
 )
+from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
 from ansible_collections.dockerhost.storage.plugins.module_utils._mountinfo import read_mountinfo
 from ansible_collections.dockerhost.storage.plugins.module_utils._overlay_mounts import (
     split_lowerdir,
@@ -36,7 +37,7 @@ PROBE_SCRIPT = 'printf "%s" "$2" > "/$3" && rm -f -- "$1" && exec sleep 600'
 _SKIP_TOP = ("dev", "proc", "sys", "etc/hosts", "etc/hostname", "etc/resolv.conf", "run", "tmp")
 
 
-class ProbeError(Exception):
+class ProbeError(StorageError):
     """The probe could not run; the message says why and what to do."""
 
 

@@ -39,6 +39,7 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api imp
     DEFAULT_SEARCH_PATH,
     find_executable,
 )
+from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
 
 # Where dockerd writes the configuration of the containerd it runs itself.
 MANAGED_CONFIG = "/var/run/docker/containerd/containerd.toml"
@@ -141,7 +142,7 @@ _ROOT_VALUE = re.compile(r"""^(?:"((?:[^"\\\x00-\x1f]|\\.)*)"|'([^'\x00-\x1f]*)'
 _IMPORTS_KEY = re.compile(r"""^\s*(?:imports|"imports"|'imports')\s*=""")
 
 
-class ContainerdError(Exception):
+class ContainerdError(StorageError):
     """containerd's root cannot be moved as asked; the message names the file or command and
     what to do. Nothing was changed."""
 

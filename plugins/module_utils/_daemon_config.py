@@ -18,6 +18,7 @@ import os
 import re
 
 from ansible_collections.dockerhost.storage.plugins.module_utils import _drivers
+from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
 
 # The keys this module manages, as daemon.json spells them; ``remove`` takes these names.
 MANAGED_KEYS = ("storage-driver", "storage-opts", "data-root", "containerd-snapshotter")
@@ -51,7 +52,7 @@ SNAPSHOTTERS = _drivers.SNAPSHOTTERS
 FORBIDDEN_DATA_ROOT_PARENTS = ("/proc", "/sys", "/dev", "/run")
 
 
-class DaemonConfigError(Exception):
+class DaemonConfigError(StorageError):
     """The wanted settings cannot be written; the message names the key and the reason."""
 
 

@@ -17,12 +17,13 @@ import tempfile
 from ansible_collections.dockerhost.storage.plugins.module_utils._atomic_file import (
     write_text_atomically,
 )
+from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
 
 DEFAULT_DAEMON_JSON = "/etc/docker/daemon.json"
 DEFAULT_DATA_ROOT = "/var/lib/docker"
 
 
-class DaemonJsonError(Exception):
+class DaemonJsonError(StorageError):
     """daemon.json exists but cannot be used; the message names the file and what to fix."""
 
 

@@ -18,6 +18,8 @@ import socket
 import subprocess
 from urllib.parse import quote
 
+from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
+
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 DEFAULT_SEARCH_PATH = (
     "/usr/local/sbin",
@@ -29,7 +31,7 @@ DEFAULT_SEARCH_PATH = (
 )
 
 
-class EngineUnavailable(Exception):
+class EngineUnavailable(StorageError):
     """The engine did not answer; the message says why in words an operator can act on."""
 
 

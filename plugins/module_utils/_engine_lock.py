@@ -27,12 +27,14 @@ import signal
 import stat
 import time
 
+from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
+
 LOCK_DIRECTORY = "/run/dockerhost-storage"
 LOCK_NAME = "engine.lock"
 POLL_SECONDS = 0.1
 
 
-class EngineLockError(Exception):
+class EngineLockError(StorageError):
     """The lock could not be taken; the message names the holder or the problem."""
 
 

@@ -20,12 +20,13 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api imp
     EngineUnavailable,
     find_executable,
 )
+from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
 
 DEFAULT_INIT_SCRIPT = "/etc/init.d/docker"
 SYSTEMD_UNITS = ("docker.socket", "docker.service")
 
 
-class ServiceError(Exception):
+class ServiceError(StorageError):
     """The engine could not be stopped or started; the message names the command and output."""
 
 

@@ -24,9 +24,10 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api imp
     EngineUnavailable,
     dockerd_binary_version,
 )
+from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
 
 
-class EngineStateError(Exception):
+class EngineStateError(StorageError):
     """Input or engine answers that make the engine or the data-root unknowable; the message
     names the option or the source and what to do."""
 

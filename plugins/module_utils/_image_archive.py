@@ -45,6 +45,7 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api imp
     _error_message,
     _UnixHTTPConnection,
 )
+from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
 
 MANIFEST_NAME = "manifest.json"
 TAR_NAME = "images.tar"
@@ -59,7 +60,7 @@ ARCHIVE_MARGIN_PERCENT = 10.0
 ARCHIVE_INODES = 4
 
 
-class ArchiveError(Exception):
+class ArchiveError(StorageError):
     """The archive cannot be written, read or loaded; the message names the path or key, what
     was found and what to do."""
 

@@ -11,6 +11,8 @@ import os
 import re
 from collections import namedtuple
 
+from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
+
 Mount = namedtuple(
     "Mount",
     [
@@ -67,6 +69,18 @@ def parse_mountinfo(text):
 def read_mountinfo(path="/proc/self/mountinfo"):
     with open(path, encoding="utf-8", errors="surrogateescape") as handle:
         return parse_mountinfo(handle.read())
+
+
+class MountTableError(StorageError):
+    """The mount table cannot be read or parsed; the message names the file."""
+
+
+def read_mount_table(path="/proc/self/mountinfo"):
+    """``read_mountinfo`` for a module: MountTableError naming ``path`` when it fails."""
+    try:
+        return read_mountinfo(path)
+    except (OSError, ValueError) as exc:
+        raise MountTableError("cannot read the mount table %s: %s" % (path, exc)) from None
 
 
 def split_options(options):

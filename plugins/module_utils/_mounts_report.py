@@ -27,16 +27,17 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state i
     resolve_data_root,
     uses_containerd_store,
 )
+from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
 from ansible_collections.dockerhost.storage.plugins.module_utils._layer_store import (
     check_layer_store,
 )
-from ansible_collections.dockerhost.storage.plugins.module_utils._mountinfo import read_mountinfo
+from ansible_collections.dockerhost.storage.plugins.module_utils._mountinfo import read_mount_table
 
 # The first absolute path in an engine error, such as "readlink /var/lib/docker/overlay2/l/X: ...".
 _FIRST_PATH = re.compile(r"(?<![\w.])/[^\s,;\"']+")
 
 
-class ContainerSelectionError(Exception):
+class ContainerSelectionError(StorageError):
     """A name or id in the ``containers`` option matches no container of the engine."""
 
 
@@ -241,10 +242,7 @@ def collect(params, check_mode=False):
     client, info = answering_engine(params["docker_host"], params["timeout"])
     data_root, _source = resolve_data_root(params["data_root"], info, {})
     path = params["mountinfo_path"]
-    try:
-        mounts = read_mountinfo(path)
-    except (OSError, ValueError) as exc:
-        raise EngineStateError("cannot read the mount table %s: %s" % (path, exc)) from None
+    mounts = read_mount_table(path)
     containerd_store = uses_containerd_store(info)
     report = build_report(
         client,

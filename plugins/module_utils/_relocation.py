@@ -41,6 +41,7 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api imp
     ContainerEngineClient,
     EngineUnavailable,
 )
+from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
 from ansible_collections.dockerhost.storage.plugins.module_utils._mountinfo import is_within
 from ansible_collections.dockerhost.storage.plugins.module_utils._tree_manifest import (
     compare_entries,
@@ -52,7 +53,7 @@ JOURNAL_DIRECTORY = "/var/lib/dockerhost-storage/relocation"
 PSEUDO_FILESYSTEM_ROOTS = ("/proc", "/sys", "/dev", "/run")
 
 
-class RelocationError(Exception):
+class RelocationError(StorageError):
     """The relocation was refused or failed; the message says why and what state is left."""
 
 

@@ -16,6 +16,7 @@ import pwd
 import stat
 
 from ansible_collections.dockerhost.storage.plugins.module_utils import (
+    _audit_policy,
     _capacity,
     _mountinfo,
     _support,
@@ -207,15 +208,15 @@ def collect(params):
     """The whole ``docker_storage`` fact for the module options ``params``.
 
     Raises EngineStateError for a bad ``docker_host`` or ``data_root`` option, and
-    ``_support.AssessmentError`` or OSError when mountinfo cannot be read; every other gap is
-    reported inside the fact.
+    ``_support.AssessmentError`` or MountTableError when the mount table cannot be read (all
+    StorageError); every other gap is reported inside the fact.
     """
     thresholds = _capacity.validate_thresholds(params["thresholds"] or {})
     daemon_json, config = daemon_json_facts(params["config_path"])
     engine_info, engine, _client = detect_engine(params["docker_host"])
     data_root, data_root_source = resolve_data_root(params["data_root"], engine_info, daemon_json)
     state, reason = docker_state(engine_info, os.path.isdir(data_root))
-    mounts = _mountinfo.read_mountinfo()
+    mounts = _mountinfo.read_mount_table()
 
     support = _support.driver_support_result(
         data_root, data_root_source, engine_info, engine, daemon_json, params["probe"]
@@ -263,3 +264,24 @@ def collect(params):
             "data_root": path_permissions(data_root),
         },
     }
+
+
+def audit(params):
+    """storage_facts for the module options ``params``: the fact ``collect`` gathers, with the
+    audit's ``checks`` and ``findings`` under ``params["policy"]``. Raises StorageError naming
+    the option, file or path."""
+    if params["timeout"] <= 0:
+        raise EngineStateError(
+            "timeout must be a positive number of seconds, got %d" % params["timeout"]
+        )
+    policy = _audit_policy.check_policy(params["policy"])
+    thresholds = {
+        "inode_warn_percent": policy["warn_free_inodes_percent"],
+        "inode_fail_percent": policy["min_free_inodes_percent"],
+        "bytes_warn_percent": policy["warn_free_bytes_percent"],
+        "bytes_fail_percent": policy["min_free_bytes_percent"],
+    }
+    facts = collect(dict(params, thresholds=thresholds))
+    facts["checks"] = _audit_policy.evaluate(facts, policy)
+    facts["findings"] = _audit_policy.findings(facts["checks"])
+    return facts

@@ -22,6 +22,7 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api imp
     DEFAULT_SEARCH_PATH,
     find_executable,
 )
+from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
 from ansible_collections.dockerhost.storage.plugins.module_utils._filesystem_probe import (
     DT_UNKNOWN,
     filesystem_name_for_magic,
@@ -156,7 +157,7 @@ def existing_entries_d_type(directory):
     return all(value != DT_UNKNOWN for value in types.values()), None
 
 
-class AssessmentError(Exception):
+class AssessmentError(StorageError):
     """The data-root's filesystem could not be examined; the message names the path."""
 
 

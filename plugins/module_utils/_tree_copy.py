@@ -37,6 +37,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
+
 try:
     import resource
 except ImportError:  # not on every platform; the limit is then left as it is
@@ -68,7 +70,7 @@ COPY_WORKERS = 8
 MAX_IN_FLIGHT = 512
 
 
-class CopyError(Exception):
+class CopyError(StorageError):
     """A copy step failed; the message names the path and the reason."""
 
 

@@ -363,9 +363,7 @@ from ansible_collections.dockerhost.storage.plugins.module_utils import (
     _capacity_report,
     _module_options,
 )
-from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state import (
-    EngineStateError,
-)
+from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
 
 
 def argument_spec():
@@ -389,7 +387,7 @@ def argument_spec():
 def run(module):
     try:
         result, warnings = _capacity_report.collect(module.params)
-    except (_capacity.CapacityError, EngineStateError) as exc:
+    except StorageError as exc:
         module.fail_json(msg=str(exc))
     for warning in warnings:
         module.warn(warning)

@@ -220,9 +220,9 @@ from ansible_collections.dockerhost.storage.plugins.module_utils import (
     _support,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state import (
-    EngineStateError,
     engine_in_force,
 )
+from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
 
 
 def argument_spec():
@@ -244,17 +244,18 @@ def run(module):
         state = engine_in_force(
             params["docker_host"], params["config_path"], params["path"], params["engine_version"]
         )
-    except EngineStateError as exc:
+        result = _support.driver_support_result(
+            state.data_root,
+            state.data_root_source,
+            state.engine_info,
+            state.engine,
+            state.settings,
+            params["probe"],
+        )
+    except StorageError as exc:
         module.fail_json(msg=str(exc))
     warnings = list(state.warnings)
-    settings, engine_info, engine = state.settings, state.engine_info, state.engine
-    path, path_source = state.data_root, state.data_root_source
-    try:
-        result = _support.driver_support_result(
-            path, path_source, engine_info, engine, settings, params["probe"]
-        )
-    except _support.AssessmentError as exc:
-        module.fail_json(msg=str(exc))
+    path, engine = state.data_root, state.engine
 
     required = module.params["required"]
     if required and result["drivers"][required]["supported"] is not True:

@@ -287,17 +287,8 @@ probe:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockerhost.storage.plugins.module_utils import _module_options
-from ansible_collections.dockerhost.storage.plugins.module_utils._container_probe import (
-    ProbeError,
-)
-from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
-    EngineUnavailable,
-)
-from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state import (
-    EngineStateError,
-)
+from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
 from ansible_collections.dockerhost.storage.plugins.module_utils._mounts_report import (
-    ContainerSelectionError,
     collect,
     describe_problems,
 )
@@ -327,12 +318,7 @@ def run(module):
         )
     try:
         result = collect(params, check_mode=module.check_mode)
-    except (
-        EngineStateError,
-        EngineUnavailable,
-        ContainerSelectionError,
-        ProbeError,
-    ) as exc:
+    except StorageError as exc:
         module.fail_json(msg=str(exc))
     if params["fail_on_problems"] and not result["ok"]:
         module.fail_json(

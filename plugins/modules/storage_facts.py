@@ -323,15 +323,11 @@ findings:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockerhost.storage.plugins.module_utils import (
-    _audit_policy,
     _capacity,
     _module_options,
     _storage_facts,
-    _support,
 )
-from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state import (
-    EngineStateError,
-)
+from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
 
 
 def argument_spec():
@@ -352,30 +348,10 @@ def argument_spec():
 
 
 def run(module):
-    params = dict(module.params)
-    if params["timeout"] <= 0:
-        module.fail_json(
-            msg="timeout must be a positive number of seconds, got %d" % params["timeout"]
-        )
     try:
-        policy = _audit_policy.check_policy(params["policy"])
-    except _audit_policy.PolicyError as exc:
+        facts = _storage_facts.audit(module.params)
+    except StorageError as exc:
         module.fail_json(msg=str(exc))
-    params["thresholds"] = {
-        "inode_warn_percent": policy["warn_free_inodes_percent"],
-        "inode_fail_percent": policy["min_free_inodes_percent"],
-        "bytes_warn_percent": policy["warn_free_bytes_percent"],
-        "bytes_fail_percent": policy["min_free_bytes_percent"],
-    }
-    try:
-        facts = _storage_facts.collect(params)
-    except (EngineStateError, _support.AssessmentError, _capacity.CapacityError) as exc:
-        module.fail_json(msg=str(exc))
-    except (OSError, ValueError) as exc:
-        module.fail_json(msg="cannot read /proc/self/mountinfo: %s" % exc)
-    checks = _audit_policy.evaluate(facts, policy)
-    facts["checks"] = checks
-    facts["findings"] = _audit_policy.findings(checks)
     module.exit_json(changed=False, ansible_facts={"docker_storage": facts}, **facts)
 
 
