@@ -388,7 +388,7 @@ def run(module):
     try:
         result, warnings = _capacity_report.collect(module.params)
     except StorageError as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(msg=str(exc), **exc.result)
     for warning in warnings:
         module.warn(warning)
     if module.params["fail_on_threshold"] and result["status"] == "fail":

@@ -253,7 +253,7 @@ def run(module):
             params["probe"],
         )
     except StorageError as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(msg=str(exc), **exc.result)
     warnings = list(state.warnings)
     path, engine = state.data_root, state.engine
 

@@ -319,7 +319,7 @@ def run(module):
     try:
         result = collect(params, check_mode=module.check_mode)
     except StorageError as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(msg=str(exc), **exc.result)
     if params["fail_on_problems"] and not result["ok"]:
         module.fail_json(
             msg="mounts_info found %d problem(s): %s"

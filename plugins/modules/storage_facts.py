@@ -351,7 +351,7 @@ def run(module):
     try:
         facts = _storage_facts.audit(module.params)
     except StorageError as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(msg=str(exc), **exc.result)
     module.exit_json(changed=False, ansible_facts={"docker_storage": facts}, **facts)
 
 
