@@ -257,33 +257,17 @@ diff:
            before_header: /etc/docker/daemon.json, after_header: /etc/docker/daemon.json}
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockerhost.storage.plugins.module_utils import (
     _daemon_config,
-    _daemon_json,
-    _dockerd_flags,
-    _drivers,
+    _daemon_config_update,
     _module_options,
-    _support,
-)
-from ansible_collections.dockerhost.storage.plugins.module_utils._atomic_file import (
-    BackupError,
-    make_backup,
-)
-from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
-    find_executable,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_lock import (
     hold_engine_lock,
 )
-from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state import (
-    EngineStateError,
-    detect_engine,
-    uses_containerd_store,
-)
+from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
 
 
 def argument_spec():
@@ -308,243 +292,18 @@ def argument_spec():
     )
 
 
-def data_roots(old_config, new_config, flag_findings, engine_info):
-    """``(before, after)``: the data-root in force now and with the new file."""
-    from_flags = [f["value"] for f in flag_findings if f["key"] == "data-root"]
-    flag = from_flags[-1] if from_flags else None
-
-    def from_file(config):
-        return config.get("data-root") or config.get("graph") or flag
-
-    before = engine_info.get("data_root") or from_file(old_config)
-    after = from_file(new_config) or _daemon_json.DEFAULT_DATA_ROOT
-    return before or _daemon_json.DEFAULT_DATA_ROOT, os.path.normpath(after)
-
-
-def assess(module, config, data_root, engine, engine_info):
-    """``(report, evidence)`` of driver_support_info for ``data_root``; (None, None) when
-    support_check is false."""
-    if not module.params["support_check"]:
-        return None, None
-    try:
-        _checked, evidence, report = _support.assess_data_root(
-            data_root,
-            engine,
-            engine_info["version_source"],
-            containerd_snapshotter=_daemon_config.get_snapshotter(config),
-        )
-    except _support.AssessmentError as exc:
-        module.fail_json(msg=str(exc))
-    return report, evidence
-
-
-def check_settings(config, data_root, engine, engine_info, report, evidence):
-    """Raise DaemonConfigError when dockerd would refuse ``config``; return warnings."""
-    warnings = []
-    snapshotter = _daemon_config.get_snapshotter(config)
-    driver = config.get("storage-driver")
-    where = "%s (%s, Docker Engine %s)" % (
-        data_root,
-        evidence["backing_fs"] if evidence else "filesystem not checked",
-        _drivers.format_version(engine),
-    )
-    if driver:
-        _daemon_config.check_storage_driver(driver, engine, snapshotter)
-        if report is not None:
-            verdict = report["drivers"][_daemon_config.graphdriver_for(driver)]
-            why = "; ".join(verdict["reasons"])
-            if verdict["supported"] is False:
-                raise _daemon_config.DaemonConfigError(
-                    "storage-driver: %s cannot run on %s: %s" % (driver, where, why)
-                )
-            if verdict["supported"] is None:
-                warnings.append(
-                    "storage-driver: cannot tell whether %s runs on %s: %s" % (driver, where, why)
-                )
-    elif report is not None and report["would_pick"]["driver"] is None:
-        raise _daemon_config.DaemonConfigError(
-            "storage-driver is not set and dockerd would refuse to start on %s: %s; set "
-            "storage_driver" % (where, report["would_pick"]["reason"])
-        )
-    opts = config.get("storage-opts") or []
-    if opts:
-        effective = (
-            driver
-            or (report and report["would_pick"]["driver"])
-            or (engine_info.get("running_driver"))
-        )
-        if not effective:
-            raise _daemon_config.DaemonConfigError(
-                "storage-opts apply to the storage driver, and none is set or can be told: set "
-                "storage_driver"
-            )
-        warnings += _daemon_config.check_storage_opts(opts, effective, engine, backing=evidence)
-    return warnings
-
-
-def pin_image_store(module, engine, engine_info, before_root, after_root, report):
-    """The setting that keeps the image store in use across the data-root move, as
-    ``{key, value, reason}``; fails when nothing tells which store that is."""
-    pin = _daemon_config.store_pin(
-        engine_info.get("running_driver"),
-        uses_containerd_store(engine_info),
-        report["recommended"] if report else None,
-    )
-    if pin is None:
-        module.fail_json(
-            msg="data-root changes from %s to %s, and Docker Engine %s would give the empty "
-            "data-root the containerd image store, leaving the images of the current store "
-            "behind; set storage_driver or containerd_snapshotter to say which store to use"
-            % (before_root, after_root, _drivers.format_version(engine))
-        )
-    return dict(zip(("key", "value", "reason"), pin))
-
-
-def write(module, target, text, backup):
-    """Write ``text`` to ``target`` atomically, after a backup readable only by the file's
-    owner when ``backup``; return the backup's path (or None). A failed backup fails the task
-    before anything is written."""
-    backup_file = None
-    if backup:
-        try:
-            backup_file = make_backup(target)
-        except BackupError as exc:
-            module.fail_json(msg="%s was not changed: %s" % (target, exc))
-    try:
-        _daemon_json.make_parent_directories(target)
-        _daemon_json.write_daemon_json_atomically(target, text)
-    except OSError as exc:
-        module.fail_json(msg="cannot write %s: %s" % (target, exc.strerror or exc))
-    return backup_file
-
-
 def run(module):
     params = module.params
-    path = params["config_path"]
-    warnings = []
-    fail = module.fail_json
-    flags = _dockerd_flags.find_storage_flags(params["host_root"])
-    problem = _dockerd_flags.config_file_problem(flags, path, params["host_root"])
-    if problem:
-        fail(msg=problem, flags=flags["findings"])
-    if not module.check_mode:
-        # Read, merge and write as one step: no other run may write daemon.json in between.
-        hold_engine_lock(module, "daemon_config: updating %s" % path)
-
     try:
-        raw, config = _daemon_json.read_daemon_json_for_update(path)
-        _daemon_config.check_key_types(config, path)
-    except (_daemon_json.DaemonJsonError, _daemon_config.DaemonConfigError) as exc:
-        fail(msg=str(exc))
-    data_root = params["data_root"]
-    if data_root is not None:
-        try:
-            data_root = _daemon_config.check_data_root(data_root)
-        except _daemon_config.DaemonConfigError as exc:
-            fail(msg=str(exc))
-    if "graph" in config and (data_root or "data-root" in params["remove"]):
-        fail(
-            msg="%s sets the legacy key graph, which is data-root under its old name; rename it "
-            "to data-root (dockerd 23.0 and later refuse it) and run again" % path
+        flags = _daemon_config_update.check_flags(params)
+        if not module.check_mode:
+            # Read, merge and write as one step: no other run may write daemon.json in between.
+            hold_engine_lock(module, "daemon_config: updating %s" % params["config_path"])
+        result, warnings = _daemon_config_update.update(
+            params, flags, module.check_mode, module._diff, module.tmpdir
         )
-    wanted = {
-        "storage-driver": params["storage_driver"],
-        "storage-opts": params["storage_opts"],
-        "data-root": data_root,
-        "containerd-snapshotter": params["containerd_snapshotter"],
-    }
-    try:
-        engine_info, engine, _client = detect_engine(
-            params["docker_host"], params["engine_version"]
-        )
-        new_config, changed_keys = _daemon_config.merge_storage_keys(
-            config, wanted, params["remove"]
-        )
-    except (EngineStateError, _daemon_config.DaemonConfigError) as exc:
-        fail(msg=str(exc))
-
-    before_root, after_root = data_roots(config, new_config, flags["findings"], engine_info)
-    report, evidence = assess(module, new_config, after_root, engine, engine_info)
-
-    pinned = None
-    if _daemon_config.needs_store_pin(
-        engine, before_root, after_root, new_config, params["containerd_snapshotter"] is not None
-    ):
-        pinned = pin_image_store(module, engine, engine_info, before_root, after_root, report)
-        if pinned["key"] in params["remove"]:
-            fail(
-                msg="%s is listed in remove, but data-root moves from %s to %s and Docker Engine "
-                "%s would then choose the image store by itself; set containerd_snapshotter to "
-                "choose it explicitly"
-                % (pinned["key"], before_root, after_root, _drivers.format_version(engine))
-            )
-        new_config = _daemon_config.merge_storage_keys(
-            new_config, {pinned["key"]: pinned["value"]}
-        )[0]
-        changed_keys = _daemon_config.changed_storage_keys(config, new_config)
-        warnings.append(
-            "%s set to %s so that the image store does not switch with the new data-root (%s)"
-            % (pinned["key"], pinned["value"], pinned["reason"])
-        )
-        if report is not None:
-            # Only the would-pick depends on the snapshotter: no second probe.
-            report = _support.build_report(
-                engine,
-                engine_info["version_source"],
-                evidence,
-                _daemon_config.get_snapshotter(new_config),
-            )
-
-    try:
-        warnings += check_settings(new_config, after_root, engine, engine_info, report, evidence)
-    except _daemon_config.DaemonConfigError as exc:
-        fail(msg=str(exc))
-
-    conflicts = _dockerd_flags.conflicts_with_config(flags["findings"], new_config)
-    if conflicts and params["conflicts"] == "fail":
-        fail(msg="; ".join(conflicts), flags=flags["findings"])
-    warnings += conflicts
-
-    before_text = raw.decode("utf-8") if raw is not None else ""
-    after_text = _daemon_config.render_daemon_json(new_config) if changed_keys else before_text
-    changed = bool(changed_keys)
-    validated_by = None
-    dockerd = find_executable("dockerd")
-    if changed and dockerd and _daemon_json.dockerd_offers_validate(dockerd):
-        ok, output = _daemon_json.validate_with_dockerd(dockerd, after_text, module.tmpdir)
-        if not ok:
-            fail(msg="%s --validate refuses the new %s: %s" % (dockerd, path, output))
-        validated_by = "%s --validate" % dockerd
-
-    # A link to the file stays a link: the file it points to is replaced.
-    target = os.path.realpath(path) if os.path.islink(path) else path
-    backup_file = None
-    if changed and not module.check_mode:
-        backup_file = write(module, target, after_text, backup=raw is not None and params["backup"])
-    if raw is not None:
-        warnings += _daemon_json.mode_problems(target)
-
-    result = {
-        "changed": changed,
-        "path": path,
-        "config": new_config,
-        "changed_keys": changed_keys,
-        "restart_required": changed,
-        "data_root": after_root,
-        "pinned": pinned,
-        "flags": flags["findings"],
-        "validated_by": validated_by,
-        "engine": engine_info,
-    }
-    if backup_file:
-        result["backup_file"] = backup_file
-    if module._diff:
-        result["diff"] = {
-            "before": before_text,
-            "after": after_text,
-            "before_header": path if raw is not None else "%s (absent)" % path,
-            "after_header": path,
-        }
+    except StorageError as exc:
+        module.fail_json(msg=str(exc), **exc.result)
     for warning in warnings:
         module.warn(warning)
     module.exit_json(**result)
