@@ -17,7 +17,7 @@ import json
 import os
 import re
 
-from ansible_collections.dockerhost.storage.plugins.module_utils import _drivers
+from ansible_collections.dockerhost.storage.plugins.module_utils import _drivers, _mountinfo
 from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
 
 # The keys this module manages, as daemon.json spells them; ``remove`` takes these names.
@@ -49,7 +49,7 @@ _OPTION_OWNER = {"overlay2.": "overlay2", "dm.": "devicemapper", "btrfs.": "btrf
 # Snapshotter names the containerd image store takes as storage-driver.
 SNAPSHOTTERS = _drivers.SNAPSHOTTERS
 # Pseudo-filesystems and runtime directories that must never hold the data-root.
-FORBIDDEN_DATA_ROOT_PARENTS = ("/proc", "/sys", "/dev", "/run")
+FORBIDDEN_DATA_ROOT_PARENTS = _mountinfo.PSEUDO_FILESYSTEM_ROOTS
 
 
 class DaemonConfigError(StorageError):

@@ -31,6 +31,10 @@ Mount = namedtuple(
 
 _ESCAPE = re.compile(r"\\([0-7]{3})")
 
+# Where the kernel and the init system keep runtime state (procfs, sysfs, devtmpfs, a tmpfs lost
+# at reboot): never a place for Docker's data.
+PSEUDO_FILESYSTEM_ROOTS = ("/proc", "/sys", "/dev", "/run")
+
 
 def unescape_mount_field(field):
     """Undo the octal escapes the kernel uses in mountinfo (\\040 space, \\011 tab,

@@ -42,7 +42,10 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api imp
     EngineUnavailable,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
-from ansible_collections.dockerhost.storage.plugins.module_utils._mountinfo import is_within
+from ansible_collections.dockerhost.storage.plugins.module_utils._mountinfo import (
+    PSEUDO_FILESYSTEM_ROOTS,
+    is_within,
+)
 from ansible_collections.dockerhost.storage.plugins.module_utils._tree_manifest import (
     compare_entries,
     compare_trees_in_detail,
@@ -50,7 +53,6 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._tree_manifest 
 
 # Journals of unfinished moves, one per target; only root may write here.
 JOURNAL_DIRECTORY = "/var/lib/dockerhost-storage/relocation"
-PSEUDO_FILESYSTEM_ROOTS = ("/proc", "/sys", "/dev", "/run")
 
 
 class RelocationError(StorageError):
