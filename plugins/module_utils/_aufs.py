@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 
+from ansible_collections.dockerhost.storage.plugins.module_utils._mountinfo import host_path
 from ansible_collections.dockerhost.storage.plugins.module_utils._overlay_mounts import problem
 
 _BRANCH_FILE = re.compile(r"^br(\d+)$")
@@ -37,7 +38,7 @@ def parse_branch(text):
 def read_aufs_branches(si, host_root="/"):
     """Branches of the aufs mount ``si`` (the hex id of its ``si=`` option), in index order, as
     ``(path, permission)``; None when ``/sys/fs/aufs/si_<si>`` does not exist."""
-    directory = _under(host_root, os.path.join("/sys/fs/aufs", "si_" + si))
+    directory = host_path(host_root, os.path.join("/sys/fs/aufs", "si_" + si))
     try:
         names = os.listdir(directory)
     except FileNotFoundError:
@@ -51,14 +52,10 @@ def read_aufs_branches(si, host_root="/"):
     return [branch for _index, branch in sorted(indexed)]
 
 
-def _under(host_root, path):
-    return os.path.join(host_root, path.lstrip("/"))
-
-
 def read_aufs_parents(data_root, layer_id, host_root="/"):
     """Parent layer ids of ``layer_id``, nearest first, from ``aufs/layers/<id>``; None when
     the file is missing."""
-    path = _under(host_root, os.path.join(data_root, "aufs", "layers", layer_id))
+    path = host_path(host_root, os.path.join(data_root, "aufs", "layers", layer_id))
     try:
         with open(path, encoding="utf-8") as handle:
             return [line.strip() for line in handle if line.strip()]
@@ -69,7 +66,7 @@ def read_aufs_parents(data_root, layer_id, host_root="/"):
 def read_aufs_mount_id(data_root, container_id, host_root="/"):
     """The aufs layer id of a container from ``image/aufs/layerdb/mounts/<id>/mount-id``."""
     path = os.path.join(data_root, "image", "aufs", "layerdb", "mounts", container_id, "mount-id")
-    path = _under(host_root, path)
+    path = host_path(host_root, path)
     try:
         with open(path, encoding="utf-8") as handle:
             return handle.read().strip() or None
@@ -112,7 +109,7 @@ def check_aufs_container(container, data_root, running, mounts_at, host_root="/"
     problems = [
         problem(container, "aufs_diff", path, "an existing diff directory", "nothing")
         for path, _permission in wanted
-        if not os.path.isdir(_under(host_root, path))
+        if not os.path.isdir(host_path(host_root, path))
     ]
     if not running:
         return problems, details

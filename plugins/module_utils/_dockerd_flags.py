@@ -26,6 +26,8 @@ import os
 import re
 import shlex
 
+from ansible_collections.dockerhost.storage.plugins.module_utils._mountinfo import host_path
+
 UNIT_NAME = "docker.service"
 # systemd's unit search path for system units, highest priority first.
 UNIT_DIRS = (
@@ -242,10 +244,6 @@ def _read_text(path):
         return None
 
 
-def _under(host_root, path):
-    return os.path.join(host_root, path.lstrip("/"))
-
-
 def unit_files(host_root="/"):
     """The docker.service unit and its drop-ins in the order systemd reads them.
 
@@ -255,13 +253,13 @@ def unit_files(host_root="/"):
     """
     files = []
     for directory in UNIT_DIRS:
-        candidate = _under(host_root, os.path.join(directory, UNIT_NAME))
+        candidate = host_path(host_root, os.path.join(directory, UNIT_NAME))
         if os.path.isfile(candidate):
             files.append((os.path.join(directory, UNIT_NAME), candidate))
             break
     drop_ins = {}
     for directory in UNIT_DIRS:
-        pattern = _under(host_root, os.path.join(directory, UNIT_NAME + ".d", "*.conf"))
+        pattern = host_path(host_root, os.path.join(directory, UNIT_NAME + ".d", "*.conf"))
         for real in sorted(glob.glob(pattern)):
             name = os.path.basename(real)
             if name not in drop_ins:
@@ -467,7 +465,7 @@ def unit_from_systemd(shown, host_root="/"):
     ``unit_from_files``. A word or an assignment is placed in the unit file or drop-in that
     says it when that file says the same today; otherwise only systemd knows where it is."""
     paths = ([shown["fragment_path"]] if shown["fragment_path"] else []) + shown["drop_in_paths"]
-    on_disk = unit_from_files([(path, _under(host_root, path)) for path in paths])
+    on_disk = unit_from_files([(path, host_path(host_root, path)) for path in paths])
     nowhere = _origin(None)
     commands = []
     for argv in shown["exec_start"]:
@@ -589,13 +587,13 @@ def _assignment_findings(name, value, origin, cursors):
 def _known_environment_files(host_root):
     paths = list(ENVIRONMENT_FILES)
     for pattern in ENVIRONMENT_GLOBS:
-        for real in sorted(glob.glob(_under(host_root, pattern))):
+        for real in sorted(glob.glob(host_path(host_root, pattern))):
             paths.append("/" + os.path.relpath(real, host_root))
     return paths
 
 
 def _read_environment_file(host_root, shown):
-    real = _under(host_root, shown)
+    real = host_path(host_root, shown)
     text = _read_text(real) if os.path.isfile(real) else None
     return environment_file_assignments(text, shown) if text else []
 
@@ -652,7 +650,7 @@ def find_storage_flags(host_root="/", systemd_answer=None):
         if _GLOB_CHARACTERS.search(pattern):
             paths = [
                 "/" + os.path.relpath(real, host_root)
-                for real in sorted(glob.glob(_under(host_root, pattern)))
+                for real in sorted(glob.glob(host_path(host_root, pattern)))
             ]
         for path in paths:
             loaded.append(path)
@@ -711,7 +709,7 @@ def config_file_problem(found, path, host_root="/", option="path"):
     if not flag:
         return None
     in_force = os.path.normpath(os.path.join("/", flag["value"]))
-    real = _under(host_root, in_force)
+    real = host_path(host_root, in_force)
     if _same_file(real, path):
         return None
     return (

@@ -126,6 +126,11 @@ def mount_for_path(mounts, path):
     return best
 
 
+def host_path(host_root, path):
+    """``path`` of the host seen from a tree that stands for its ``/`` (``host_root``)."""
+    return os.path.join(host_root, path.lstrip("/"))
+
+
 def nearest_existing_ancestor(path, exists=os.path.exists):
     """Return ``path`` or its closest ancestor that exists (``/`` at worst)."""
     current = os.path.normpath(path)
