@@ -19,10 +19,22 @@ CHECKS = {
     "data_root_partition": ("1.1.1", "fail"),
     "containerd_root_partition": ("1.1.1", "fail"),
     "aufs_not_used": ("2.6", "fail"),
+    "docker_service_owner": ("3.1", "fail"),
+    "docker_service_mode": ("3.2", "fail"),
+    "docker_socket_unit_owner": ("3.3", "fail"),
+    "docker_socket_unit_mode": ("3.4", "fail"),
     "etc_docker_owner": ("3.5", "fail"),
     "etc_docker_mode": ("3.6", "fail"),
+    "docker_sock_owner": ("3.15", "fail"),
+    "docker_sock_mode": ("3.16", "fail"),
     "daemon_json_owner": ("3.17", "fail"),
     "daemon_json_mode": ("3.18", "fail"),
+    "default_docker_owner": ("3.19", "fail"),
+    "default_docker_mode": ("3.20", "fail"),
+    "sysconfig_docker_owner": ("3.21", "fail"),
+    "sysconfig_docker_mode": ("3.22", "fail"),
+    "containerd_sock_owner": ("3.23", "fail"),
+    "containerd_sock_mode": ("3.24", "fail"),
     "daemon_json_valid": (None, "fail"),
     "expected_driver": (None, "fail"),
     "forbidden_driver": (None, "fail"),
@@ -50,6 +62,18 @@ DEFAULT_POLICY = {
 # The loosest modes CIS allows: 3.6 /etc/docker 0755, 3.18 daemon.json 0644.
 ETC_DOCKER_MODE = 0o755
 DAEMON_JSON_MODE = 0o644
+
+# Section 3's files and sockets beside /etc/docker and daemon.json: (permissions entry, what it
+# is, owner check, mode check, loosest mode, groups allowed besides root). The Docker socket
+# may belong to the docker group (3.15); root alone is stricter and passes too.
+DAEMON_FILES = (
+    ("docker_service", "the unit file docker.service", 0o644, ()),
+    ("docker_socket_unit", "the unit file docker.socket", 0o644, ()),
+    ("docker_sock", "the Docker socket", 0o660, ("docker",)),
+    ("default_docker", "the environment file", 0o644, ()),
+    ("sysconfig_docker", "the environment file", 0o644, ()),
+    ("containerd_sock", "containerd's socket", 0o660, ()),
+)
 
 
 class PolicyError(StorageError, ValueError):
@@ -123,10 +147,17 @@ def _skipped(check, why):
     }
 
 
-def _owner_check(policy, check, entry, what):
+def _absent(check, entry, what):
+    if entry["path"] is None:
+        return _skipped(check, "%s was not found on this host" % what)
+    return _skipped(check, "%s %s does not exist" % (what, entry["path"]))
+
+
+def _owner_check(policy, check, entry, what, groups=()):
     if not entry["exists"]:
-        return _skipped(check, "%s %s does not exist" % (what, entry["path"]))
-    bad = entry["uid"] != 0 or entry["gid"] != 0
+        return _absent(check, entry, what)
+    bad = entry["uid"] != 0 or (entry["gid"] != 0 and entry["group"] not in groups)
+    wanted = "root:%s" % (groups[0] if groups else "root")
     return _result(
         policy,
         check,
@@ -137,7 +168,7 @@ def _owner_check(policy, check, entry, what):
             entry["path"],
             entry["owner"] or entry["uid"],
             entry["group"] or entry["gid"],
-            ", not root:root: chown root:root it" if bad else "",
+            ", not %s: chown %s it" % (wanted, wanted) if bad else "",
         ),
         {"path": entry["path"], "uid": entry["uid"], "gid": entry["gid"]},
     )
@@ -145,7 +176,7 @@ def _owner_check(policy, check, entry, what):
 
 def _mode_check(policy, check, entry, what, loosest):
     if not entry["exists"]:
-        return _skipped(check, "%s %s does not exist" % (what, entry["path"]))
+        return _absent(check, entry, what)
     mode = int(entry["mode"], 8)
     bad = bool(mode & ~loosest)
     return _result(
@@ -277,6 +308,15 @@ def evaluate(facts, policy=None):
             policy, "daemon_json_mode", perms["daemon_json"], "daemon.json", DAEMON_JSON_MODE
         )
     )
+    for name, what, loosest, groups in DAEMON_FILES:
+        entry = perms.get(name)
+        if entry is None:
+            # A fact from an older storage_facts: the file was not looked at.
+            results.append(_skipped(name + "_owner", "%s was not examined" % what))
+            results.append(_skipped(name + "_mode", "%s was not examined" % what))
+            continue
+        results.append(_owner_check(policy, name + "_owner", entry, what, groups))
+        results.append(_mode_check(policy, name + "_mode", entry, what, loosest))
     problem = facts["daemon_json"]["problem"]
     results.append(
         _result(

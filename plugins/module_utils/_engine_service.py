@@ -63,13 +63,19 @@ def docker_unit_properties(run_dir="/run/systemd/system", timeout=30):
     """The output of ``systemctl show docker.service -p ...`` (``DOCKER_UNIT_PROPERTIES``):
     how systemd loaded the unit, drop-ins, resets and environment applied. None where
     systemd does not run as the init system, or when systemctl cannot answer."""
+    return unit_properties(SYSTEMD_UNITS[1], DOCKER_UNIT_PROPERTIES, run_dir, timeout)
+
+
+def unit_properties(unit, properties, run_dir="/run/systemd/system", timeout=30):
+    """The output of ``systemctl show <unit> -p <each of properties>``; None where systemd
+    does not run as the init system, or when systemctl cannot answer."""
     if not os.path.isdir(run_dir):
         return None
     systemctl = find_executable("systemctl", DEFAULT_SEARCH_PATH)
     if systemctl is None:
         return None
-    argv = [systemctl, "show", "--no-pager", SYSTEMD_UNITS[1]]
-    for name in DOCKER_UNIT_PROPERTIES:
+    argv = [systemctl, "show", "--no-pager", unit]
+    for name in properties:
         argv += ["-p", name]
     try:
         completed = _run(argv, timeout)

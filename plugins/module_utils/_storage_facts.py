@@ -10,16 +10,17 @@ read is reported with a ``problem`` sentence instead of failing the whole collec
 
 from __future__ import annotations
 
-import grp
 import os
-import pwd
-import stat
 
 from ansible_collections.dockerhost.storage.plugins.module_utils import (
     _audit_policy,
     _capacity,
     _mountinfo,
     _support,
+)
+from ansible_collections.dockerhost.storage.plugins.module_utils._daemon_files import (
+    daemon_files,
+    path_permissions,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._daemon_json import (
     DaemonJsonError,
@@ -56,40 +57,6 @@ def docker_state(engine_info, data_root_exists):
     if data_root_exists:
         return "stopped", "the data-root exists but %s" % problem
     return "absent", "no data-root and %s" % problem
-
-
-def path_permissions(path):
-    """Owner, group and mode of ``path``, or ``exists: false``. Symbolic links are followed:
-    the target is what dockerd reads."""
-    entry = {
-        "path": path,
-        "exists": False,
-        "uid": None,
-        "gid": None,
-        "owner": None,
-        "group": None,
-        "mode": None,
-    }
-    try:
-        info = os.stat(path)
-    except OSError:
-        return entry
-    entry.update(
-        exists=True,
-        uid=info.st_uid,
-        gid=info.st_gid,
-        owner=_name(pwd.getpwuid, info.st_uid),
-        group=_name(grp.getgrgid, info.st_gid),
-        mode="%04o" % stat.S_IMODE(info.st_mode),
-    )
-    return entry
-
-
-def _name(lookup, number):
-    try:
-        return lookup(number)[0]
-    except KeyError:
-        return None
 
 
 def daemon_json_facts(config_path):
@@ -236,6 +203,7 @@ def collect(params):
     else:
         mounts_fact = {"checked": False, "problem": "the Engine API did not answer"}
     etc_docker = params["etc_docker"] or os.path.dirname(params["config_path"])
+    flags = flag_facts(params["host_root"], config, params["config_path"])
     return {
         "docker": {"state": state, "reason": reason},
         "engine": {
@@ -256,13 +224,19 @@ def collect(params):
         "support": support,
         "capacity": capacity,
         "daemon_json": daemon_json,
-        "flags": flag_facts(params["host_root"], config, params["config_path"]),
+        "flags": flags,
         "mounts": mounts_fact,
-        "permissions": {
-            "etc_docker": path_permissions(etc_docker),
-            "daemon_json": path_permissions(params["config_path"]),
-            "data_root": path_permissions(data_root),
-        },
+        "permissions": dict(
+            etc_docker=path_permissions(etc_docker),
+            daemon_json=path_permissions(params["config_path"]),
+            data_root=path_permissions(data_root),
+            **daemon_files(
+                params["host_root"],
+                params["docker_host"],
+                flags["unit"],
+                params["containerd_config"],
+            ),
+        ),
     }
 
 

@@ -302,8 +302,11 @@ mounts:
       type: list
       elements: dict
 permissions:
-  description: Owner and mode of C(etc_docker), C(daemon_json) and C(data_root); each
-    C(path), C(exists), C(uid), C(gid), C(owner), C(group), C(mode) (octal string).
+  description: Owner and mode of C(etc_docker), C(daemon_json), C(data_root), and of the
+    files and sockets CIS Docker Benchmark section 3 judges, found where the host keeps them
+    (C(docker_service), C(docker_socket_unit), C(docker_sock), C(default_docker),
+    C(sysconfig_docker), C(containerd_sock)); each C(path) (null when the host has no such
+    file), C(exists), C(uid), C(gid), C(owner), C(group), C(mode) (octal string).
   returned: always
   type: dict
 checks:

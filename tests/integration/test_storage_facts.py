@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import grp
 import json
+import os
+import socket
 
 import pytest
 from ansible_module import run_module
@@ -75,3 +78,92 @@ def test_daemon_json_dockerd_cannot_read_as_written_is_a_finding_not_a_failure(t
         assert phrase in problem
     check = next(c for c in facts["checks"] if c["check"] == "daemon_json_valid")
     assert (check["status"], check["message"]) == ("fail", problem)
+
+
+def _bound_socket(path, mode, uid=0, gid=0):
+    """A real unix socket at ``path`` with the owner and mode given, listening."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(1)
+    os.chown(path, uid, gid)
+    os.chmod(path, mode)
+    return listener
+
+
+def test_daemon_files_and_sockets_are_judged_where_the_host_keeps_them(tmp_path):
+    """CIS 3.1-3.4 and 3.15-3.24 on the files a host really has: the unit files in systemd's
+    search path under the tree, the socket the Engine API is asked on, and containerd's socket
+    named by the [grpc] address of its configuration, not the default paths."""
+    host = tmp_path / "host"
+    units = host / "usr" / "lib" / "systemd" / "system"
+    units.mkdir(parents=True)
+    (units / "docker.service").write_text("[Service]\nExecStart=/usr/bin/dockerd\n")
+    (units / "docker.socket").write_text("[Socket]\nListenStream=/run/docker.sock\n")
+    # Written by a user who is not root, and writable by its group.
+    os.chown(units / "docker.service", 65534, 65534)
+    os.chmod(units / "docker.socket", 0o664)
+    (host / "etc" / "sysconfig").mkdir(parents=True)
+    (host / "etc" / "sysconfig" / "docker").write_text("OPTIONS=''\n")
+    sockets = tmp_path / "run"
+    sockets.mkdir()
+    engine = _bound_socket(sockets / "engine.sock", 0o666, gid=grp.getgrnam("docker").gr_gid)
+    containerd = _bound_socket(sockets / "containerd.sock", 0o660)
+    config = tmp_path / "containerd.toml"
+    config.write_text('version = 2\n[grpc]\n  address = "%s"\n' % (sockets / "containerd.sock"))
+    try:
+        result = run_module(
+            "storage_facts",
+            {
+                "data_root": str(tmp_path / "docker"),
+                "config_path": str(host / "etc" / "docker" / "daemon.json"),
+                "containerd_root": str(tmp_path / "containerd"),
+                "containerd_config": str(config),
+                "docker_host": "unix://%s" % (sockets / "engine.sock"),
+                "host_root": str(host),
+                "probe": False,
+            },
+            check=True,
+            wrapper=WITHOUT_DOCKERD,
+        )
+    finally:
+        engine.close()
+        containerd.close()
+    assert not result.get("failed"), result.get("msg")
+    checks = {c["check"]: c for c in result["ansible_facts"]["docker_storage"]["checks"]}
+    seen = {
+        name: (checks[name]["cis"], checks[name]["status"])
+        for name in checks
+        if checks[name]["cis"] in {"3.%d" % n for n in (1, 2, 3, 4, *range(15, 25))}
+    }
+    assert seen == {
+        "docker_service_owner": ("3.1", "fail"),
+        "docker_service_mode": ("3.2", "pass"),
+        "docker_socket_unit_owner": ("3.3", "pass"),
+        "docker_socket_unit_mode": ("3.4", "fail"),
+        "docker_sock_owner": ("3.15", "pass"),
+        "docker_sock_mode": ("3.16", "fail"),
+        "daemon_json_owner": ("3.17", "skipped"),
+        "daemon_json_mode": ("3.18", "skipped"),
+        "default_docker_owner": ("3.19", "skipped"),
+        "default_docker_mode": ("3.20", "skipped"),
+        "sysconfig_docker_owner": ("3.21", "pass"),
+        "sysconfig_docker_mode": ("3.22", "pass"),
+        "containerd_sock_owner": ("3.23", "pass"),
+        "containerd_sock_mode": ("3.24", "pass"),
+    }
+    assert checks["docker_service_owner"]["message"] == (
+        "the unit file docker.service /usr/lib/systemd/system/docker.service is owned by "
+        "nobody:nogroup, not root:root: chown root:root it"
+    )
+    assert checks["docker_socket_unit_mode"]["message"] == (
+        "the unit file docker.socket /usr/lib/systemd/system/docker.socket has mode 0664, "
+        "looser than 0644: chmod 0644 it"
+    )
+    assert checks["docker_sock_mode"]["message"] == (
+        "the Docker socket %s has mode 0666, looser than 0660: chmod 0660 it"
+        % (sockets / "engine.sock")
+    )
+    assert checks["containerd_sock_owner"]["evidence"]["path"] == str(sockets / "containerd.sock")
+    assert checks["default_docker_mode"]["message"] == (
+        "the environment file /etc/default/docker does not exist"
+    )

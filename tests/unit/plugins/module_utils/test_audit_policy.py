@@ -25,14 +25,14 @@ def _fs(role, path, separate=True, inodes=(100000, 90000), available=(1000, 900)
     }
 
 
-def _perm(path, mode, uid=0, gid=0, exists=True):
+def _perm(path, mode, uid=0, gid=0, exists=True, group=None):
     return {
         "path": path,
         "exists": exists,
         "uid": uid if exists else None,
         "gid": gid if exists else None,
         "owner": None,
-        "group": None,
+        "group": group if exists else None,
         "mode": mode if exists else None,
     }
 
@@ -71,6 +71,12 @@ HEALTHY = {
         "etc_docker": _perm("/etc/docker", "0755"),
         "daemon_json": _perm("/etc/docker/daemon.json", "0644"),
         "data_root": _perm("/srv/docker", "0710"),
+        "docker_service": _perm("/lib/systemd/system/docker.service", "0644"),
+        "docker_socket_unit": _perm("/lib/systemd/system/docker.socket", "0644"),
+        "docker_sock": _perm("/run/docker.sock", "0660", gid=995, group="docker"),
+        "default_docker": _perm("/etc/default/docker", "0644"),
+        "sysconfig_docker": _perm("/etc/sysconfig/docker", "0600"),
+        "containerd_sock": _perm("/run/containerd/containerd.sock", "0660"),
     },
 }
 
@@ -143,6 +149,76 @@ def test_healthy_host_has_no_findings():
             [("daemon_json_mode", "3.18", "fail")],
         ),
         (
+            {
+                "permissions__docker_service": _perm(
+                    "/etc/systemd/system/docker.service", "0644", 1000
+                )
+            },
+            [("docker_service_owner", "3.1", "fail")],
+        ),
+        (
+            {"permissions__docker_service": _perm("/lib/systemd/system/docker.service", "0664")},
+            [("docker_service_mode", "3.2", "fail")],
+        ),
+        (
+            {
+                "permissions__docker_socket_unit": _perm(
+                    "/lib/systemd/system/docker.socket", "0644", 0, 4
+                )
+            },
+            [("docker_socket_unit_owner", "3.3", "fail")],
+        ),
+        (
+            {"permissions__docker_socket_unit": _perm("/lib/systemd/system/docker.socket", "0646")},
+            [("docker_socket_unit_mode", "3.4", "fail")],
+        ),
+        (
+            {"permissions__docker_sock": _perm("/run/docker.sock", "0660", gid=50, group="staff")},
+            [("docker_sock_owner", "3.15", "fail")],
+        ),
+        (
+            {
+                "permissions__docker_sock": _perm(
+                    "/run/docker.sock", "0666", gid=995, group="docker"
+                )
+            },
+            [("docker_sock_mode", "3.16", "fail")],
+        ),
+        (
+            {"permissions__default_docker": _perm("/etc/default/docker", "0644", 1000, 1000)},
+            [("default_docker_owner", "3.19", "fail")],
+        ),
+        (
+            {"permissions__default_docker": _perm("/etc/default/docker", "0755")},
+            [("default_docker_mode", "3.20", "fail")],
+        ),
+        (
+            {"permissions__sysconfig_docker": _perm("/etc/sysconfig/docker", "0644", 0, 10)},
+            [("sysconfig_docker_owner", "3.21", "fail")],
+        ),
+        (
+            {"permissions__sysconfig_docker": _perm("/etc/sysconfig/docker", "0664")},
+            [("sysconfig_docker_mode", "3.22", "fail")],
+        ),
+        (
+            # containerd's socket is root:root: the docker group does not pass here.
+            {
+                "permissions__containerd_sock": _perm(
+                    "/run/containerd/containerd.sock", "0660", gid=995, group="docker"
+                )
+            },
+            [("containerd_sock_owner", "3.23", "fail")],
+        ),
+        (
+            {"permissions__containerd_sock": _perm("/run/containerd/containerd.sock", "0666")},
+            [("containerd_sock_mode", "3.24", "fail")],
+        ),
+        (
+            # Root alone is stricter than root:docker.
+            {"permissions__docker_sock": _perm("/run/docker.sock", "0600")},
+            [],
+        ),
+        (
             {"daemon_json__problem": "daemon.json is not valid JSON"},
             [("daemon_json_valid", None, "fail")],
         ),
@@ -200,6 +276,19 @@ def test_healthy_host_has_no_findings():
         "3.6-mode",
         "3.17-owner",
         "3.18-mode",
+        "3.1-owner",
+        "3.2-mode",
+        "3.3-owner",
+        "3.4-mode",
+        "3.15-owner",
+        "3.16-mode",
+        "3.19-owner",
+        "3.20-mode",
+        "3.21-owner",
+        "3.22-mode",
+        "3.23-owner",
+        "3.24-mode",
+        "docker-sock-root-only",
         "daemon-json-invalid",
         "flag-conflict",
         "inodes-fail",
@@ -305,3 +394,27 @@ def test_a_missing_configuration_directory_is_named_once():
     for check in ("etc_docker_owner", "etc_docker_mode"):
         assert results[check]["status"] == "skipped"
         assert results[check]["message"] == "the configuration directory /etc/docker does not exist"
+
+
+def test_a_file_the_host_does_not_have_is_skipped_with_its_name():
+    facts = facts_with(
+        permissions__docker_socket_unit=_perm(None, None, exists=False),
+        permissions__sysconfig_docker=_perm("/etc/sysconfig/docker", None, exists=False),
+    )
+    results = {r["check"]: r for r in _audit_policy.evaluate(facts)}
+    for check in ("docker_socket_unit_owner", "docker_socket_unit_mode"):
+        assert results[check]["status"] == "skipped"
+        assert results[check]["message"] == "the unit file docker.socket was not found on this host"
+    assert results["sysconfig_docker_mode"]["message"] == (
+        "the environment file /etc/sysconfig/docker does not exist"
+    )
+    assert _audit_policy.findings(list(results.values())) == []
+
+
+def test_a_fact_without_the_daemon_files_skips_their_checks():
+    facts = copy.deepcopy(HEALTHY)
+    del facts["permissions"]["docker_sock"]
+    results = {r["check"]: r for r in _audit_policy.evaluate(facts)}
+    assert results["docker_sock_owner"]["status"] == "skipped"
+    assert results["docker_sock_owner"]["message"] == "the Docker socket was not examined"
+    assert results["containerd_sock_owner"]["status"] == "pass"
