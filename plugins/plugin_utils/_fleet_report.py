@@ -2,10 +2,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Private to the dockerhost.storage collection: not a public API.
 
-The fleet report of the audit role: pure functions that turn each host's ``storage_facts``
-task result (or its unreachable or failed result) into one fleet summary, and render it as
-JSON, JUnit XML (one test case per host and check) and a self-contained HTML page, and each
-host's readable report as Markdown.
+The fleet report of the audit role, made on the controller by the ``audit_report`` action:
+pure functions that turn each host's ``storage_facts`` task result (or its unreachable or
+failed result) into one fleet summary, and render it as JSON, JUnit XML (one test case per
+host and check) and a self-contained HTML page, and each host's readable report as Markdown.
 
 What a host sends is checked before it is used (``result_problem``): a host whose result does
 not have the shape the report reads (a string where a number belongs, a missing key) becomes

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from ansible_collections.dockerhost.storage.plugins.module_utils import _fleet_report
+from ansible_collections.dockerhost.storage.plugins.plugin_utils import _fleet_report
 
 
 def _result(state="running", findings=(), checks=None):
