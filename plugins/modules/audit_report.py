@@ -1,6 +1,8 @@
-#!/usr/bin/python
 # Copyright: dockerhost.storage maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# The action plugin plugins/action/audit_report.py does the work, on the controller; this file
+# only documents it.
 
 from __future__ import annotations
 
@@ -14,8 +16,11 @@ description:
     writes it as JSON (C(<name>.json)), JUnit XML with one test case per host and check
     (C(<name>.xml)) and a self-contained HTML page with a sortable per-host table and bar
     charts of inode and byte usage (C(<name>.html), no external assets).
-  - Meant to run once, on the controller (C(run_once) and C(delegate_to localhost)), as the
-    C(dockerhost.storage.audit) role does.
+  - An action that runs on the controller and nowhere else; it connects to no host. Meant to
+    run once (C(run_once)), as the C(dockerhost.storage.audit) role does.
+  - Each host's result is read from the play's hostvars (the variable O(result_var) that the
+    facts task registered), not passed in the task, so a fleet's results are not copied into the
+    task's arguments.
   - Unreachable hosts and hosts the facts task failed on are reported as such.
   - What each host sent is checked before it is used. A host whose result does not have the
     shape the report reads (a string where a number belongs, a missing key) is reported with
@@ -27,42 +32,40 @@ description:
   - Every string a host sent is escaped in its readable report (control characters such as a
     newline are written as C(\n), Markdown punctuation gets a backslash), so that it cannot
     start a heading, a list item, a link or HTML.
+  - A file that already holds what it would get is not written again; the task is changed
+    only when a file's content changes.
 author:
   - dockerhost.storage maintainers (!UNKNOWN)
 options:
-  results:
-    description:
-      - One item per host, each C(host) (the inventory name), C(result) (the registered
-        result of M(dockerhost.storage.storage_facts), unreachable or failed results included)
-        and optionally C(markdown) (the host's readable report, written as
-        C(hosts/<host>.md) with O(host_files); when left out, the module renders it).
-      - Either this or O(hosts) is required.
-    type: list
-    elements: dict
   hosts:
     description:
-      - The inventory names of the hosts of the report, in place of O(results); each host's
-        result is taken from O(host_results).
-      - One dictionary keyed by host is cheaper to build on the controller than one list item
-        per host (see the role's tasks).
+      - The inventory names of the hosts of the report, usually C(ansible_play_hosts_all).
+        Each host's result is the variable O(result_var) in its hostvars; a host where it is
+        not set is reported as not audited.
+      - When a host's facts were gathered, its readable report names its FQDN, distribution
+        and the time its facts were gathered.
+      - Either this or O(results) is required.
     type: list
     elements: str
-  host_results:
+  result_var:
     description:
-      - With O(hosts), the registered result of M(dockerhost.storage.storage_facts) of each
-        host it ran on, keyed by host.
-    type: dict
-    default: {}
-  host_facts:
+      - With O(hosts), the name of the variable that holds each host's registered result of
+        M(dockerhost.storage.storage_facts) (unreachable or failed results included), as
+        C(register) named it.
+    type: str
+    default: audit_facts_result
+  results:
     description:
-      - The C(ansible_facts) of each host, keyed by host, when facts were gathered; each
-        host's readable report then names its FQDN, distribution and the time its facts were
-        gathered.
-    type: dict
-    default: {}
+      - In place of O(hosts), the results themselves, one item per host, each C(host) (the
+        inventory name), C(result) (the registered result of
+        M(dockerhost.storage.storage_facts)), optionally C(facts) (the host's C(ansible_facts))
+        and C(markdown) (the host's readable report, written as C(hosts/<host>.md) with
+        O(host_files); when left out, it is rendered from C(result)).
+    type: list
+    elements: dict
   dest:
     description:
-      - The directory the reports are written to; created when missing.
+      - The directory on the controller the reports are written to; created when missing.
     type: path
     required: true
   name:
@@ -74,7 +77,7 @@ options:
     description:
       - C(fail) makes RV(should_fail) true when a host has a failing finding, is unreachable
         or could not be audited; C(warn) also when a host has a warning; C(never) never.
-      - The module itself does not fail for findings; the role fails the play on RV(should_fail).
+      - The task itself does not fail for findings; the role fails the play on RV(should_fail).
     type: str
     choices: [fail, warn, never]
     default: fail
@@ -94,12 +97,22 @@ options:
     default: false
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
 attributes:
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
   check_mode:
-    support: none
-    details: The reports are files on the controller; run the task with C(check_mode=false).
+    support: full
+    details: Nothing is written; RV(files) and RV(host_files) name the files, and C(changed)
+      says whether any of them would change. The audit role runs this task with
+      C(check_mode=false), so that an audit under C(--check) still writes its reports.
   diff_mode:
-    support: none
+    support: full
+    details: The text before and after of each file that changes.
   platform:
     platforms: posix
 """
@@ -108,14 +121,11 @@ EXAMPLES = r"""
 - name: Write the fleet report on the controller
   dockerhost.storage.audit_report:
     hosts: "{{ ansible_play_hosts_all }}"
-    # Every host's registered storage_facts result, keyed by host (null where it did not run).
-    host_results: >-
-      {{ dict(ansible_play_hosts_all
-              | zip(ansible_play_hosts_all | map('extract', hostvars, 'audit_host_result')
-                    | map('default', none))) }}
+    # The variable each host's storage_facts task registered.
+    result_var: audit_host_result
     dest: "{{ playbook_dir }}/reports"
+    host_files: true
   run_once: true
-  delegate_to: localhost
   register: fleet
 """
 
@@ -126,7 +136,7 @@ files:
   type: dict
 host_files:
   description: The per-host files written with O(host_files) (under C(hosts/) in O(dest)),
-    keyed by host, each a list of paths.
+    keyed by host, each a list of paths; in check mode, the files it would write.
   returned: success
   type: dict
 summary:
@@ -160,133 +170,3 @@ markdown:
   returned: success
   type: dict
 """
-
-import os
-
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.dockerhost.storage.plugins.module_utils import _fleet_report
-from ansible_collections.dockerhost.storage.plugins.module_utils._atomic_file import (
-    write_text_atomically,
-)
-
-
-def argument_spec():
-    return dict(
-        results=dict(type="list", elements="dict"),
-        hosts=dict(type="list", elements="str"),
-        host_results=dict(type="dict", default={}),
-        host_facts=dict(type="dict", default={}),
-        dest=dict(type="path", required=True),
-        name=dict(type="str", default="fleet"),
-        fail_on=dict(type="str", choices=list(_fleet_report.FAIL_ON), default="fail"),
-        generated=dict(type="str"),
-        host_files=dict(type="bool", default=False),
-    )
-
-
-def _read(path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
-def _write(path, text):
-    """Write ``text`` to ``path`` unless it holds it already; whether it was written."""
-    if _read(path) == text:
-        return False
-    write_text_atomically(path, text)
-    return True
-
-
-def _results(params):
-    """``[{host, result, markdown}, ...]`` from O(results) or from O(hosts) and
-    O(host_results); the markdown is rendered where an item does not bring it."""
-    if params["results"] is not None:
-        items = [dict(item) for item in params["results"]]
-    else:
-        items = [
-            {"host": host, "result": params["host_results"].get(host)} for host in params["hosts"]
-        ]
-    for item in items:
-        if item.get("markdown") is None and isinstance(item.get("host"), str):
-            item["markdown"] = _fleet_report.render_host_markdown(
-                item["host"],
-                item.get("result"),
-                params["generated"],
-                params["host_facts"].get(item["host"]),
-            )
-    return items
-
-
-def run(module):
-    params = module.params
-    results = _results(params)
-    for item in results:
-        if not isinstance(item.get("host"), str):
-            module.fail_json(msg="each item of results needs a host name, found %r" % item)
-    if "/" in params["name"] or not params["name"]:
-        module.fail_json(msg="name must be a file name without /, got %r" % params["name"])
-    fleet = _fleet_report.build_fleet(results, params["generated"])
-    should_fail, reason = _fleet_report.verdict(fleet, params["fail_on"])
-    texts = {
-        "json": (".json", _fleet_report.render_json(fleet)),
-        "junit": (".xml", _fleet_report.render_junit(fleet)),
-        "html": (".html", _fleet_report.render_html(fleet)),
-    }
-    files = {}
-    host_files = {}
-    changed = False
-    try:
-        os.makedirs(params["dest"], exist_ok=True)
-        for key, (suffix, text) in texts.items():
-            path = os.path.join(params["dest"], params["name"] + suffix)
-            files[key] = path
-            changed = _write(path, text) or changed
-        if params["host_files"]:
-            for item in results:
-                text = _fleet_report.render_host_json(item["host"], item.get("result"))
-                if text is None:
-                    continue
-                try:
-                    paths = _fleet_report.host_file_paths(params["dest"], item["host"])
-                except ValueError as exc:
-                    module.fail_json(msg=str(exc))
-                os.makedirs(os.path.join(params["dest"], _fleet_report.HOSTS_DIR), exist_ok=True)
-                written = host_files.setdefault(item["host"], [])
-                for suffix, content in ((".json", text), (".md", item.get("markdown"))):
-                    if content is None:
-                        continue
-                    if not content.endswith("\n"):
-                        content += "\n"
-                    written.append(paths[suffix])
-                    changed = _write(paths[suffix], content) or changed
-    except OSError as exc:
-        module.fail_json(msg="cannot write the fleet report under %s: %s" % (params["dest"], exc))
-    module.exit_json(
-        changed=changed,
-        files=files,
-        host_files=host_files,
-        summary=fleet["summary"],
-        lines=_fleet_report.summary_lines(fleet),
-        should_fail=should_fail,
-        reason=reason,
-        hosts=fleet["hosts"],
-        markdown={item["host"]: item["markdown"] for item in results if item.get("markdown")},
-    )
-
-
-def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        mutually_exclusive=[("results", "hosts")],
-        required_one_of=[("results", "hosts")],
-        supports_check_mode=False,
-    )
-    run(module)
-
-
-if __name__ == "__main__":
-    main()

@@ -2,10 +2,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Private to the dockerhost.storage collection: not a public API.
 
-The fleet report of the audit role: pure functions that turn each host's ``storage_facts``
-task result (or its unreachable or failed result) into one fleet summary, and render it as
-JSON, JUnit XML (one test case per host and check) and a self-contained HTML page, and each
-host's readable report as Markdown.
+The fleet report of the audit role, made on the controller by the ``audit_report`` action:
+pure functions that turn each host's ``storage_facts`` task result (or its unreachable or
+failed result) into one fleet summary, and render it as JSON, JUnit XML (one test case per
+host and check) and a self-contained HTML page, and each host's readable report as Markdown.
 
 What a host sends is checked before it is used (``result_problem``): a host whose result does
 not have the shape the report reads (a string where a number belongs, a missing key) becomes
@@ -16,11 +16,14 @@ heading, a list item, a link or raw HTML.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import os
 import re
 from xml.sax.saxutils import quoteattr
+
+import jinja2
 
 # Host statuses from worst to best; a host's status is its worst finding's, else its state.
 STATUSES = ("unreachable", "error", "fail", "warn", "no_docker", "ok")
@@ -729,12 +732,23 @@ _DRIVER_ORDER = (
 )
 
 
-def _yes_no(value):
-    return {True: "yes", False: "no"}.get(value, "unknown") if value is not None else "unknown"
+# The readable report's layout; the values are the host's, each through ``markdown_text``.
+HOST_TEMPLATE = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "templates", "host_report.md.j2"
+)
 
 
-def _or(value, fallback):
-    return value if value else fallback
+@functools.lru_cache(maxsize=None)
+def _host_template():
+    environment = jinja2.Environment(
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+    )
+    environment.filters["md"] = markdown_text
+    with open(HOST_TEMPLATE, encoding="utf-8") as handle:
+        return environment.from_string(handle.read())
 
 
 def render_host_markdown(host, result, generated=None, facts=None):
@@ -745,162 +759,35 @@ def render_host_markdown(host, result, generated=None, facts=None):
 
     ``facts`` are the host's ``ansible_facts`` when they were gathered (the host's name,
     distribution and the time they were taken are shown); otherwise ``generated`` is the time
-    shown.
+    shown. The layout is the template ``HOST_TEMPLATE``.
     """
     if not _ran(result):
         return None
-    e = markdown_text
-    facts = facts if isinstance(facts, dict) else {}
-    # The fleet report's keys too: a host the fleet report names as an error gets no report
-    # that looks complete.
-    problem = result_problem(host, result) or result_problem(host, result, MARKDOWN_RESULT)
-    if problem:
-        return "# Docker storage audit: %s\n\nNot reported: %s.\n" % (e(host), e(problem))
-    support = result["support"]
-    fs = support["backing_filesystem"]
-    engine = support["engine"]
-    kernel = support["kernel"]
-    verdicts = support["drivers"]
-    drivers = [name for name in _DRIVER_ORDER if name in verdicts] + sorted(
-        name for name in verdicts if name not in _DRIVER_ORDER
-    )
-    out = ["# Docker storage audit: %s" % e(host), ""]
-    if "distribution" in facts:
-        out.append(
-            "Host: %s, %s %s"
-            % (
-                e(facts.get("fqdn", host)),
-                e(facts["distribution"]),
-                e(facts.get("distribution_version", "")),
-            )
+    values = {
+        "host": host,
+        "generated": generated,
+        "facts": facts if isinstance(facts, dict) else {},
+        # The fleet report's keys too: a host the fleet report names as an error gets no
+        # report that looks complete.
+        "problem": result_problem(host, result) or result_problem(host, result, MARKDOWN_RESULT),
+        "path_sources": _PATH_SOURCES,
+        "version_sources": _VERSION_SOURCES,
+    }
+    if not values["problem"]:
+        verdicts = result["support"]["drivers"]
+        drivers = [name for name in _DRIVER_ORDER if name in verdicts] + sorted(
+            name for name in verdicts if name not in _DRIVER_ORDER
         )
-    date_time = facts.get("date_time")
-    if isinstance(date_time, dict) and "iso8601" in date_time:
-        out.append("Checked: %s" % e(date_time["iso8601"]))
-    else:
-        out.append("Checked: %s" % e(generated))
-    out += ["", "## Kernel", ""]
-    out.append("- release: %s" % e(kernel["release"]))
-    out.append("- configuration read from: %s" % e(_or(kernel.get("config_source"), "not found")))
-    for fs_name in ("overlay", "aufs"):
-        if fs_name not in kernel:
-            continue
-        how = kernel[fs_name]
-        state = "available" if how["available"] else "not available"
-        out.append("- %s: %s (%s)" % (fs_name, state, e(how["how"])))
-        out += ["  - disabled by %s" % e(where) for where in how.get("blocked_by", [])]
-        out += ["  - blacklisted in %s" % e(where) for where in how.get("blacklisted_by", [])]
-
-    out += ["", "## Data-root", ""]
-    path_source = support["path_source"]
-    out.append(
-        "- path: %s (from %s)"
-        % (e(support["path"]), e(_PATH_SOURCES.get(path_source, path_source)))
-    )
-    if support["checked_path"] != support["path"]:
-        out.append("- examined: %s (the data-root does not exist yet)" % e(support["checked_path"]))
-    out.append(
-        "- backing filesystem: %s (%s) from %s, mounted at %s"
-        % (
-            e(fs["type"]),
-            e(fs["magic"]),
-            e(_or(fs.get("source"), "?")),
-            e(_or(fs.get("mount_point"), "?")),
+        # Warnings every driver carries (such as the engine version judged for) are shown
+        # once, as notes.
+        common = list(verdicts[drivers[0]]["warnings"]) if drivers else []
+        for name in drivers:
+            common = [warning for warning in common if warning in verdicts[name]["warnings"]]
+        values.update(
+            result=result,
+            support=result["support"],
+            verdicts=verdicts,
+            drivers=drivers,
+            common=common,
         )
-    )
-    super_options = fs.get("super_options")
-    out.append(
-        "- mount options: %s%s"
-        % (
-            e(_or(fs.get("mount_options"), "?")),
-            " (superblock: %s)" % e(super_options) if super_options else "",
-        )
-    )
-    out.append("- d_type: %s" % _yes_no(fs.get("d_type")))
-    out.append("- project quota: %s" % _yes_no(fs.get("project_quota")))
-    probe = support["overlay_probe"]
-    if not probe["attempted"]:
-        out.append("- overlay test mount: not attempted")
-    elif probe.get("ok"):
-        out.append("- overlay test mount: ok")
-    else:
-        error = probe.get("error")
-        out.append("- overlay test mount: failed%s" % (": %s" % e(error) if error else ""))
-
-    out += ["", "## Engine", ""]
-    if engine["version"]:
-        version_source = engine["version_source"]
-        out.append(
-            "- Docker Engine %s (from %s%s)"
-            % (
-                e(engine["version"]),
-                e(_VERSION_SOURCES.get(version_source, version_source)),
-                ", API %s" % e(engine["api_version"]) if engine.get("api_version") else "",
-            )
-        )
-        if engine.get("running_driver"):
-            out.append("- running storage driver: %s" % e(engine["running_driver"]))
-        out.append(
-            "- storage-driver in daemon.json: %s" % e(_or(engine["configured_driver"], "not set"))
-        )
-    else:
-        runnable = [name for name in drivers if verdicts[name].get("supported")]
-        out.append("Docker is not installed; this host could run:")
-        out += ["- %s" % e(name) for name in runnable] or ["- none of the storage drivers"]
-        if engine.get("configured_driver"):
-            out.append("- storage-driver in daemon.json: %s" % e(engine["configured_driver"]))
-    if engine.get("problem"):
-        out += ["", "Engine lookup: %s" % e(engine["problem"])]
-
-    out += ["", "## Storage drivers", ""]
-    # Warnings every driver carries (such as the engine version judged for) are shown once.
-    common = list(verdicts[drivers[0]]["warnings"]) if drivers else []
-    for name in drivers:
-        common = [warning for warning in common if warning in verdicts[name]["warnings"]]
-    out += ["Note: %s" % e(warning) for warning in common]
-    if common:
-        out.append("")
-    for name in drivers:
-        verdict_ = verdicts[name]
-        state = {True: "supported", False: "not supported"}.get(verdict_["supported"], "unknown")
-        if verdict_.get("removed"):
-            state += " (removed in this engine)"
-        elif verdict_.get("deprecated"):
-            state += " (deprecated)"
-        out.append("- %s: %s" % (e(name), state))
-        out += ["  - why not: %s" % e(reason) for reason in verdict_["reasons"]]
-        out += [
-            "  - warning: %s" % e(warning)
-            for warning in verdict_["warnings"]
-            if warning not in common
-        ]
-
-    out += ["", "## Verdict", ""]
-    pick = support["would_pick"]
-    if pick.get("driver"):
-        out.append(
-            "- dockerd would pick: %s (%s image store): %s"
-            % (e(pick["driver"]), e(pick.get("image_store")), e(pick["reason"]))
-        )
-    else:
-        out.append("- dockerd would refuse to start: %s" % e(pick["reason"]))
-    out += ["  - warning: %s" % e(warning) for warning in pick.get("warnings") or []]
-    out.append("- recommended: %s" % e(_or(support.get("recommended"), "none")))
-
-    out += ["", "## Findings", ""]
-    docker = result["docker"]
-    if docker["state"] != "running":
-        out += ["Docker: %s (%s)" % (e(docker["state"]), e(docker["reason"])), ""]
-    for finding in result["findings"]:
-        out.append(
-            "- %s: %s%s: %s"
-            % (
-                e(finding["status"]),
-                e(finding["check"]),
-                " (CIS %s)" % e(finding["cis"]) if finding.get("cis") else "",
-                e(finding["message"]),
-            )
-        )
-    if not result["findings"]:
-        out.append("- none")
-    return "\n".join(out) + "\n"
+    return _host_template().render(values)

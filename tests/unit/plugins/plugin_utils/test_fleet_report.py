@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from ansible_collections.dockerhost.storage.plugins.module_utils import _fleet_report
+from ansible_collections.dockerhost.storage.plugins.plugin_utils import _fleet_report
 
 
 def _result(state="running", findings=(), checks=None):
@@ -370,3 +371,144 @@ def test_a_misshapen_host_gets_a_short_report_and_its_raw_facts():
     document = json.loads(_fleet_report.render_host_json("web1", result))
     assert document["docker_storage_support"]["drivers"]["vfs"]["reasons"] == "none"
     assert _fleet_report.render_host_json("web1", dict(result, ansible_facts="x")) is None
+
+
+# ---- the readable report, byte for byte ------------------------------------------------------
+
+FIXTURES = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    "fixtures",
+    "audit_report",
+)
+
+
+def _recorded(name):
+    with open(os.path.join(FIXTURES, name), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _every_branch():
+    """A result that takes the other side of most branches of the report."""
+    result = _result(
+        state="stopped",
+        findings=[_check("native_overlay_diff", "warn"), _check("free_bytes", "fail", cis="x")],
+    )
+    result["findings"][0]["cis"] = None
+    support = _support()
+    support["path_source"] = "somewhere"
+    support["checked_path"] = "/srv"
+    support["backing_filesystem"].update(
+        super_options="rw,errors=remount-ro", d_type=False, project_quota=True, source=None
+    )
+    support["overlay_probe"] = {"attempted": False}
+    support["engine"].update(
+        version_source="none", api_version=None, running_driver=None, problem="slow socket"
+    )
+    support["engine"]["configured_driver"] = "aufs"
+    support["kernel"]["config_source"] = "/proc/config.gz"
+    support["kernel"]["aufs"]["blacklisted_by"] = ["/etc/modprobe.d/y:3"]
+    support["drivers"]["custom"] = {"supported": None, "reasons": [], "warnings": []}
+    support["drivers"]["overlay"] = {
+        "supported": True,
+        "deprecated": True,
+        "reasons": [],
+        "warnings": ["old"],
+    }
+    support["would_pick"] = {"driver": None, "reason": "nothing works", "warnings": ["a", "b"]}
+    support["recommended"] = None
+    result["support"] = support
+    return result
+
+
+def _nothing_runs():
+    """No engine, no drivers, a probe that worked, facts without a time of their own."""
+    result = _result(state="absent", checks=[])
+    support = _support(engine_version=None)
+    support["drivers"] = {}
+    support["kernel"] = {"release": None}
+    support["overlay_probe"] = {"attempted": True, "ok": True}
+    support["would_pick"] = {"driver": "vfs", "reason": "last resort"}
+    del support["recommended"]
+    support["engine"]["configured_driver"] = "btrfs"
+    result["support"] = support
+    return result
+
+
+def _probe_failed_silently():
+    result = _result()
+    result["support"] = _support()
+    result["support"]["overlay_probe"] = {"attempted": True, "ok": None, "error": None}
+    result["support"]["drivers"] = {
+        "vfs": {"supported": False, "reasons": ["a", "b"], "warnings": ["w"]},
+        "overlay2": {"supported": True, "reasons": [], "warnings": []},
+    }
+    return result
+
+
+def _forged():
+    result = _result(
+        findings=[_check("free_inodes", "fail")], checks=[_check("free_inodes", "fail")]
+    )
+    result["findings"][0]["message"] = "low\n# All clear\n- none"
+    result["support"] = _support()
+    result["support"]["path"] = "/srv/docker\n## Verdict\n- recommended: aufs"
+    result["support"]["checked_path"] = result["support"]["path"]
+    result["support"]["kernel"]["release"] = "6.1 | <b>x</b>"
+    return result
+
+
+def _misshapen(where):
+    result = _result()
+    result["support"] = _support()
+    if where == "number":
+        result["capacity"]["filesystems"][0]["inodes"]["used_percent"] = "12%"
+    else:
+        result["support"]["drivers"]["vfs"]["reasons"] = "none"
+    return result
+
+
+_FACTS = {
+    "fqdn": "web1.example.org",
+    "distribution": "Debian",
+    "distribution_version": "12",
+    "date_time": {"iso8601": "2026-01-02T00:00:00Z"},
+}
+
+# name: (host, result, generated, facts); each report is tests/unit/fixtures/audit_report/
+# host_markdown/<name>.md.
+MARKDOWN_CASES = {
+    "report": (
+        "web1",
+        dict(
+            _result(findings=[_check("daemon_json_mode", "fail", cis="3.18")]), support=_support()
+        ),
+        "2026-01-02T03:04:05Z",
+        None,
+    ),
+    "without-docker-with-facts": (
+        "web1",
+        dict(_result(state="absent", checks=[_check("d_type", "skipped")]), support=_support(None)),
+        "later",
+        _FACTS,
+    ),
+    "forged": ("web1", _forged(), "t", None),
+    "misshapen-number": ("odd", _misshapen("number"), "t", None),
+    "misshapen-drivers": ("web1", _misshapen("drivers"), "t", None),
+    "every-branch": ("db-1_x", _every_branch(), None, {"distribution": "Alpine"}),
+    "nothing-runs": ("bare", _nothing_runs(), "t", {"date_time": {}, "fqdn": "x"}),
+    "probe-failed-silently": ("web2", _probe_failed_silently(), "t", {"date_time": "x"}),
+    "recorded-localhost": (
+        "localhost",
+        _recorded("localhost-result.json"),
+        "2026-12-02T07:58:46Z",
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MARKDOWN_CASES))
+def test_host_markdown_is_the_recorded_report(name):
+    host, result, generated, facts = MARKDOWN_CASES[name]
+    with open(os.path.join(FIXTURES, "host_markdown", name + ".md"), encoding="utf-8") as handle:
+        expected = handle.read()
+    assert _fleet_report.render_host_markdown(host, result, generated, facts) == expected
