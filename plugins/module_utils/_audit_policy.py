@@ -12,6 +12,9 @@ Benchmark where it has an item and add the storage checks it lacks.
 from __future__ import annotations
 
 from ansible_collections.dockerhost.storage.plugins.module_utils._capacity import threshold_level
+from ansible_collections.dockerhost.storage.plugins.module_utils._container_mounts import (
+    describe as describe_host_mount,
+)
 from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
 
 # check id -> (CIS Docker Benchmark item or None, default severity)
@@ -44,6 +47,16 @@ CHECKS = {
     "native_overlay_diff": (None, "warn"),
     "flag_conflict": (None, "fail"),
     "merged_mounts": (None, "fail"),
+    "sensitive_host_mount": ("5.6", "fail"),
+    "shared_mount_propagation": ("5.20", "warn"),
+    "socket_mounted": ("5.32", "fail"),
+}
+
+# What each container-mount check finds, for its message.
+HOST_MOUNT_CHECKS = {
+    "sensitive_host_mount": "a sensitive host directory",
+    "shared_mount_propagation": "a mount with shared propagation",
+    "socket_mounted": "the Docker or containerd socket",
 }
 
 DEFAULT_POLICY = {
@@ -350,6 +363,7 @@ def evaluate(facts, policy=None):
             "d_type",
             "native_overlay_diff",
             "merged_mounts",
+            *HOST_MOUNT_CHECKS,
         ):
             results.append(_skipped(check, why))
     else:
@@ -463,6 +477,31 @@ def _engine_checks(policy, facts):
                 "%d container(s), %d with mount problems"
                 % (mounts["summary"]["containers"], mounts["summary"]["with_problems"]),
                 {"summary": mounts["summary"], "problems": mounts["problems"]},
+            )
+        )
+    results.extend(_host_mount_checks(policy, mounts))
+    return results
+
+
+def _host_mount_checks(policy, mounts):
+    """CIS 5.6, 5.20 and 5.32 from the containers' bind mounts (``mounts["host_mounts"]``)."""
+    results = []
+    for check, what in HOST_MOUNT_CHECKS.items():
+        if not mounts["checked"]:
+            results.append(_skipped(check, mounts["problem"]))
+            continue
+        if "host_mounts" not in mounts:
+            # A fact from an older storage_facts: the mounts were not looked at.
+            results.append(_skipped(check, "the containers' bind mounts were not examined"))
+            continue
+        found = [f for f in mounts["host_mounts"] if f["check"] == check]
+        results.append(
+            _result(
+                policy,
+                check,
+                bool(found),
+                "; ".join(describe_host_mount(f) for f in found) or "no container mounts %s" % what,
+                {"mounts": found},
             )
         )
     return results

@@ -15,11 +15,15 @@ import os
 import re
 
 from ansible_collections.dockerhost.storage.plugins.module_utils import _aufs, _overlay_mounts
+from ansible_collections.dockerhost.storage.plugins.module_utils._container_mounts import (
+    host_mount_findings,
+)
 from ansible_collections.dockerhost.storage.plugins.module_utils._container_probe import run_probe
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
     ContainerEngineClient,
     EngineError,
     EngineNotFound,
+    socket_path_from_docker_host,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state import (
     EngineStateError,
@@ -99,13 +103,18 @@ def uninspectable_container(summary, message):
                 message,
             )
         ],
+        # The engine could not describe it: its mounts are not known either.
+        "host_mounts": [],
     }
 
 
-def check_container(inspection, name, mounts_at, data_root, host_root="/", containerd_store=False):
+def check_container(
+    inspection, name, mounts_at, data_root, host_root="/", containerd_store=False, sockets=()
+):
     """Check one inspected container; return its entry of the report's ``containers`` list.
 
-    ``containerd_store``: the engine keeps images in containerd (its /info says so).
+    ``containerd_store``: the engine keeps images in containerd (its /info says so);
+    ``sockets``: the engine's and containerd's sockets, for ``host_mounts``.
     """
     state = inspection.get("State") or {}
     running = bool(state.get("Running"))
@@ -124,6 +133,7 @@ def check_container(inspection, name, mounts_at, data_root, host_root="/", conta
         "relative_paths": None,
         "options": {},
         "problems": [],
+        "host_mounts": host_mount_findings(name, inspection.get("Mounts"), sockets),
     }
     if driver == "aufs":
         problems, details = _aufs.check_aufs_container(
@@ -177,6 +187,7 @@ def build_report(
     check_store=False,
     host_root="/",
     containerd_store=False,
+    sockets=(),
 ):
     """Everything mounts_info returns except the engine facts and the probe.
 
@@ -205,6 +216,7 @@ def build_report(
                 data_root,
                 host_root,
                 containerd_store,
+                sockets,
             )
         )
     if check_store:
@@ -251,6 +263,7 @@ def collect(params, check_mode=False):
         wanted=params["containers"],
         check_store=params["check_store"],
         containerd_store=containerd_store,
+        sockets=(socket_path_from_docker_host(params["docker_host"]),),
     )
     probe = {"attempted": False, "ok": None, "skipped_reason": "probe is false", "problems": []}
     if params["probe"] and check_mode:

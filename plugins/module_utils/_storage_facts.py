@@ -144,8 +144,9 @@ def capacity_facts(data_root, containerd_root, containerd_config, mounts, thresh
     return fact
 
 
-def mounts_facts(docker_host, data_root, mounts, containerd_store, timeout):
-    """mounts_info's container and summary view (no store walk, no probe), or a problem."""
+def mounts_facts(docker_host, data_root, mounts, containerd_store, timeout, sockets=()):
+    """mounts_info's container and summary view (no store walk, no probe), with what the
+    containers' bind mounts expose of the host (``host_mounts``), or a problem."""
     # Imported here: only a host whose engine answers needs it, and on a host without Docker
     # the target would compile these modules (and _aufs, _overlay_mounts, _layer_store) for
     # nothing on every run.
@@ -154,7 +155,7 @@ def mounts_facts(docker_host, data_root, mounts, containerd_store, timeout):
     try:
         client = ContainerEngineClient(docker_host, timeout=timeout)
         report = _mounts_report.build_report(
-            client, data_root, mounts, containerd_store=containerd_store
+            client, data_root, mounts, containerd_store=containerd_store, sockets=sockets
         )
     except (ValueError, OSError, EngineUnavailable, EngineStateError) as exc:
         # EngineUnavailable covers the engine's error answers (EngineError) as well.
@@ -168,6 +169,24 @@ def mounts_facts(docker_host, data_root, mounts, containerd_store, timeout):
         "ok": ok,
         "summary": summary,
         "problems": report["problems"][:MOUNT_PROBLEMS_KEPT],
+        "host_mounts": [
+            finding for entry in report["containers"] for finding in entry["host_mounts"]
+        ][:MOUNT_PROBLEMS_KEPT],
+    }
+
+
+def engine_fact(engine_info, state, containerd_store):
+    """The ``engine`` part of the fact."""
+    return {
+        "version": engine_info["version"],
+        "version_source": engine_info["version_source"],
+        "api_version": engine_info["api_version"],
+        "running_driver": engine_info["running_driver"],
+        "driver_status": engine_info["driver_status"],
+        "image_store": (
+            ("containerd" if containerd_store else "graphdriver") if state == "running" else None
+        ),
+        "problem": engine_info["problem"],
     }
 
 
@@ -184,45 +203,29 @@ def collect(params):
     data_root, data_root_source = resolve_data_root(params["data_root"], engine_info, daemon_json)
     state, reason = docker_state(engine_info, os.path.isdir(data_root))
     mounts = _mountinfo.read_mount_table()
-
-    support = _support.driver_support_result(
-        data_root, data_root_source, engine_info, engine, daemon_json, params["probe"]
-    )
-    capacity = capacity_facts(
-        data_root,
-        params["containerd_root"],
-        params["containerd_config"],
-        mounts,
-        thresholds,
-    )
     containerd_store = uses_containerd_store(engine_info)
-    if state == "running":
-        mounts_fact = mounts_facts(
-            params["docker_host"], data_root, mounts, containerd_store, params["timeout"]
-        )
-    else:
-        mounts_fact = {"checked": False, "problem": "the Engine API did not answer"}
-    etc_docker = params["etc_docker"] or os.path.dirname(params["config_path"])
     flags = flag_facts(params["host_root"], config, params["config_path"])
+    files = daemon_files(
+        params["host_root"], params["docker_host"], flags["unit"], params["containerd_config"]
+    )
+    mounts_fact = {"checked": False, "problem": "the Engine API did not answer"}
+    if state == "running":
+        sockets = tuple(files[name]["path"] for name in ("docker_sock", "containerd_sock"))
+        mounts_fact = mounts_facts(
+            params["docker_host"], data_root, mounts, containerd_store, params["timeout"], sockets
+        )
+    etc_docker = params["etc_docker"] or os.path.dirname(params["config_path"])
     return {
         "docker": {"state": state, "reason": reason},
-        "engine": {
-            "version": engine_info["version"],
-            "version_source": engine_info["version_source"],
-            "api_version": engine_info["api_version"],
-            "running_driver": engine_info["running_driver"],
-            "driver_status": engine_info["driver_status"],
-            "image_store": (
-                ("containerd" if containerd_store else "graphdriver")
-                if state == "running"
-                else None
-            ),
-            "problem": engine_info["problem"],
-        },
+        "engine": engine_fact(engine_info, state, containerd_store),
         "data_root": data_root,
         "data_root_source": data_root_source,
-        "support": support,
-        "capacity": capacity,
+        "support": _support.driver_support_result(
+            data_root, data_root_source, engine_info, engine, daemon_json, params["probe"]
+        ),
+        "capacity": capacity_facts(
+            data_root, params["containerd_root"], params["containerd_config"], mounts, thresholds
+        ),
         "daemon_json": daemon_json,
         "flags": flags,
         "mounts": mounts_fact,
@@ -230,12 +233,7 @@ def collect(params):
             etc_docker=path_permissions(etc_docker),
             daemon_json=path_permissions(params["config_path"]),
             data_root=path_permissions(data_root),
-            **daemon_files(
-                params["host_root"],
-                params["docker_host"],
-                flags["unit"],
-                params["containerd_config"],
-            ),
+            **files,
         ),
     }
 

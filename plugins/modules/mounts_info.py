@@ -185,6 +185,17 @@ containers:
       description:
         - Other options of the overlay mount, such as C(index), C(userxattr), C(redirect_dir).
       type: dict
+    host_mounts:
+      description:
+        - Its bind mounts that expose the host, each C(check) (C(sensitive_host_mount) for
+          C(/), C(/boot), C(/dev), C(/etc), C(/lib), C(/proc), C(/sys) or C(/usr) itself;
+          C(socket_mounted) for the engine's socket, or any C(docker.sock) or
+          C(containerd.sock); C(shared_mount_propagation) for C(shared) or C(rshared)),
+          C(container), C(source), C(destination), C(rw), C(propagation).
+        - These are reported, not problems; the audit judges them (CIS Docker Benchmark 5.6,
+          5.32, 5.20).
+      type: list
+      elements: dict
     problems:
       description: This container's problems, shaped as C(problems).
       type: list

@@ -344,3 +344,64 @@ def test_the_host_mount_table_is_untouched(engine):
     )
     mine = [line for line in completed.stdout.splitlines() if line.startswith(engine.data_root)]
     assert len(mine) == CONTAINERS
+
+
+def test_bind_mounts_that_expose_the_host_are_found_and_audited(engine, tmp_path):
+    """CIS 5.6, 5.20 and 5.32 from a real container: /etc read-only, the engine's own socket
+    (not at a default path), and a bind with rshared propagation from a shared mount."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    run(["mount", "-t", "tmpfs", "-o", "size=1m", "dockerhost-shared", str(shared)])
+    try:
+        run(["mount", "--make-shared", str(shared)])
+        engine.docker(
+            "run", "-d", "--network", "none", "--name", "exposer",
+            "-v", "/etc:/host-etc:ro",
+            "-v", "%s:/var/run/docker.sock" % engine.socket,
+            "--mount", "type=bind,source=%s,target=/shared,bind-propagation=rshared" % shared,
+            BUSYBOX.name, "sleep", "3600",
+        )  # fmt: skip
+        try:
+            listed = run_module(
+                "mounts_info", {"docker_host": docker_host(engine), "containers": ["exposer"]}
+            )
+            audited = run_module(
+                "storage_facts",
+                {
+                    "docker_host": docker_host(engine),
+                    "config_path": engine.config_file,
+                    "host_root": str(tmp_path),
+                    "probe": False,
+                },
+                check=True,
+            )
+        finally:
+            engine.docker("rm", "-f", "exposer")
+    finally:
+        run(["umount", "-l", str(shared)])
+    assert listed.get("failed") is not True, listed.get("msg")
+    [container] = listed["containers"]
+    assert sorted((m["check"], m["source"]) for m in container["host_mounts"]) == [
+        ("sensitive_host_mount", "/etc"),
+        ("shared_mount_propagation", str(shared)),
+        ("socket_mounted", engine.socket),
+    ]
+    assert audited.get("failed") is not True, audited.get("msg")
+    checks = {c["check"]: c for c in audited["ansible_facts"]["docker_storage"]["checks"]}
+    seen = {
+        name: (checks[name]["cis"], checks[name]["status"], checks[name]["message"])
+        for name in ("sensitive_host_mount", "shared_mount_propagation", "socket_mounted")
+    }
+    assert seen == {
+        "sensitive_host_mount": ("5.6", "fail", "exposer mounts /etc at /host-etc (read-only)"),
+        "shared_mount_propagation": (
+            "5.20",
+            "warn",
+            "exposer mounts %s at /shared (read-write, propagation rshared)" % shared,
+        ),
+        "socket_mounted": (
+            "5.32",
+            "fail",
+            "exposer mounts %s at /var/run/docker.sock (read-write)" % engine.socket,
+        ),
+    }

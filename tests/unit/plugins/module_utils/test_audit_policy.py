@@ -66,6 +66,7 @@ HEALTHY = {
         "problem": None,
         "summary": {"containers": 2, "with_problems": 0},
         "problems": [],
+        "host_mounts": [],
     },
     "permissions": {
         "etc_docker": _perm("/etc/docker", "0755"),
@@ -418,3 +419,55 @@ def test_a_fact_without_the_daemon_files_skips_their_checks():
     assert results["docker_sock_owner"]["status"] == "skipped"
     assert results["docker_sock_owner"]["message"] == "the Docker socket was not examined"
     assert results["containerd_sock_owner"]["status"] == "pass"
+
+
+def _host_mount(check, source, destination, rw=False, propagation=None):
+    return {
+        "check": check,
+        "container": "web",
+        "source": source,
+        "destination": destination,
+        "rw": rw,
+        "propagation": propagation,
+    }
+
+
+@pytest.mark.parametrize(
+    "mount, expected, message",
+    [
+        (
+            _host_mount("sensitive_host_mount", "/etc", "/host/etc", rw=True),
+            ("sensitive_host_mount", "5.6", "fail"),
+            "web mounts /etc at /host/etc (read-write)",
+        ),
+        (
+            _host_mount("shared_mount_propagation", "/srv/data", "/data", propagation="rshared"),
+            ("shared_mount_propagation", "5.20", "warn"),
+            "web mounts /srv/data at /data (read-only, propagation rshared)",
+        ),
+        (
+            _host_mount("socket_mounted", "/run/docker.sock", "/var/run/docker.sock", rw=True),
+            ("socket_mounted", "5.32", "fail"),
+            "web mounts /run/docker.sock at /var/run/docker.sock (read-write)",
+        ),
+    ],
+    ids=["5.6", "5.20", "5.32"],
+)
+def test_a_container_mount_that_exposes_the_host_is_its_finding(mount, expected, message):
+    results = _audit_policy.evaluate(facts_with(mounts__host_mounts=[mount]))
+    assert [(r["check"], r["cis"], r["status"]) for r in _audit_policy.findings(results)] == [
+        expected
+    ]
+    finding = _audit_policy.findings(results)[0]
+    assert finding["message"] == message
+    assert finding["evidence"] == {"mounts": [mount]}
+
+
+def test_container_mount_checks_are_skipped_when_the_engine_was_not_asked():
+    facts = facts_with(mounts={"checked": False, "problem": "the Engine API did not answer"})
+    results = {r["check"]: r for r in _audit_policy.evaluate(facts)}
+    for check in ("sensitive_host_mount", "shared_mount_propagation", "socket_mounted"):
+        assert (results[check]["status"], results[check]["message"]) == (
+            "skipped",
+            "the Engine API did not answer",
+        )
