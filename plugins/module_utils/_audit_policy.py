@@ -16,6 +16,9 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._container_moun
     describe as describe_host_mount,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
+from ansible_collections.dockerhost.storage.plugins.module_utils._overlay_mounts import (
+    MAX_CHAIN_LAYERS,
+)
 
 # check id -> (CIS Docker Benchmark item or None, default severity)
 CHECKS = {
@@ -47,6 +50,7 @@ CHECKS = {
     "native_overlay_diff": (None, "warn"),
     "flag_conflict": (None, "fail"),
     "merged_mounts": (None, "fail"),
+    "layer_depth": (None, "fail"),
     "sensitive_host_mount": ("5.6", "fail"),
     "shared_mount_propagation": ("5.20", "warn"),
     "socket_mounted": ("5.32", "fail"),
@@ -68,6 +72,7 @@ DEFAULT_POLICY = {
     "warn_free_bytes_percent": 10.0,
     "min_free_inodes": 0,
     "min_free_bytes": 0,
+    "warn_layer_depth": 100,
     "skip": [],
     "severity": {},
 }
@@ -122,6 +127,12 @@ def check_policy(policy):
             ) from None
         if merged[key] < 0 or (key.endswith("percent") and merged[key] > 100):
             raise PolicyError("policy key %s out of range: %s" % (key, merged[key]))
+    depth = merged["warn_layer_depth"]
+    if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 125:
+        raise PolicyError(
+            "policy key warn_layer_depth must be a whole number of layers from 1 to 125, "
+            "found %r" % (depth,)
+        )
     if not isinstance(merged["severity"], dict):
         raise PolicyError("policy key severity must be a dict of check id to fail or warn")
     for check, level in merged["severity"].items():
@@ -363,6 +374,7 @@ def evaluate(facts, policy=None):
             "d_type",
             "native_overlay_diff",
             "merged_mounts",
+            "layer_depth",
             *HOST_MOUNT_CHECKS,
         ):
             results.append(_skipped(check, why))
@@ -479,8 +491,44 @@ def _engine_checks(policy, facts):
                 {"summary": mounts["summary"], "problems": mounts["problems"]},
             )
         )
+    results.append(_layer_depth_check(policy, mounts))
     results.extend(_host_mount_checks(policy, mounts))
     return results
+
+
+def _layer_depth_check(policy, mounts):
+    """Images whose layer chain nears dockerd's 125 (``mounts["deepest_images"]``)."""
+    if not mounts["checked"]:
+        return _skipped("layer_depth", mounts["problem"])
+    if "deepest_images" not in mounts:
+        return _skipped("layer_depth", "the images' layers were not examined")
+    limit, warn_at = MAX_CHAIN_LAYERS, policy["warn_layer_depth"]
+    deep = [image for image in mounts["deepest_images"] if image["layers"] >= warn_at]
+    lines = [
+        "image %s has %d layers%s"
+        % (
+            image["image"],
+            image["layers"],
+            " (dockerd stops at %d per chain, 'max depth exceeded': nothing can be built on "
+            "it)" % limit
+            if image["layers"] >= limit
+            else " (%d more before dockerd's limit of %d)" % (limit - image["layers"], limit),
+        )
+        for image in deep
+    ]
+    result = _result(
+        policy,
+        "layer_depth",
+        bool(deep),
+        "; ".join(lines) + "; squash it, or build it in fewer steps"
+        if deep
+        else "no image has %d layers or more" % warn_at,
+        {"images": deep, "warn_layer_depth": warn_at, "max_layers": limit},
+    )
+    if deep and all(image["layers"] < limit for image in deep) and result["status"] == "fail":
+        # Near the limit but under it: a warning even where the check fails.
+        result["status"] = "warn"
+    return result
 
 
 def _host_mount_checks(policy, mounts):

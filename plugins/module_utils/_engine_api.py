@@ -214,6 +214,16 @@ class ContainerEngineClient(EngineClient):
             )
         return answer
 
+    def images(self):
+        """GET /images/json: the images the engine lists (a list of dicts)."""
+        answer = self.call("GET", "/images/json")
+        if not isinstance(answer, list):
+            raise EngineUnavailable(
+                "the Engine API on %s answered /images/json with something other than a list"
+                % self.socket_path
+            )
+        return answer
+
     def inspect_image(self, image):
         """GET /images/{name}/json; EngineNotFound when the image is not present."""
         return self.call("GET", "/images/%s/json" % quote(image, safe=""))

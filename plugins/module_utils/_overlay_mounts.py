@@ -14,8 +14,10 @@ from __future__ import annotations
 import os
 import re
 
-# The kernel refuses more lower layers than this (OVL_MAX_STACK); dockerd stops at 125 per chain.
+# The kernel refuses more lower layers than this (OVL_MAX_STACK); dockerd stops at 125 per chain
+# ("max depth exceeded"): an image of 125 layers runs, but nothing can be built on it.
 MAX_LOWER_LAYERS = 128
+MAX_CHAIN_LAYERS = 125
 
 # Options whose values are paths: a comma inside such a value is part of the path.
 _PATH_OPTIONS = ("lowerdir", "lowerdir+", "datadir+", "upperdir", "workdir")

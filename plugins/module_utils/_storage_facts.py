@@ -35,6 +35,7 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._dockerd_flags 
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
     ContainerEngineClient,
+    EngineNotFound,
     EngineUnavailable,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state import (
@@ -46,6 +47,8 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state i
 
 # How many mount problems the fact carries in full; the summary counts them all.
 MOUNT_PROBLEMS_KEPT = 20
+# The images with the most layers the fact keeps, for the layer depth check.
+DEEPEST_IMAGES_KEPT = 10
 
 
 def docker_state(engine_info, data_root_exists):
@@ -144,6 +147,23 @@ def capacity_facts(data_root, containerd_root, containerd_config, mounts, thresh
     return fact
 
 
+def deepest_images(client, keep=DEEPEST_IMAGES_KEPT):
+    """The ``keep`` images with the most layers, deepest first: ``{image, id, layers}``, where
+    ``image`` is its first tag (else its short id). An image removed meanwhile is left out."""
+    found = []
+    for summary in client.images():
+        try:
+            inspection = client.inspect_image(summary.get("Id", ""))
+        except EngineNotFound:
+            continue
+        layers = ((inspection or {}).get("RootFS") or {}).get("Layers") or []
+        tags = [tag for tag in summary.get("RepoTags") or [] if tag != "<none>:<none>"]
+        short = summary.get("Id", "").split(":")[-1][:12]
+        found.append({"image": tags[0] if tags else short, "id": short, "layers": len(layers)})
+    found.sort(key=lambda entry: (-entry["layers"], entry["image"]))
+    return found[:keep]
+
+
 def mounts_facts(docker_host, data_root, mounts, containerd_store, timeout, sockets=()):
     """mounts_info's container and summary view (no store walk, no probe), with what the
     containers' bind mounts expose of the host (``host_mounts``), or a problem."""
@@ -157,6 +177,7 @@ def mounts_facts(docker_host, data_root, mounts, containerd_store, timeout, sock
         report = _mounts_report.build_report(
             client, data_root, mounts, containerd_store=containerd_store, sockets=sockets
         )
+        images = deepest_images(client)
     except (ValueError, OSError, EngineUnavailable, EngineStateError) as exc:
         # EngineUnavailable covers the engine's error answers (EngineError) as well.
         return {"checked": False, "problem": str(exc)}
@@ -172,6 +193,7 @@ def mounts_facts(docker_host, data_root, mounts, containerd_store, timeout, sock
         "host_mounts": [
             finding for entry in report["containers"] for finding in entry["host_mounts"]
         ][:MOUNT_PROBLEMS_KEPT],
+        "deepest_images": images,
     }
 
 

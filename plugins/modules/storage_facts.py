@@ -76,6 +76,8 @@ options:
         C(warn_free_inodes_percent) and C(warn_free_bytes_percent) (warn below, default 10),
         C(min_free_inodes) and C(min_free_bytes) (absolute floors, default 0). Bytes are judged
         on the space available to unprivileged users, as df shows it.
+      - C(warn_layer_depth) (default 100): an image with this many layers or more is a warning
+        of the C(layer_depth) check; one with 125, where dockerd stops, fails it.
       - C(skip) (list of check ids not to run); C(severity) (dict of check id to C(fail) or
         C(warn)).
     type: dict
@@ -299,6 +301,16 @@ mounts:
     problems:
       description: The first 20 problems, each C(container), C(check), C(path), C(expected),
         C(found). Only when checked.
+      type: list
+      elements: dict
+    host_mounts:
+      description: The first 20 bind mounts that expose the host, as mounts_info's
+        C(containers[].host_mounts). Only when checked.
+      type: list
+      elements: dict
+    deepest_images:
+      description: The ten images with the most layers, deepest first, each C(image) (its
+        first tag, else its short id), C(id), C(layers). Only when checked.
       type: list
       elements: dict
 permissions:

@@ -405,3 +405,40 @@ def test_bind_mounts_that_expose_the_host_are_found_and_audited(engine, tmp_path
             "exposer mounts %s at /var/run/docker.sock (read-write)" % engine.socket,
         ),
     }
+
+
+def test_an_image_near_the_layer_limit_is_named_by_the_audit(engine, tmp_path):
+    """The layer depth check on a real image: busybox plus two committed layers is three; with
+    warn_layer_depth 3 it is named, with its tag and count as the engine reports them."""
+    engine.docker("run", "--network", "none", "--name", "deep1", BUSYBOX.name, "touch", "/one")
+    try:
+        engine.docker("commit", "deep1", "deep:1")
+        engine.docker("run", "--network", "none", "--name", "deep2", "deep:1", "touch", "/two")
+        engine.docker("commit", "deep2", "deep:2")
+        audited = run_module(
+            "storage_facts",
+            {
+                "docker_host": docker_host(engine),
+                "config_path": engine.config_file,
+                "host_root": str(tmp_path),
+                "probe": False,
+                "policy": {"warn_layer_depth": 3},
+            },
+            check=True,
+        )
+    finally:
+        engine.docker("rm", "-f", "deep1", "deep2")
+        engine.docker("rmi", "deep:2", "deep:1")
+    assert audited.get("failed") is not True, audited.get("msg")
+    facts = audited["ansible_facts"]["docker_storage"]
+    assert [(i["image"], i["layers"]) for i in facts["mounts"]["deepest_images"]] == [
+        ("deep:2", 3),
+        ("deep:1", 2),
+        (BUSYBOX.name, 1),
+    ]
+    [check] = [c for c in facts["checks"] if c["check"] == "layer_depth"]
+    assert (check["status"], check["message"]) == (
+        "warn",
+        "image deep:2 has 3 layers (122 more before dockerd's limit of 125); squash it, or "
+        "build it in fewer steps",
+    )

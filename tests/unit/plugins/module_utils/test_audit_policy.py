@@ -67,6 +67,7 @@ HEALTHY = {
         "summary": {"containers": 2, "with_problems": 0},
         "problems": [],
         "host_mounts": [],
+        "deepest_images": [{"image": "web:1", "id": "0123456789ab", "layers": 7}],
     },
     "permissions": {
         "etc_docker": _perm("/etc/docker", "0755"),
@@ -471,3 +472,51 @@ def test_container_mount_checks_are_skipped_when_the_engine_was_not_asked():
             "skipped",
             "the Engine API did not answer",
         )
+
+
+@pytest.mark.parametrize(
+    "layers, policy, status, message",
+    [
+        (99, None, None, "no image has 100 layers or more"),
+        (
+            100,
+            None,
+            "warn",
+            "image app:2 has 100 layers (25 more before dockerd's limit of 125); squash it, or "
+            "build it in fewer steps",
+        ),
+        (
+            124,
+            None,
+            "warn",
+            "image app:2 has 124 layers (1 more before dockerd's limit of 125); squash it, or "
+            "build it in fewer steps",
+        ),
+        (
+            125,
+            None,
+            "fail",
+            "image app:2 has 125 layers (dockerd stops at 125 per chain, 'max depth exceeded': "
+            "nothing can be built on it); squash it, or build it in fewer steps",
+        ),
+        (
+            7,
+            {"warn_layer_depth": 7},
+            "warn",
+            "image app:2 has 7 layers (118 more before dockerd's limit of 125); squash it, or "
+            "build it in fewer steps",
+        ),
+    ],
+    ids=["under", "at-warn", "one-below-limit", "at-limit", "policy"],
+)
+def test_an_image_near_dockers_layer_limit_is_named(layers, policy, status, message):
+    images = [{"image": "app:2", "id": "fedcba987654", "layers": layers}]
+    results = _audit_policy.evaluate(facts_with(mounts__deepest_images=images), policy)
+    [check] = [r for r in results if r["check"] == "layer_depth"]
+    assert (check["status"], check["message"]) == (status or "pass", message)
+
+
+@pytest.mark.parametrize("value", [0, 126, 2.5, "100", True])
+def test_a_layer_depth_policy_outside_the_engines_range_is_refused(value):
+    with pytest.raises(_audit_policy.PolicyError, match="policy key warn_layer_depth must be"):
+        _audit_policy.check_policy({"warn_layer_depth": value})
