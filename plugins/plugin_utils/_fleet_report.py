@@ -377,7 +377,44 @@ def build_fleet(results, generated=None):
     findings = [f for h in hosts for f in h["findings"]]
     summary["findings_fail"] = sum(1 for f in findings if f["status"] == "fail")
     summary["findings_warn"] = sum(1 for f in findings if f["status"] == "warn")
-    return {"generated": generated, "summary": summary, "hosts": hosts, "findings": findings}
+    return {
+        "generated": generated,
+        "summary": summary,
+        "hosts": hosts,
+        "findings": findings,
+        "by_check": by_check(hosts),
+    }
+
+
+CHECK_STATUSES = ("fail", "warn", "pass", "skipped")
+
+
+def by_check(hosts):
+    """The fleet by check: for each check any host ran, ``{check, cis, counts, hosts}`` with
+    ``counts`` of the hosts per status (``fail``, ``warn``, ``pass``, ``skipped``) and
+    ``hosts`` the names per status. Hosts that did not report (unreachable, error) are in no
+    count. Checks failing on most hosts come first, then warning on most; then the audit's
+    order."""
+    checks = {}
+    for host in hosts:
+        for check in host["checks"]:
+            entry = checks.setdefault(
+                check["check"],
+                {
+                    "check": check["check"],
+                    "cis": check["cis"],
+                    "counts": dict.fromkeys(CHECK_STATUSES, 0),
+                    "hosts": {status: [] for status in CHECK_STATUSES},
+                },
+            )
+            status = check["status"] if check["status"] in CHECK_STATUSES else "fail"
+            entry["counts"][status] += 1
+            entry["hosts"][status].append(host["host"])
+    order = list(checks)
+    return sorted(
+        checks.values(),
+        key=lambda e: (-e["counts"]["fail"], -e["counts"]["warn"], order.index(e["check"])),
+    )
 
 
 def verdict(fleet, fail_on):
@@ -545,9 +582,18 @@ h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.5em}
 .cards{display:flex;gap:.8em;flex-wrap:wrap}
 .card{border:1px solid #ccc;border-radius:6px;padding:.5em 1em;min-width:6em}
 .card b{display:block;font-size:1.6em}
+.card{font:inherit;text-align:left;background:#fff;cursor:pointer}
+.card.active{outline:2px solid #1565c0}
+.hint{color:#555;font-size:.9em}
+.scroll{overflow-x:auto}
 table{border-collapse:collapse;width:100%}
-th,td{border:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top;overflow-wrap:anywhere}
-th{background:#f3f3f3;cursor:pointer;user-select:none}
+th,td{border:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top;
+  overflow-wrap:normal;word-break:normal;hyphens:none}
+td.n{text-align:right}
+th{background:#f3f3f3;cursor:pointer;user-select:none;white-space:nowrap}
+tr.hidden{display:none}
+@media (max-width:600px){body{margin:.6em;font-size:14px}th,td{padding:.2em .3em}
+  .card{min-width:4.5em;padding:.3em .6em}.card b{font-size:1.2em}}
 th.sorted-asc::after{content:" \\25B2"}th.sorted-desc::after{content:" \\25BC"}
 .s-ok{background:#e6f4ea}.s-warn{background:#fff4d6}.s-fail{background:#fde2e1}
 .s-unreachable,.s-error{background:#f0d0f0}.s-no_docker{background:#eef}
@@ -557,20 +603,37 @@ ul.f{margin:0;padding-left:1.2em}
 
 _JS = """
 (function(){
-  var table=document.getElementById('hosts');
-  var heads=table.tHead.rows[0].cells;
   function key(row,i){var c=row.cells[i];var v=c.getAttribute('data-sort');
     if(v===null){v=c.textContent.trim();}
     var n=parseFloat(v);return isNaN(n)||v===''?v.toLowerCase():n;}
-  for(var i=0;i<heads.length;i++){(function(i){heads[i].addEventListener('click',function(){
-    var asc=!heads[i].classList.contains('sorted-asc');
-    for(var j=0;j<heads.length;j++){heads[j].classList.remove('sorted-asc','sorted-desc');}
-    heads[i].classList.add(asc?'sorted-asc':'sorted-desc');
-    var body=table.tBodies[0];var rows=Array.prototype.slice.call(body.rows);
-    rows.sort(function(a,b){var x=key(a,i),y=key(b,i);
-      if(typeof x!==typeof y){x=String(x);y=String(y);}
-      return (x<y?-1:x>y?1:0)*(asc?1:-1);});
-    rows.forEach(function(r){body.appendChild(r);});});})(i);}
+  function sortable(table){
+    var heads=table.tHead.rows[0].cells;
+    for(var i=0;i<heads.length;i++){(function(i){heads[i].addEventListener('click',function(){
+      var asc=!heads[i].classList.contains('sorted-asc');
+      for(var j=0;j<heads.length;j++){heads[j].classList.remove('sorted-asc','sorted-desc');}
+      heads[i].classList.add(asc?'sorted-asc':'sorted-desc');
+      var body=table.tBodies[0];var rows=Array.prototype.slice.call(body.rows);
+      rows.sort(function(a,b){var x=key(a,i),y=key(b,i);
+        if(typeof x!==typeof y){x=String(x);y=String(y);}
+        return (x<y?-1:x>y?1:0)*(asc?1:-1);});
+      rows.forEach(function(r){body.appendChild(r);});});})(i);}
+  }
+  var tables=document.querySelectorAll('table.sortable');
+  for(var t=0;t<tables.length;t++){sortable(tables[t]);}
+  var statuses=['ok','warn','fail','no_docker','unreachable','error'];
+  var cards=document.querySelectorAll('#summary .card');
+  function show(status){
+    var rows=document.getElementById('hosts').tBodies[0].rows;
+    for(var r=0;r<rows.length;r++){
+      var keep=!status||rows[r].classList.contains('s-'+status);
+      rows[r].classList.toggle('hidden',!keep);}
+    for(var c=0;c<cards.length;c++){
+      cards[c].classList.toggle('active',cards[c].getAttribute('data-status')===status);}
+    document.getElementById('filter').textContent=status?'(status '+status+')':'';
+  }
+  for(var c=0;c<cards.length;c++){(function(card){card.addEventListener('click',function(){
+    var status=card.getAttribute('data-status');
+    show(statuses.indexOf(status)>=0?status:null);});})(cards[c]);}
 })();
 """
 
@@ -622,11 +685,43 @@ def _bar_chart(chart_id, title, hosts, key):
     )
 
 
+def _by_check_table(checks):
+    """The view by check: how many hosts fail, warn, pass and skip each one, and which."""
+    rows = []
+    for entry in checks:
+        counts, hosts = entry["counts"], entry["hosts"]
+        named = "".join(
+            '<li class="s-%s">%s: %s</li>' % (status, status, html.escape(", ".join(hosts[status])))
+            for status in ("fail", "warn")
+            if hosts[status]
+        )
+        rows.append(
+            '<tr data-check="%s"><td>%s</td><td>%s</td>%s<td>%s</td></tr>'
+            % (
+                html.escape(entry["check"]),
+                html.escape(entry["check"]),
+                html.escape(entry["cis"] or ""),
+                "".join(
+                    '<td class="n" data-count="%s">%d</td>' % (status, counts[status])
+                    for status in CHECK_STATUSES
+                ),
+                ('<ul class="f">%s</ul>' % named) if named else "",
+            )
+        )
+    return (
+        '<div class="scroll"><table id="by-check" class="sortable"><thead><tr><th>check</th>'
+        "<th>CIS</th><th>fail</th><th>warn</th><th>pass</th><th>skipped</th>"
+        "<th>failing or warning hosts</th></tr></thead><tbody>%s</tbody></table></div>"
+        % "".join(rows)
+    )
+
+
 def render_html(fleet):
     """A self-contained HTML page: inline CSS, JavaScript and SVG, no external assets."""
     s = fleet["summary"]
     cards = "".join(
-        '<div class="card" data-status="%s"><b>%d</b>%s</div>' % (key, s[key], label)
+        '<button type="button" class="card" data-status="%s"><b>%d</b>%s</button>'
+        % (key, s[key], label)
         for key, label in (
             ("hosts", "hosts"),
             ("ok", "ok"),
@@ -687,16 +782,20 @@ def render_html(fleet):
         "<title>Docker storage audit</title><style>%s</style></head><body>"
         "<h1>Docker storage audit</h1><p>Generated %s</p>"
         '<h2>Fleet</h2><div class="cards" id="summary">%s</div>'
-        "<h2>Hosts</h2>"
-        '<table id="hosts"><thead><tr><th>host</th><th>status</th><th>Docker</th>'
-        "<th>engine</th><th>driver</th><th>data-root</th><th>inodes used</th>"
-        "<th>bytes used</th><th>findings</th></tr></thead><tbody>%s</tbody></table>"
+        '<p class="hint">Select a status to show only those hosts; "hosts" shows them all.</p>'
+        "<h2>Checks</h2>%s"
+        '<h2>Hosts <span id="filter"></span></h2>'
+        '<div class="scroll"><table id="hosts" class="sortable"><thead><tr><th>host</th>'
+        "<th>status</th><th>Docker</th><th>engine</th><th>driver</th><th>data-root</th>"
+        "<th>inodes used</th><th>bytes used</th><th>findings</th></tr></thead>"
+        "<tbody>%s</tbody></table></div>"
         "<h2>Usage of the data-root filesystem</h2>%s%s"
         "<script>%s</script></body></html>\n"
         % (
             _CSS,
             html.escape(fleet["generated"] or "-"),
             cards,
+            _by_check_table(fleet["by_check"]),
             "".join(rows),
             _bar_chart(
                 "chart-inodes", "inodes used (%) per host", fleet["hosts"], "inodes_used_percent"

@@ -17,6 +17,7 @@ others must be reported as usual).
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import shutil
@@ -521,3 +522,93 @@ def test_html_report_renders_in_headless_chromium(fleet, tmp_path):
     with open(screenshot, "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
     assert os.path.getsize(screenshot) > 10000
+
+
+# Run in a copy of the page once it has loaded: every run of letters and digits in a table
+# cell split over two lines (a long path may wrap after a "/" or "-", a word such as "status"
+# must not become "stat/us"), the view by check as a person reads it, and the host rows left
+# after a click on the "fail" card. The answer goes into a <pre id="probe"> the DOM dump shows.
+_PROBE = """<script>(function(){
+  var broken=[];
+  var cells=document.querySelectorAll('table td, table th');
+  for(var i=0;i<cells.length;i++){
+    var walker=document.createTreeWalker(cells[i],NodeFilter.SHOW_TEXT);
+    for(var node=walker.nextNode();node;node=walker.nextNode()){
+      var re=/[A-Za-z0-9]+/g,m;
+      while((m=re.exec(node.data))){
+        var range=document.createRange();range.setStart(node,m.index);
+        range.setEnd(node,m.index+m[0].length);
+        var tops={};var rects=range.getClientRects();
+        for(var k=0;k<rects.length;k++){tops[Math.round(rects[k].top)]=1;}
+        if(Object.keys(tops).length>1){broken.push(m[0]);}}}}
+  var checks={};
+  var rows=document.getElementById('by-check').tBodies[0].rows;
+  for(var r=0;r<rows.length;r++){
+    var c=rows[r].cells;
+    checks[rows[r].getAttribute('data-check')]=[c[2].textContent,c[3].textContent,
+      c[4].textContent,c[5].textContent,c[6].textContent];}
+  document.querySelector('#summary .card[data-status="fail"]').click();
+  var shown=[];var hosts=document.getElementById('hosts').tBodies[0].rows;
+  for(var h=0;h<hosts.length;h++){
+    if(hosts[h].offsetParent!==null){shown.push(hosts[h].getAttribute('data-host'));}}
+  var order=[];for(var o=0;o<rows.length;o++){order.push(rows[o].getAttribute('data-check'));}
+  var pre=document.createElement('pre');pre.id='probe';
+  pre.textContent=JSON.stringify({broken:broken,checks:checks,order:order,shown:shown,
+    filter:document.getElementById('filter').textContent,
+    overflow:document.documentElement.scrollWidth>window.innerWidth});
+  document.body.appendChild(pre);})();</script></body>"""
+
+
+@pytest.mark.parametrize("width, height", [(1280, 1400), (390, 844)], ids=["1280px", "390px"])
+def test_html_report_by_check_reads_whole_words_at_both_widths(fleet, tmp_path, width, height):
+    page = os.path.join(fleet["report_dir"], "fleet.html")
+    with open(page, encoding="utf-8") as handle:
+        text = handle.read()
+    probed = os.path.join(str(tmp_path), "probed.html")
+    with open(probed, "w", encoding="utf-8") as handle:
+        handle.write(text.replace("</body>", _PROBE))
+    size = "--window-size=%d,%d" % (width, height)
+    dump = subprocess.run(
+        _chromium_argv(str(tmp_path / "profile-dom"), size, "--dump-dom", "file://" + probed),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    start = dump.stdout.index('<pre id="probe">') + len('<pre id="probe">')
+    probe = json.loads(html.unescape(dump.stdout[start : dump.stdout.index("</pre>", start)]))
+    assert probe["broken"] == [], "words split over two lines at %d px" % width
+    checks = probe["checks"]
+    # fail, warn, pass, skipped, and the failing hosts, for each check the fleet failed.
+    assert checks["free_inodes"][0] == "1" and checks["free_inodes"][4] == "fail: full-inodes"
+    assert checks["data_root_partition"][0] == "1"
+    assert checks["data_root_partition"][4] == "fail: on-rootfs"
+    assert checks["daemon_json_mode"][:2] == ["1", "0"]
+    assert checks["flag_conflict"][4] == "fail: flag-and-file"
+    # The checks that fail somewhere come first.
+    failing = {"free_inodes", "data_root_partition", "daemon_json_mode", "flag_conflict"}
+    assert set(probe["order"][:4]) == failing
+    # Eight hosts reported checks (not unreachable, not odd-numbers): each check counts each
+    # of them once.
+    assert all(sum(int(n) for n in counts[:4]) == 8 for counts in checks.values()), checks
+    assert sorted(probe["shown"]) == sorted(h for h, (s, _f) in EXPECTED.items() if s == "fail")
+    assert probe["filter"] == "(status fail)"
+
+    screenshot = os.path.join(OUTPUT_DIR, "fleet-%dpx.png" % width)
+    if os.path.exists(screenshot):
+        os.unlink(screenshot)
+    subprocess.run(
+        _chromium_argv(
+            str(tmp_path / "profile-shot"),
+            "--hide-scrollbars",
+            size,
+            "--screenshot=" + screenshot,
+            "file://" + page,
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    with open(screenshot, "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"

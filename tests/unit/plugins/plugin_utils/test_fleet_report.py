@@ -512,3 +512,37 @@ def test_host_markdown_is_the_recorded_report(name):
     with open(os.path.join(FIXTURES, "host_markdown", name + ".md"), encoding="utf-8") as handle:
         expected = handle.read()
     assert _fleet_report.render_host_markdown(host, result, generated, facts) == expected
+
+
+def test_by_check_counts_the_hosts_of_each_status_failing_first():
+    fleet = _fleet_report.build_fleet(FLEET)
+    table = {
+        entry["check"]: (entry["counts"], entry["hosts"]["fail"], entry["hosts"]["warn"])
+        for entry in fleet["by_check"]
+    }
+    assert [entry["check"] for entry in fleet["by_check"]] == [
+        "free_inodes",
+        "native_overlay_diff",
+        "d_type",
+    ]
+    assert table["free_inodes"] == (
+        {"fail": 1, "warn": 0, "pass": 0, "skipped": 0},
+        ["full"],
+        [],
+    )
+    # ok, full and slow pass d_type; bare skips it; gone and broken sent nothing.
+    assert table["d_type"][0] == {"fail": 0, "warn": 0, "pass": 3, "skipped": 1}
+    assert table["native_overlay_diff"][2] == ["slow"]
+
+
+def test_html_shows_the_checks_by_host_count_before_the_hosts():
+    page = _fleet_report.render_html(_fleet_report.build_fleet(FLEET))
+    assert page.index('id="by-check"') < page.index('id="hosts"')
+    assert (
+        '<tr data-check="free_inodes"><td>free_inodes</td><td></td>'
+        '<td class="n" data-count="fail">1</td><td class="n" data-count="warn">0</td>'
+        '<td class="n" data-count="pass">0</td><td class="n" data-count="skipped">0</td>'
+        '<td><ul class="f"><li class="s-fail">fail: full</li></ul></td></tr>'
+    ) in page
+    # No rule may break a word in the middle to fit a column.
+    assert "anywhere" not in page and "break-all" not in page
