@@ -25,6 +25,7 @@ CHECKS = {
     "data_root_partition": ("1.1.1", "fail"),
     "containerd_root_partition": ("1.1.1", "fail"),
     "aufs_not_used": ("2.6", "fail"),
+    "base_device_size": ("2.11", "warn"),
     "docker_service_owner": ("3.1", "fail"),
     "docker_service_mode": ("3.2", "fail"),
     "docker_socket_unit_owner": ("3.3", "fail"),
@@ -300,6 +301,29 @@ def _free_check(policy, facts, check, kind):
     return result
 
 
+def _base_device_size_check(policy, facts):
+    """CIS 2.11: devicemapper's dm.basesize left at its default until a need is shown."""
+    where = [
+        "%s in %s" % (option, facts["daemon_json"]["path"])
+        for option in facts["daemon_json"].get("storage_opts") or []
+        if str(option).replace(" ", "").startswith("dm.basesize=")
+    ] + [
+        "%s %s in %s" % (f["flag"], f["value"], f["where"])
+        for f in facts["flags"]["findings"]
+        if f["key"] == "storage-opts" and str(f["value"]).startswith("dm.basesize=")
+    ]
+    return _result(
+        policy,
+        "base_device_size",
+        bool(where),
+        "the base device size is changed: %s; keep the default unless a container needs "
+        "more, and grow it then" % "; ".join(where)
+        if where
+        else "dm.basesize is not set",
+        {"settings": where},
+    )
+
+
 def _drivers_in_use(facts):
     engine = facts["engine"]
     names = []
@@ -341,6 +365,7 @@ def evaluate(facts, policy=None):
             continue
         results.append(_owner_check(policy, name + "_owner", entry, what, groups))
         results.append(_mode_check(policy, name + "_mode", entry, what, loosest))
+    results.append(_base_device_size_check(policy, facts))
     problem = facts["daemon_json"]["problem"]
     results.append(
         _result(

@@ -167,3 +167,30 @@ def test_daemon_files_and_sockets_are_judged_where_the_host_keeps_them(tmp_path)
     assert checks["default_docker_mode"]["message"] == (
         "the environment file /etc/default/docker does not exist"
     )
+
+
+def test_a_changed_base_device_size_in_daemon_json_is_a_warning(tmp_path):
+    config_path = tmp_path / "daemon.json"
+    config_path.write_text(
+        json.dumps({"storage-driver": "devicemapper", "storage-opts": ["dm.basesize=20G"]})
+    )
+    result = run_module(
+        "storage_facts",
+        {
+            "data_root": str(tmp_path / "docker"),
+            "config_path": str(config_path),
+            "containerd_root": str(tmp_path / "containerd"),
+            "host_root": str(tmp_path),
+            "probe": False,
+        },
+        check=True,
+        wrapper=WITHOUT_DOCKERD,
+    )
+    assert not result.get("failed"), result.get("msg")
+    facts = result["ansible_facts"]["docker_storage"]
+    [check] = [c for c in facts["checks"] if c["check"] == "base_device_size"]
+    assert (check["cis"], check["status"]) == ("2.11", "warn")
+    assert check["message"].startswith(
+        "the base device size is changed: dm.basesize=20G in %s;" % config_path
+    )
+    assert check in facts["findings"]

@@ -520,3 +520,40 @@ def test_an_image_near_dockers_layer_limit_is_named(layers, policy, status, mess
 def test_a_layer_depth_policy_outside_the_engines_range_is_refused(value):
     with pytest.raises(_audit_policy.PolicyError, match="policy key warn_layer_depth must be"):
         _audit_policy.check_policy({"warn_layer_depth": value})
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (
+            {"daemon_json__storage_opts": ["dm.thinpooldev=/dev/mapper/pool", "dm.basesize=20G"]},
+            "the base device size is changed: dm.basesize=20G in /etc/docker/daemon.json; keep "
+            "the default unless a container needs more, and grow it then",
+        ),
+        (
+            {
+                "flags__findings": [
+                    {
+                        "key": "storage-opts",
+                        "flag": "--storage-opt",
+                        "value": "dm.basesize=50G",
+                        "where": "/etc/systemd/system/docker.service.d/opts.conf:3",
+                    }
+                ]
+            },
+            "the base device size is changed: --storage-opt dm.basesize=50G in "
+            "/etc/systemd/system/docker.service.d/opts.conf:3; keep the default unless a "
+            "container needs more, and grow it then",
+        ),
+        ({"daemon_json__storage_opts": ["overlay2.size=20G"]}, None),
+    ],
+    ids=["daemon-json", "flag", "other-option"],
+)
+def test_a_changed_base_device_size_is_a_warning(changes, message):
+    results = {r["check"]: r for r in _audit_policy.evaluate(facts_with(**changes))}
+    check = results["base_device_size"]
+    assert check["cis"] == "2.11"
+    if message is None:
+        assert (check["status"], check["message"]) == ("pass", "dm.basesize is not set")
+    else:
+        assert (check["status"], check["message"]) == ("warn", message)
