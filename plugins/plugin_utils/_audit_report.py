@@ -79,6 +79,17 @@ def _read(path):
         return None
 
 
+def _previous_fleet(path):
+    """The last run's fleet report (its fleet.json, parsed), for the trend; None when there is
+    none or it cannot be read (the trend is then left out, nothing fails)."""
+    text = _read(path)
+    try:
+        previous = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return previous if isinstance(previous, dict) else None
+
+
 def _files(params, items, texts):
     """``(files, host_files, [(path, text), ...])``: the fleet report's paths by kind, each
     host's paths, and every file with the text it gets, in the order they are written."""
@@ -121,7 +132,8 @@ def write_reports(params, items, check_mode=False, diff=False):
             )
     if "/" in params["name"] or not params["name"]:
         raise ReportError("name must be a file name without /, got %r" % params["name"])
-    fleet = _fleet_report.build_fleet(items, params["generated"])
+    previous = _previous_fleet(os.path.join(params["dest"], params["name"] + ".json"))
+    fleet = _fleet_report.build_fleet(items, params["generated"], previous)
     should_fail, reason = _fleet_report.verdict(fleet, params["fail_on"])
     texts = {
         "json": (".json", _fleet_report.render_json(fleet)),

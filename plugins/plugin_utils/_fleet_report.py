@@ -16,6 +16,7 @@ heading, a list item, a link or raw HTML.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import html
 import json
@@ -366,8 +367,73 @@ def host_entry(host, result):
     return entry
 
 
-def build_fleet(results, generated=None):
-    """The fleet report from ``[{host, result}, ...]``; hosts sorted by name."""
+def _time(text):
+    """``2026-12-02T08:45:36Z`` as seconds since the epoch, or None."""
+    try:
+        return (
+            datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+            .replace(tzinfo=datetime.timezone.utc)
+            .timestamp()
+        )
+    except (TypeError, ValueError):
+        return None
+
+
+def _days_until_full(used_now, used_before, total, days):
+    """``{per_day, days_until_full}`` from two figures ``days`` apart; ``days_until_full`` is
+    None when usage did not grow."""
+    per_day = (used_now - used_before) / days
+    left = (total - used_now) / per_day if per_day > 0 else None
+    return {
+        "per_day": round(per_day, 1),
+        "days_until_full": None if left is None else round(left, 1),
+    }
+
+
+def trend(usage, previous_usage, days):
+    """How fast a host's data-root filesystem fills, from this run's ``usage`` and the one
+    ``days`` before (``previous_usage``, from the previous fleet.json); None when either run
+    has no figures or they are not of the same filesystem."""
+    if not usage or not isinstance(previous_usage, dict) or days <= 0:
+        return None
+    try:
+        if (previous_usage["path"], previous_usage["mount_point"]) != (
+            usage["path"],
+            usage["mount_point"],
+        ):
+            return None
+        result = {"days": round(days, 3)}
+        for kind in ("bytes", "inodes"):
+            before = previous_usage["%s_used" % kind]
+            if not _is_number(before) or not usage["%s_total" % kind]:
+                result[kind] = None
+                continue
+            result[kind] = _days_until_full(
+                usage["%s_used" % kind], before, usage["%s_total" % kind], days
+            )
+    except (KeyError, TypeError):
+        return None
+    return result
+
+
+def add_trends(fleet, previous):
+    """Each host's ``trend`` against the ``previous`` fleet report (its parsed fleet.json, or
+    None): how many days until its data-root filesystem fills at the pace between the runs."""
+    now, then = _time(fleet["generated"]), _time((previous or {}).get("generated"))
+    before = {}
+    if isinstance(previous, dict) and isinstance(previous.get("hosts"), list):
+        before = {h.get("host"): h.get("usage") for h in previous["hosts"] if isinstance(h, dict)}
+    for host in fleet["hosts"]:
+        host["trend"] = None
+        if now is not None and then is not None and host["host"] in before:
+            host["trend"] = trend(host["usage"], before[host["host"]], (now - then) / 86400.0)
+    fleet["previous"] = (previous or {}).get("generated") if then is not None else None
+    return fleet
+
+
+def build_fleet(results, generated=None, previous=None):
+    """The fleet report from ``[{host, result}, ...]``; hosts sorted by name. ``previous`` is
+    the last run's fleet.json, parsed, for each host's ``trend``."""
     hosts = [host_entry(item["host"], item.get("result")) for item in results]
     hosts.sort(key=lambda h: h["host"])
     summary = dict.fromkeys(STATUSES, 0)
@@ -377,13 +443,14 @@ def build_fleet(results, generated=None):
     findings = [f for h in hosts for f in h["findings"]]
     summary["findings_fail"] = sum(1 for f in findings if f["status"] == "fail")
     summary["findings_warn"] = sum(1 for f in findings if f["status"] == "warn")
-    return {
+    fleet = {
         "generated": generated,
         "summary": summary,
         "hosts": hosts,
         "findings": findings,
         "by_check": by_check(hosts),
     }
+    return add_trends(fleet, previous)
 
 
 CHECK_STATUSES = ("fail", "warn", "pass", "skipped")
@@ -465,6 +532,9 @@ def summary_lines(fleet):
             detail = ", ".join("%s (%s)" % (f["check"], f["status"]) for f in host["findings"])
         else:
             detail = host["reason"] or "no findings"
+        full_in, days = _fills_in(host.get("trend"))
+        if days != "":
+            detail += "; data-root full in %s at the pace since the last run" % full_in
         lines.append("%s: %s: %s" % (host["host"], host["status"], detail))
     return lines
 
@@ -685,6 +755,23 @@ def _bar_chart(chart_id, title, hosts, key):
     )
 
 
+def _fills_in(host_trend):
+    """``(text, sort key)`` of the days until the data-root filesystem fills, from the trend:
+    the sooner of bytes and inodes; "-" without a previous run, "not filling" when neither
+    grew."""
+    if not host_trend:
+        return "-", ""
+    soonest = [
+        (host_trend[kind]["days_until_full"], kind)
+        for kind in ("bytes", "inodes")
+        if host_trend.get(kind) and host_trend[kind]["days_until_full"] is not None
+    ]
+    if not soonest:
+        return "not filling", ""
+    days, kind = min(soonest)
+    return "%s d (%s)" % (days, kind), days
+
+
 def _by_check_table(checks):
     """The view by check: how many hosts fail, warn, pass and skip each one, and which."""
     rows = []
@@ -749,12 +836,14 @@ def render_html(fleet):
         )
         inodes = usage.get("inodes_used_percent")
         byte_pct = usage.get("bytes_used_percent")
+        full_in, full_sort = _fills_in(host.get("trend"))
         rows.append(
             '<tr class="s-%s" data-host="%s">'
             "<td>%s</td>"
             '<td data-sort="%d">%s</td>'
             "<td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
             '<td data-sort="%s">%s</td><td data-sort="%s">%s</td>'
+            '<td data-sort="%s">%s</td>'
             '<td data-sort="%d">%s</td>'
             "</tr>"
             % (
@@ -771,6 +860,8 @@ def render_html(fleet):
                 "-" if inodes is None else "%s%%" % inodes,
                 "" if byte_pct is None else byte_pct,
                 "-" if byte_pct is None else "%s%%" % byte_pct,
+                full_sort,
+                full_in,
                 len(host["findings"]),
                 ('<ul class="f">%s</ul>' % findings)
                 if findings
@@ -787,7 +878,7 @@ def render_html(fleet):
         '<h2>Hosts <span id="filter"></span></h2>'
         '<div class="scroll"><table id="hosts" class="sortable"><thead><tr><th>host</th>'
         "<th>status</th><th>Docker</th><th>engine</th><th>driver</th><th>data-root</th>"
-        "<th>inodes used</th><th>bytes used</th><th>findings</th></tr></thead>"
+        "<th>inodes used</th><th>bytes used</th><th>full in</th><th>findings</th></tr></thead>"
         "<tbody>%s</tbody></table></div>"
         "<h2>Usage of the data-root filesystem</h2>%s%s"
         "<script>%s</script></body></html>\n"

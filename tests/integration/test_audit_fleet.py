@@ -17,6 +17,7 @@ others must be reported as usual).
 
 from __future__ import annotations
 
+import datetime
 import html
 import json
 import os
@@ -612,3 +613,59 @@ def test_html_report_by_check_reads_whole_words_at_both_widths(fleet, tmp_path, 
     )
     with open(screenshot, "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_second_run_says_when_the_data_root_fills_at_the_pace_since_the_first(fleet, tmp_path):
+    """The trend on real figures: the first run's fleet.json, moved one day back and with 100
+    fewer inodes used on the full host, is the previous run of a second audit of two hosts."""
+    first = json.loads(_load(fleet, "fleet.json"))
+    then = datetime.datetime.strptime(first["generated"], "%Y-%m-%dT%H:%M:%SZ")
+    first["generated"] = (then - datetime.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    [full] = [h for h in first["hosts"] if h["host"] == "full-inodes"]
+    full["usage"]["inodes_used"] -= 100
+    report_dir = tmp_path / "reports"
+    report_dir.mkdir()
+    (report_dir / "fleet.json").write_text(json.dumps(first))
+    inventory = tmp_path / "inventory.json"
+    hosts = {name: fleet["hosts"][name] for name in ("full-inodes", "healthy")}
+    inventory.write_text(json.dumps({"all": {"hosts": hosts}}))
+    completed = subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+            "dockerhost.storage.audit",
+            "-i",
+            str(inventory),
+            "-e",
+            "audit_report_dir=%s audit_fail_on=never" % report_dir,
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(
+            os.environ,
+            LANG="C.UTF-8",
+            LC_ALL="C.UTF-8",
+            ANSIBLE_COLLECTIONS_PATH=collections_root(),
+            ANSIBLE_NOCOLOR="1",
+        ),
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-2000:]
+    second = json.loads((report_dir / "fleet.json").read_text())
+    assert second["previous"] == first["generated"]
+    trends = {h["host"]: (h["trend"], h["usage"]) for h in second["hosts"]}
+    trend, usage = trends["full-inodes"]
+    # A day and the seconds between the runs: a little under 100 inodes a day.
+    assert 1.0 <= trend["days"] < 1.01
+    assert 95 <= trend["inodes"]["per_day"] <= 100
+    free = usage["inodes_total"] - usage["inodes_used"]
+    assert trend["inodes"]["days_until_full"] == pytest.approx(
+        free / trend["inodes"]["per_day"], abs=0.1
+    )
+    assert trend["inodes"]["days_until_full"] < 1
+    # The healthy host's figures were not moved: it is not filling (or barely, if its
+    # private dockerd wrote meanwhile), and it has a trend all the same.
+    assert trends["healthy"][0]["days"] == trend["days"]
+    page = (report_dir / "fleet.html").read_text()
+    assert "%s d (inodes)</td>" % trend["inodes"]["days_until_full"] in page
+    assert "full-inodes: fail: free_inodes (fail); data-root full in " in completed.stdout

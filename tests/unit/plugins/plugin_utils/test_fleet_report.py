@@ -546,3 +546,62 @@ def test_html_shows_the_checks_by_host_count_before_the_hosts():
     ) in page
     # No rule may break a word in the middle to fit a column.
     assert "anywhere" not in page and "break-all" not in page
+
+
+def _previous_run(fleet, generated, bytes_used, inodes_used):
+    """The fleet.json a run ``generated`` earlier would have left, with other usage."""
+    previous = json.loads(_fleet_report.render_json(fleet))
+    previous["generated"] = generated
+    for host in previous["hosts"]:
+        if host["usage"]:
+            host["usage"].update(bytes_used=bytes_used, inodes_used=inodes_used)
+    return previous
+
+
+def test_trend_is_the_days_until_full_at_the_pace_since_the_previous_run():
+    now = _fleet_report.build_fleet(FLEET, "2026-12-02T12:00:00Z")
+    # Two days ago: 4 bytes and 90 inodes used; now 10 of 100 bytes and 96 of 100 inodes.
+    previous = _previous_run(now, "2026-11-30T12:00:00Z", 4, 90)
+    fleet = _fleet_report.build_fleet(FLEET, "2026-12-02T12:00:00Z", previous)
+    trends = {h["host"]: h["trend"] for h in fleet["hosts"]}
+    assert trends["full"] == {
+        "days": 2.0,
+        "bytes": {"per_day": 3.0, "days_until_full": 30.0},
+        "inodes": {"per_day": 3.0, "days_until_full": 1.3},
+    }
+    # Hosts without figures now, or not in the previous run, have none.
+    assert trends["gone"] is None and trends["broken"] is None
+    assert fleet["previous"] == "2026-11-30T12:00:00Z"
+    lines = _fleet_report.summary_lines(fleet)
+    assert "full: fail: free_inodes (fail); data-root full in 1.3 d (inodes) at the pace " in (
+        "\n".join(lines)
+    )
+    page = _fleet_report.render_html(fleet)
+    assert '<td data-sort="1.3">1.3 d (inodes)</td>' in page
+
+
+@pytest.mark.parametrize(
+    "previous",
+    [
+        None,
+        {"generated": "not a time", "hosts": []},
+        {"generated": "2026-12-02T12:00:00Z", "hosts": "nonsense"},
+        # The same time (a second run in the same second): no pace to tell.
+        "same-time",
+    ],
+)
+def test_no_trend_without_a_usable_previous_run(previous):
+    now = _fleet_report.build_fleet(FLEET, "2026-12-02T12:00:00Z")
+    if previous == "same-time":
+        previous = _previous_run(now, "2026-12-02T12:00:00Z", 4, 90)
+    fleet = _fleet_report.build_fleet(FLEET, "2026-12-02T12:00:00Z", previous)
+    assert all(h["trend"] is None for h in fleet["hosts"])
+
+
+def test_usage_that_shrank_is_not_filling():
+    now = _fleet_report.build_fleet(FLEET, "2026-12-02T12:00:00Z")
+    previous = _previous_run(now, "2026-12-01T12:00:00Z", 50, 99)
+    fleet = _fleet_report.build_fleet(FLEET, "2026-12-02T12:00:00Z", previous)
+    [full] = [h for h in fleet["hosts"] if h["host"] == "full"]
+    assert full["trend"]["bytes"] == {"per_day": -40.0, "days_until_full": None}
+    assert '<td data-sort="">not filling</td>' in _fleet_report.render_html(fleet)
