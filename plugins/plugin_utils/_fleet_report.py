@@ -419,15 +419,19 @@ def trend(usage, previous_usage, days):
 def add_trends(fleet, previous):
     """Each host's ``trend`` against the ``previous`` fleet report (its parsed fleet.json, or
     None): how many days until its data-root filesystem fills at the pace between the runs."""
+    previous = previous if isinstance(previous, dict) else None
     now, then = _time(fleet["generated"]), _time((previous or {}).get("generated"))
+    if now is None or then is None or then >= now:
+        # No previous run, or not an earlier one (the same run written again): no pace.
+        now = then = previous = None
     before = {}
     if isinstance(previous, dict) and isinstance(previous.get("hosts"), list):
         before = {h.get("host"): h.get("usage") for h in previous["hosts"] if isinstance(h, dict)}
     for host in fleet["hosts"]:
         host["trend"] = None
-        if now is not None and then is not None and host["host"] in before:
+        if previous is not None and host["host"] in before:
             host["trend"] = trend(host["usage"], before[host["host"]], (now - then) / 86400.0)
-    fleet["previous"] = (previous or {}).get("generated") if then is not None else None
+    fleet["previous"] = previous["generated"] if previous is not None else None
     return fleet
 
 
