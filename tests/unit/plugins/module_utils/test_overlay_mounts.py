@@ -214,3 +214,64 @@ def test_a_graphdriver_without_directories_is_not_checked_and_named():
     entry = check_container(inspection, "web", {}, "/var/lib/docker")
     assert entry["status"] == "not_checked"
     assert entry["reason"] == "the engine reports no layer directories for driver vfs"
+
+
+def test_exactly_128_lowers_is_within_the_kernel_limit(tmp_path):
+    images = ["layer%03d" % n for n in range(MAX_LOWER_LAYERS - 1)]
+    home, data = live_store(tmp_path, images)
+    lowers = ["layer1-init"] + list(reversed(images))
+    options = "lowerdir=%s,upperdir=%s,workdir=%s" % (
+        ":".join("l/" + short_name(layer) for layer in lowers),
+        "layer1/diff",
+        "layer1/work",
+    )
+    mount = overlay_mount(data["MergedDir"], options)
+    problems, details = check_running_container("web", data, {mount.mount_point: mount}, home)
+    assert details["layers"] == 128
+    assert problems == []
+
+
+def test_a_short_link_to_a_directory_that_is_not_a_diff_is_named(tmp_path):
+    home, data = live_store(tmp_path)
+    mount = overlay_mount(data["MergedDir"], mount_options(home, data))
+    link = os.path.join(home, "l", short_name("base2"))
+    os.unlink(link)
+    os.symlink("../base2/work", link)
+    problems, _details = check_running_container("web", data, {mount.mount_point: mount}, home)
+    lower = [p for p in problems if p["check"] == "lower_link"]
+    assert [(p["path"], p["expected"], p["found"]) for p in lower] == [
+        (
+            link,
+            "a link to ../<layer id>/diff under %s" % home,
+            "a link to %s" % os.path.join(home, "base2", "work"),
+        )
+    ]
+
+
+def test_a_short_link_to_a_diff_outside_the_overlay2_home_is_named(tmp_path):
+    home, data = live_store(tmp_path)
+    elsewhere = tmp_path / "elsewhere" / "base2" / "diff"
+    elsewhere.mkdir(parents=True)
+    mount = overlay_mount(data["MergedDir"], mount_options(home, data))
+    link = os.path.join(home, "l", short_name("base2"))
+    os.unlink(link)
+    os.symlink(str(elsewhere), link)
+    problems, _details = check_running_container("web", data, {mount.mount_point: mount}, home)
+    lower = [p for p in problems if p["check"] == "lower_link"]
+    assert [(p["path"], p["found"]) for p in lower] == [(link, "a link to %s" % elsewhere)]
+
+
+def test_a_lower_path_that_is_not_a_short_link_only_has_to_exist(tmp_path):
+    home, data = live_store(tmp_path)
+    options = mount_options(home, data).replace(
+        "%s/l/%s" % (home, short_name("base1")), "%s/base1/diff" % home
+    )
+    mount = overlay_mount(data["MergedDir"], options)
+    problems, details = check_running_container("web", data, {mount.mount_point: mount}, home)
+    assert problems == []
+    os.rename(os.path.join(home, "base1"), os.path.join(home, "base1.moved"))
+    problems, details = check_running_container("web", data, {mount.mount_point: mount}, home)
+    lower = [p for p in problems if p["check"] == "lower_link"]
+    assert [(p["path"], p["expected"], p["found"]) for p in lower] == [
+        ("%s/base1/diff" % home, "an existing layer directory", "nothing there")
+    ]
