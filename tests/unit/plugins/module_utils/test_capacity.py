@@ -299,3 +299,23 @@ def test_read_containerd_root(tmp_path):
     assert _capacity.read_containerd_root(str(config)) == ("/srv/containerd", str(config))
     config.write_text('root = "relative"\n')
     assert _capacity.read_containerd_root(str(config)) == ("/var/lib/containerd", "default")
+
+
+@pytest.mark.parametrize(
+    "free, expected",
+    [
+        # The audit's and capacity_info's defaults on 100000 inodes: exactly 5% free is not
+        # below the fail threshold, exactly 10% not below the warn threshold.
+        (4999, "fail"),
+        (5000, "warn"),
+        (9999, "warn"),
+        (10000, "ok"),
+    ],
+)
+def test_threshold_level_at_exactly_the_percentages(free, expected):
+    assert _capacity.threshold_level(free, 100000, 10.0, 5.0) == expected
+
+
+@pytest.mark.parametrize("free, expected", [(99, "fail"), (100, "ok"), (1000, "ok")])
+def test_threshold_level_fails_only_below_the_absolute_minimum(free, expected):
+    assert _capacity.threshold_level(free, 1000, 0, 0, 100) == expected
