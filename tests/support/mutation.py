@@ -360,31 +360,71 @@ def tests_for(module, root):
 # --- the children -----------------------------------------------------------------------------
 
 
-def install(name, source, root):
-    """Execute ``source`` as a new module ``name`` and rebind what was imported from the old one
-    in every module loaded from ``root`` (the collection and the tests)."""
-    old = sys.modules[name]
-    new = types.ModuleType(name, old.__doc__)
-    for key in ("__file__", "__package__", "__spec__", "__loader__"):
-        if key in vars(old):
-            setattr(new, key, getattr(old, key))
-    sys.modules[name] = new
-    package, _dot, short = name.rpartition(".")
-    setattr(sys.modules[package], short, new)
-    exec(compile(source, old.__file__, "exec", dont_inherit=True), vars(new))
-    before, after = vars(old), vars(new)
-    prefix = root + os.sep
-    for module in list(sys.modules.values()):
-        if module is new or not (getattr(module, "__file__", None) or "").startswith(prefix):
+def _transplant(old, new):
+    """Make the function ``old`` run ``new``'s code; False when the two cannot share it."""
+    try:
+        old.__code__ = new.__code__
+    except ValueError:  # another set of free variables
+        return False
+    old.__defaults__ = new.__defaults__
+    old.__kwdefaults__ = new.__kwdefaults__
+    return True
+
+
+def _update_class(old, new):
+    for key, value in vars(new).items():
+        if key in ("__dict__", "__weakref__"):
             continue
-        namespace = vars(module)
-        for key, value in list(namespace.items()):
-            if value is old:
-                namespace[key] = new
-            elif (
-                not key.startswith("__") and key in before and key in after and value is before[key]
-            ):
-                namespace[key] = after[key]
+        current = vars(old).get(key)
+        functions = [
+            (getattr(current, "__func__", None), getattr(value, "__func__", None)),
+            (current, value),
+        ]
+        if isinstance(value, property) and isinstance(current, property):
+            functions = [(current.fget, value.fget), (current.fset, value.fset)]
+        done = False
+        for was, now in functions:
+            if isinstance(was, types.FunctionType) and isinstance(now, types.FunctionType):
+                done = _transplant(was, now)
+                break
+        if not done:
+            setattr(old, key, value)
+
+
+def install(name, source, root):
+    """Load ``source`` in place of the module ``name``, so that every reference to it, however
+    it was taken, sees the mutant: its functions (and the methods of its classes) get the
+    mutated code, keeping their identity; its other names get the new values, in the module
+    and wherever a module of the copy at ``root`` (the collection, the tests) imported them."""
+    module = sys.modules[name]
+    namespace = vars(module)
+    fresh = {key: namespace[key] for key in ("__name__", "__file__", "__package__", "__spec__")}
+    fresh["__loader__"] = namespace.get("__loader__")
+    fresh["__builtins__"] = namespace["__builtins__"]
+    exec(compile(source, module.__file__, "exec", dont_inherit=True), fresh)
+    replaced = {}
+    for key, value in fresh.items():
+        if key.startswith("__"):
+            continue
+        current = namespace.get(key)
+        if isinstance(current, types.FunctionType) and isinstance(value, types.FunctionType):
+            if _transplant(current, value):
+                continue
+        elif isinstance(current, type) and isinstance(value, type) and current is not value:
+            if current.__module__ == name:
+                _update_class(current, value)
+                continue
+        if current is not value:
+            replaced[key] = (current, value)
+            namespace[key] = value
+    prefix = root + os.sep
+    for other in list(sys.modules.values()):
+        if other is module or not (getattr(other, "__file__", None) or "").startswith(prefix):
+            continue
+        names = vars(other)
+        for key, (was, now) in replaced.items():
+            if key in names and names[key] is was:
+                names[key] = now
 
 
 class Session:
