@@ -1,3 +1,4 @@
+import errno
 import os
 import re
 
@@ -761,3 +762,123 @@ def test_a_run_killed_between_daemon_json_and_containerds_file_is_finished(tmp_p
     assert containerd.configured == relocation.containerd.target
     assert containerd.running_root == relocation.containerd.target
     assert engine.root == relocation.target and engine.running
+
+
+def test_metadata_check_names_a_directory_it_cannot_use(tmp_path):
+    missing = str(tmp_path / "missing")
+    assert _relocation.metadata_problems(missing) == [
+        "cannot create a directory in %s: No such file or directory" % missing
+    ]
+
+
+def test_metadata_check_names_what_the_filesystem_refuses(tmp_path, monkeypatch):
+    def refuse_trusted(path, name, value):
+        if name.startswith("trusted."):
+            raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    def refuse_nodes(path, mode, device):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(_relocation.os, "setxattr", refuse_trusted)
+    monkeypatch.setattr(_relocation.os, "mknod", refuse_nodes)
+    directory = str(tmp_path)
+    assert _relocation.metadata_problems(directory) == [
+        "the filesystem of %s does not keep trusted.* extended attributes: Operation not "
+        "supported" % directory,
+        "the filesystem of %s cannot hold device nodes (overlay whiteouts): Operation not "
+        "permitted (mounted nodev?)" % directory,
+    ]
+    assert os.listdir(directory) == []
+
+
+class ConfirmedEngine(FakeEngine):
+    """An engine already started after the switch, for the final checks alone."""
+
+    def __init__(self, root, driver="overlay2", images=("sha256:img",)):
+        super().__init__(root)
+        self.driver = driver
+        self.images = images
+
+    def info(self):
+        return {"DockerRootDir": self.root, "Driver": self.driver}
+
+    def call(self, method, path):
+        if path.startswith("/images"):
+            return [{"Id": image} for image in self.images]
+        return super().call(method, path)
+
+
+def _confirming(tmp_path, config=None):
+    engine = FakeEngine(str(tmp_path / "source"))
+    relocation, _config = _relocation_for(tmp_path, engine, config=config)
+    os.makedirs(relocation.target)
+    before = _relocation.engine_inventory(engine)
+    return relocation, before
+
+
+def test_the_final_check_takes_an_engine_with_everything_it_had(tmp_path):
+    relocation, before = _confirming(tmp_path)
+    engine = ConfirmedEngine(relocation.target)
+    assert relocation._confirm(engine, before) == []
+    assert relocation._confirm(engine, None) == []
+
+
+@pytest.mark.parametrize(
+    "engine, message",
+    [
+        (
+            dict(driver="vfs", images=()),
+            # What is wrong with the engine is said first; its inventory is not trusted then.
+            "the engine reports storage driver vfs, not overlay2",
+        ),
+        (dict(images=()), "1 images are missing after the move: sha256:img"),
+    ],
+)
+def test_the_final_check_names_what_the_engine_lacks(tmp_path, engine, message):
+    relocation, before = _confirming(tmp_path)
+    with pytest.raises(RelocationError) as error:
+        relocation._confirm(ConfirmedEngine(relocation.target, **engine), before)
+    assert str(error.value) == message
+
+
+def test_the_final_check_refuses_an_engine_on_another_root(tmp_path):
+    relocation, before = _confirming(tmp_path)
+    with pytest.raises(RelocationError) as error:
+        relocation._confirm(ConfirmedEngine(relocation.source, driver="vfs"), before)
+    assert str(error.value) == (
+        "the engine reports data-root %s, not %s; the engine reports storage driver vfs, not "
+        "overlay2" % (relocation.source, relocation.target)
+    )
+
+
+class BindMountConfig(FakeConfig):
+    moves_data_root = False
+
+
+def test_a_bind_mount_over_the_old_path_must_show_the_copy(tmp_path):
+    relocation, before = _confirming(tmp_path, BindMountConfig(str(tmp_path / "source")))
+    engine = ConfirmedEngine(relocation.source)
+    with pytest.raises(RelocationError) as error:
+        relocation._confirm(engine, before)
+    assert str(error.value) == "%s does not show the copy at %s" % (
+        relocation.source,
+        relocation.target,
+    )
+    os.rmdir(relocation.source)
+    os.symlink(relocation.target, relocation.source)
+    assert relocation._confirm(engine, before) == []
+
+
+def test_the_final_check_refuses_containerd_on_its_old_root(tmp_path):
+    engine = FakeEngine(str(tmp_path / "source"))
+    relocation, _config, containerd = _with_containerd(tmp_path, engine)
+    os.makedirs(relocation.target)
+    before = _relocation.engine_inventory(engine)
+    with pytest.raises(RelocationError) as error:
+        relocation._confirm(ConfirmedEngine(relocation.target), before)
+    assert str(error.value) == (
+        "containerd does not run on its new root %s (its metadata database there is not open)"
+        % relocation.containerd.target
+    )
+    containerd.running_root = relocation.containerd.target
+    assert relocation._confirm(ConfirmedEngine(relocation.target), before) == []
