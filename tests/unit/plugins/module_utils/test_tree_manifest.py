@@ -3,6 +3,7 @@ import shutil
 import stat
 
 import pytest
+from prerequisites import skip_or_fail
 
 from ansible_collections.dockerhost.storage.plugins.module_utils import _tree_manifest
 from ansible_collections.dockerhost.storage.plugins.module_utils._tree_manifest import (
@@ -134,7 +135,7 @@ def test_a_copy_that_filled_the_holes_of_a_sparse_file_differs_in_extents(tmp_pa
         handle.write(b"x" * 4096)
         handle.truncate(1 << 24)
     if os.stat(str(source / "disk")).st_blocks * 512 >= 1 << 24:
-        pytest.skip("the filesystem of tmp_path keeps no holes")
+        skip_or_fail("the filesystem of tmp_path keeps no holes")
     target = tmp_path / "target"
     target.mkdir()
     with open(str(target / "disk"), "wb") as handle:
