@@ -621,3 +621,24 @@ def test_devicemapper_and_vfs_warn_what_they_are_for():
     refused = report("20.10", evidence(devicemapper=NO_DM))["drivers"]["devicemapper"]
     assert refused["supported"] is False
     assert loop_lvm not in refused["warnings"]
+
+
+@pytest.mark.parametrize(
+    "engine, order",
+    [
+        ("24.0", ["overlay2", "fuse-overlayfs", "btrfs", "zfs", "devicemapper", "vfs"]),
+        ("25.0", ["overlay2", "fuse-overlayfs", "btrfs", "zfs", "vfs"]),
+    ],
+)
+def test_devicemapper_leaves_the_priority_list_in_25_0(engine, order):
+    assert _drivers.priority_list(_drivers.parse_engine_version(engine)) == order
+
+
+def test_a_blacklisted_built_in_filesystem_warns_that_it_is_built_in_now():
+    ev = evidence()
+    ev["overlay"] = dict(ev["overlay"], how="builtin", blacklisted_by=["/etc/modprobe.d/x.conf:2"])
+    warnings = report("27.0", ev)["drivers"]["overlay2"]["warnings"]
+    assert any(
+        w.startswith("overlay is blacklisted in /etc/modprobe.d/x.conf:2; it is builtin now")
+        for w in warnings
+    )
