@@ -18,6 +18,7 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._overlay_mounts
     check_stopped_container,
     graphdriver_layout,
     mounts_by_point,
+    overlay_mounts_by_point,
     parse_overlay_options,
     resolve_layout,
     split_lowerdir,
@@ -275,3 +276,65 @@ def test_a_lower_path_that_is_not_a_short_link_only_has_to_exist(tmp_path):
     assert [(p["path"], p["expected"], p["found"]) for p in lower] == [
         ("%s/base1/diff" % home, "an existing layer directory", "nothing there")
     ]
+
+
+def test_another_filesystem_on_the_merged_dir_is_named(tmp_path):
+    home, data = live_store(tmp_path)
+    tmpfs = Mount(1, 0, "0:2", "/", data["MergedDir"], "rw", (), "tmpfs", "none", "rw")
+    problems, details = check_running_container("web", data, {tmpfs.mount_point: tmpfs}, home)
+    assert details["mounted"] is False
+    assert [(p["check"], p["found"]) for p in problems] == [
+        ("merged_mount", "a tmpfs mount of none")
+    ]
+
+
+def test_a_merged_dir_reached_through_a_link_is_found_by_its_real_path(tmp_path):
+    home, data = live_store(tmp_path)
+    mount = overlay_mount(data["MergedDir"], mount_options(home, data))
+    alias = str(tmp_path / "alias")
+    os.symlink(os.path.dirname(data["MergedDir"]), alias)
+    aliased = dict(data, MergedDir=os.path.join(alias, "merged"))
+    problems, details = check_running_container("web", aliased, {mount.mount_point: mount}, home)
+    assert problems == []
+    assert details["mounted"] is True
+
+
+def test_a_short_link_that_cannot_be_read_is_named_so(tmp_path):
+    home, data = live_store(tmp_path)
+    mount = overlay_mount(data["MergedDir"], mount_options(home, data))
+    link = os.path.join(home, "l", short_name("base2"))
+    os.unlink(link)
+
+    def unreadable(path):
+        raise PermissionError(13, "Permission denied")
+
+    problems, _details = check_running_container(
+        "web", data, {mount.mount_point: mount}, home, readlink=unreadable
+    )
+    lower = [p for p in problems if p["check"] == "lower_link"]
+    assert [p["found"] for p in lower] == ["an unreadable entry (Permission denied)"]
+
+
+def test_only_overlay_mounts_are_kept_and_the_last_one_on_a_point_wins():
+    first = overlay_mount("/m", "lowerdir=/a")
+    second = overlay_mount("/m", "lowerdir=/b")
+    tmpfs = Mount(1, 0, "0:2", "/", "/t", "rw", (), "tmpfs", "none", "rw")
+    assert overlay_mounts_by_point([first, tmpfs, second]) == {"/m": second}
+
+
+def test_an_empty_lowerdir_and_an_empty_option_add_nothing():
+    layout = parse_overlay_options(",rw,lowerdir=,upperdir=/u,workdir=/w")
+    assert layout["lowerdirs"] == []
+    assert (layout["upperdir"], layout["workdir"]) == ("/u", "/w")
+    assert layout["options"] == {"rw": True}
+    assert split_lowerdir("/a::/b") == ["/a", "/b"]
+
+
+def test_a_graphdriver_with_data_in_the_containerd_store_is_checked_as_directories():
+    data = {"MergedDir": "/m", "UpperDir": "/u", "LowerDir": "/l", "WorkDir": "/w"}
+    inspection = {"GraphDriver": {"Name": "overlay2", "Data": data}}
+    assert graphdriver_layout(inspection, containerd_store=True) == ("overlay2", data, None)
+    empty = {"GraphDriver": {"Name": "overlay2", "Data": {}}}
+    assert graphdriver_layout(empty)[2] == (
+        "the engine reports no layer directories for driver overlay2"
+    )
