@@ -882,3 +882,52 @@ def test_the_final_check_refuses_containerd_on_its_old_root(tmp_path):
     )
     containerd.running_root = relocation.containerd.target
     assert relocation._confirm(ConfirmedEngine(relocation.target), before) == []
+
+
+def test_a_target_that_is_a_bind_mount_of_the_source_is_refused(tmp_path):
+    source = tmp_path / "source"
+    source.mkdir()
+    alias = tmp_path / "alias"
+    alias.mkdir()
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(
+        "1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"
+        "2 1 8:1 %s %s rw - ext4 /dev/sda1 rw\n" % (source, alias)
+    )
+    target = str(alias / "docker")
+    assert _relocation.bind_alias_problems(str(source), target, str(mountinfo)) == [
+        "path %s is, through a bind mount, the directory %s of the filesystem that holds the "
+        "current data-root %s (there %s): the copy would write into what it reads"
+        % (target, source / "docker", source, source)
+    ]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert _relocation.bind_alias_problems(str(source), str(elsewhere / "d"), str(mountinfo)) == []
+    other_device = tmp_path / "mountinfo-2"
+    other_device.write_text(
+        "1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"
+        "2 1 8:2 %s %s rw - ext4 /dev/sdb1 rw\n" % (source, alias)
+    )
+    assert _relocation.bind_alias_problems(str(source), target, str(other_device)) == []
+
+
+def test_a_target_that_is_a_link_to_a_parent_of_the_source_is_refused(tmp_path):
+    source = tmp_path / "data" / "source"
+    source.mkdir(parents=True)
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "data")
+    problems = _problems(str(source), str(link))
+    assert "the current data-root %s is inside path %s" % (source, link) in problems
+
+
+@pytest.mark.parametrize(
+    "mode, who",
+    [(0o775, "group (mode 0775)"), (0o757, "others (mode 0757)"), (0o777, "group and others")],
+)
+def test_an_unsafe_parent_says_who_may_write_it(tmp_path, mode, who):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, mode)
+    (shared / "docker").mkdir()
+    found = _relocation.unsafe_ancestors(str(shared / "docker"))
+    assert len(found) == 1 and ("%s is writable by %s" % (shared, who)) in found[0]
