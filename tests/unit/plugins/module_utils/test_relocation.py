@@ -931,3 +931,31 @@ def test_an_unsafe_parent_says_who_may_write_it(tmp_path, mode, who):
     (shared / "docker").mkdir()
     found = _relocation.unsafe_ancestors(str(shared / "docker"))
     assert len(found) == 1 and ("%s is writable by %s" % (shared, who)) in found[0]
+
+
+class EngineWithStoppedContainers(ConfirmedEngine):
+    """c1 ran before the move and does not now; c2 is gone."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.started = []
+
+    def call(self, method, path):
+        if path.startswith("/containers"):
+            state = "running" if "c1" in self.started else "exited"
+            return [{"Id": "c1", "State": state}]
+        return super().call(method, path)
+
+
+def test_containers_that_ran_before_are_started_again_and_named(tmp_path):
+    relocation, before = _confirming(tmp_path)
+    engine = EngineWithStoppedContainers(relocation.target)
+    relocation.start_container = lambda client, container: engine.started.append(container)
+    assert relocation._confirm(engine, before) == ["c1"]
+    assert engine.started == ["c1"]
+    gone = dict(before, running=["c1", "c2"], containers=["c1", "c2"])
+    engine.started = []
+    with pytest.raises(RelocationError, match="1 containers are missing after the move: c2"):
+        relocation._confirm(engine, gone)
+    assert engine.started == ["c1"]
+    assert relocation._start_stopped(engine, {}) == []
