@@ -242,3 +242,24 @@ def test_compare_entries_refuses_a_copy_linked_to_more_files_than_its_source(tre
 )
 def test_file_types(mode, name):
     assert file_type(mode | 0o644) == name
+
+
+def test_device_nodes_are_compared_by_their_numbers(tmp_path, xattrs):
+    source = tmp_path / "source"
+    target = tmp_path / "target"
+    for root, minor in ((source, 3), (target, 5)):
+        root.mkdir()
+        try:
+            os.mknod(str(root / "null"), stat.S_IFCHR | 0o666, os.makedev(1, minor))
+        except PermissionError:
+            skip_or_fail("making a device node needs root")
+        os.utime(str(root / "null"), ns=(0, 10**9))
+        os.utime(str(root), ns=(0, 10**9))
+    assert compare_trees(str(source), str(target)) == (
+        1,
+        ["null: rdev differs (source (1, 3), copy (1, 5))"],
+    )
+    assert compare_entries(str(source), str(target), ["null"]) == (
+        1,
+        ["null: rdev differs (source (1, 3), copy (1, 5))"],
+    )
