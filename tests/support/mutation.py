@@ -15,9 +15,10 @@ survives when all pass, and times out when they take longer than the per-mutant 
 How: the collection is copied into a scratch directory (the files of this checkout are never
 edited: a run that is killed leaves the tree as it was), and one pytest session per module
 collects the tests there (``-x -q -p no:cacheprovider``) without running them. For each mutant
-that session forks a child, which executes the mutated source as a new module object, rebinds
-every name the collection and the tests imported from the old one, and runs the collected tests
-until the first failure. The child runs in its own process group, which a timeout kills whole,
+that session forks a child, which loads the mutated source in place of the module (its
+functions keep their identity and get the mutated code, so that references the tests took at
+collection run the mutant too; other names are rebound wherever the collection and the tests
+imported them), and runs the collected tests until the first failure. The child runs in its own process group, which a timeout kills whole,
 with its own ``tmp_path`` directories; each mutant therefore starts from the same state and
 costs only its tests, not an interpreter, pytest and ansible.
 """
@@ -629,38 +630,46 @@ def run_module(module, root, args, report, scratch):
     pid = module_session(module, root, tests, jobs, args.jobs, timeout, scratch, out)
     out.close()
     done = 0
-    with os.fdopen(reader) as lines:
-        for line in lines:
-            payload, outcome, seconds = json.loads(line)
-            if outcome == "abort":
-                raise SystemExit("error: %s: %s" % (module, seconds))
-            if payload == "baseline":
-                if outcome != "survived":
-                    raise SystemExit(
-                        "error: the tests of %s fail without a mutant (%s)" % (module, outcome)
+    try:
+        with os.fdopen(reader) as lines:
+            for line in lines:
+                payload, outcome, seconds = json.loads(line)
+                if outcome == "abort":
+                    raise SystemExit("error: %s: %s" % (module, seconds))
+                if payload == "baseline":
+                    if outcome != "survived":
+                        raise SystemExit(
+                            "error: the tests of %s fail without a mutant (%s)" % (module, outcome)
+                        )
+                    continue
+                counts[outcome] += 1
+                done += 1
+                if done % 100 == 0:
+                    print("  %s: %d of %d run" % (module, done, len(jobs) - 1), flush=True)
+                entry = entries[payload]
+                if outcome != "killed":
+                    report[
+                        {"survived": "survivors", "timeout": "timeouts"}.get(outcome, "errors")
+                    ].append(entry)
+                    print(
+                        "  %-8s %s:%d %s: %s"
+                        % (
+                            outcome,
+                            entry["file"],
+                            entry["line"],
+                            entry["function"] or "<module>",
+                            entry["mutation"],
+                        ),
+                        flush=True,
                     )
-                continue
-            counts[outcome] += 1
-            done += 1
-            if done % 100 == 0:
-                print("  %s: %d of %d run" % (module, done, len(jobs) - 1), flush=True)
-            entry = entries[payload]
-            if outcome != "killed":
-                report[
-                    {"survived": "survivors", "timeout": "timeouts"}.get(outcome, "errors")
-                ].append(entry)
-                print(
-                    "  %-8s %s:%d %s: %s"
-                    % (
-                        outcome,
-                        entry["file"],
-                        entry["line"],
-                        entry["function"] or "<module>",
-                        entry["mutation"],
-                    ),
-                    flush=True,
-                )
-    os.waitpid(pid, 0)
+    finally:
+        # An abort here (an error, ^C, a TERM) ends the session too, which ends its children.
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                os.kill(pid, signal.SIGTERM)
+                os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
     if done != len(jobs) - 1:
         raise SystemExit(
             "error: %s: the session ended after %d of %d mutants" % (module, done, len(jobs) - 1)
