@@ -557,3 +557,156 @@ def test_a_changed_base_device_size_is_a_warning(changes, message):
         assert (check["status"], check["message"]) == ("pass", "dm.basesize is not set")
     else:
         assert (check["status"], check["message"]) == ("warn", message)
+
+
+def _result(facts, check, policy=None):
+    return next(r for r in _audit_policy.evaluate(facts, policy) if r["check"] == check)
+
+
+def test_filesystems_without_an_inode_limit_are_not_judged_for_inodes():
+    # btrfs reports no inode limit (capacity_info: limited false, figures 0).
+    unlimited = facts_with(capacity__filesystems=[_fs("data_root", "/srv/docker", inodes=(0, 0))])
+    result = _result(unlimited, "free_inodes")
+    assert result["status"] == "skipped"
+    assert result["message"] == "no examined filesystem limits inodes"
+    mixed = facts_with(
+        capacity__filesystems=[
+            _fs("data_root", "/srv/docker", inodes=(0, 0)),
+            _fs("containerd_root", "/srv/containerd", inodes=(100000, 90000)),
+        ]
+    )
+    result = _result(mixed, "free_inodes")
+    assert result["status"] == "pass"
+    assert list(result["evidence"]) == ["/srv/containerd"]
+    assert result["message"] == "enough free inodes"
+
+
+def test_aufs_set_through_a_dockerd_flag_is_found():
+    # The engine still runs overlay2, but its next start takes the flag.
+    facts = facts_with(
+        flags__findings=[
+            {"key": "data-root", "value": "/srv/aufs", "where": "/etc/default/docker:2"},
+            {"key": "storage-driver", "value": "overlay2", "where": "/etc/default/docker:3"},
+            {"key": "storage-driver", "value": "aufs", "where": "/etc/default/docker:4"},
+        ]
+    )
+    assert found(facts) == [("aufs_not_used", "2.6", "fail")]
+    result = _result(facts, "aufs_not_used")
+    assert result["message"] == "aufs is in use or configured: move to overlay2"
+    assert result["evidence"] == {"drivers": ["overlay2", "aufs"]}
+    devicemapper = facts_with(
+        flags__findings=[
+            {"key": "storage-driver", "value": "devicemapper", "where": "/etc/default/docker:3"}
+        ]
+    )
+    assert found(devicemapper) == [("forbidden_driver", None, "fail")]
+    assert _result(devicemapper, "forbidden_driver")["message"] == (
+        "forbidden storage driver in use or configured: devicemapper"
+    )
+
+
+def test_a_healthy_host_says_what_was_found_fine():
+    results = {r["check"]: r for r in _audit_policy.evaluate(copy.deepcopy(HEALTHY))}
+    assert results["daemon_json_valid"]["message"] == "daemon.json storage keys are readable"
+    assert results["flag_conflict"]["message"] == (
+        "no storage setting is both a dockerd flag and in daemon.json"
+    )
+    assert results["aufs_not_used"]["message"] == "aufs is not used"
+    # The running driver and daemon.json's are the same driver: named once.
+    assert results["aufs_not_used"]["evidence"] == {"drivers": ["overlay2"]}
+    assert results["native_overlay_diff"]["message"] == "Native Overlay Diff: true"
+    assert results["free_bytes"]["message"] == "enough free bytes"
+
+
+def test_no_driver_in_use_or_configured_names_none():
+    facts = facts_with(engine__running_driver=None, daemon_json__storage_driver=None)
+    assert _result(facts, "aufs_not_used")["evidence"] == {"drivers": []}
+
+
+def test_findings_say_what_is_wrong_and_what_to_do():
+    facts = facts_with(
+        permissions__etc_docker=_perm("/etc/docker", "0755", uid=1000),
+        engine__driver_status={"Native Overlay Diff": "false"},
+    )
+    assert _result(facts, "etc_docker_owner")["message"] == (
+        "the configuration directory /etc/docker is owned by 1000:0, not root:root: chown "
+        "root:root it"
+    )
+    assert _result(facts, "native_overlay_diff")["message"] == (
+        "Native Overlay Diff: false (image builds and commits compute diffs slowly)"
+    )
+
+
+def test_daemon_json_may_not_be_executable_by_others():
+    facts = facts_with(permissions__daemon_json=_perm("/etc/docker/daemon.json", "0645"))
+    assert found(facts) == [("daemon_json_mode", "3.18", "fail")]
+
+
+@pytest.mark.parametrize(
+    "changes, check, message",
+    [
+        ({"capacity__filesystems": []}, "free_bytes", "no filesystem was examined"),
+        ({"capacity__filesystems": []}, "free_inodes", "no filesystem was examined"),
+        (
+            {"support__backing_filesystem": {"type": "ext4", "mount_point": "/", "d_type": None}},
+            "d_type",
+            "d_type support could not be determined",
+        ),
+        (
+            {"engine__driver_status": {}},
+            "native_overlay_diff",
+            "the engine reports no overlay diff mode",
+        ),
+        (
+            {"mounts__checked": False, "mounts__problem": "the engine does not answer"},
+            "merged_mounts",
+            "the engine does not answer",
+        ),
+    ],
+)
+def test_checks_without_the_facts_they_need_are_skipped_with_the_reason(changes, check, message):
+    result = _result(facts_with(**changes), check)
+    assert (result["status"], result["message"]) == ("skipped", message)
+
+
+@pytest.mark.parametrize(
+    "available, expected",
+    [
+        # Bytes on 1000: below 5% available fails, below 10% warns, exactly each does not.
+        (49, [("free_bytes", None, "fail")]),
+        (50, [("free_bytes", None, "warn")]),
+        (99, [("free_bytes", None, "warn")]),
+        (100, []),
+    ],
+)
+def test_the_free_byte_boundaries_are_exact(available, expected):
+    facts = facts_with(
+        capacity__filesystems=[_fs("data_root", "/srv/docker", available=(1000, available))]
+    )
+    assert found(facts) == expected
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        {"warn_free_bytes_percent": 100},
+        {"min_free_inodes_percent": 0},
+        {"severity": {"d_type": "fail", "native_overlay_diff": "warn"}},
+    ],
+)
+def test_policy_values_at_the_ends_of_their_ranges_are_taken(policy):
+    assert _audit_policy.check_policy(policy)
+
+
+@pytest.mark.parametrize(
+    "policy, message",
+    [
+        ({"min_free_bytes": -1}, "min_free_bytes out of range"),
+        ({"min_free_bytes_percent": -0.5}, "min_free_bytes_percent out of range"),
+        ({"warn_free_inodes_percent": 100.5}, "warn_free_inodes_percent out of range"),
+        ({"severity": ["d_type"]}, "severity must be a dict"),
+    ],
+)
+def test_policy_values_out_of_range_are_refused(policy, message):
+    with pytest.raises(_audit_policy.PolicyError, match=message):
+        _audit_policy.check_policy(policy)

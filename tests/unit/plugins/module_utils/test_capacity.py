@@ -1,4 +1,5 @@
 import os
+import re
 from collections import namedtuple
 
 import pytest
@@ -299,3 +300,97 @@ def test_read_containerd_root(tmp_path):
     assert _capacity.read_containerd_root(str(config)) == ("/srv/containerd", str(config))
     config.write_text('root = "relative"\n')
     assert _capacity.read_containerd_root(str(config)) == ("/var/lib/containerd", "default")
+
+
+@pytest.mark.parametrize(
+    "free, expected",
+    [
+        # The audit's and capacity_info's defaults on 100000 inodes: exactly 5% free is not
+        # below the fail threshold, exactly 10% not below the warn threshold.
+        (4999, "fail"),
+        (5000, "warn"),
+        (9999, "warn"),
+        (10000, "ok"),
+    ],
+)
+def test_threshold_level_at_exactly_the_percentages(free, expected):
+    assert _capacity.threshold_level(free, 100000, 10.0, 5.0) == expected
+
+
+@pytest.mark.parametrize("free, expected", [(99, "fail"), (100, "ok"), (1000, "ok")])
+def test_threshold_level_fails_only_below_the_absolute_minimum(free, expected):
+    assert _capacity.threshold_level(free, 1000, 0, 0, 100) == expected
+
+
+@pytest.mark.parametrize(
+    "free, total, expected",
+    [
+        # Exact, not to a hundredth: 5000 of 100001 is 4.99995% free, below 5%.
+        (5000, 100001, "fail"),
+        (10000, 100001, "warn"),
+    ],
+)
+def test_threshold_level_is_exact_below_a_hundredth_of_a_percent(free, total, expected):
+    assert _capacity.threshold_level(free, total, 10.0, 5.0) == expected
+
+
+def test_an_empty_filesystem_has_no_percentages():
+    st = statvfs(blocks=0, bfree=0, bavail=0, files=0, ffree=0)
+    assert _capacity.byte_figures(st) == {
+        "total": 0,
+        "used": 0,
+        "free": 0,
+        "available": 0,
+        "used_percent": None,
+        "available_percent": None,
+    }
+    assert _capacity.inode_figures(st) == {
+        "limited": False,
+        "total": 0,
+        "used": 0,
+        "free": 0,
+        "used_percent": None,
+        "free_percent": None,
+    }
+
+
+@pytest.mark.parametrize("used, used_percent", [(1, 34), (2, 67), (3, 100)])
+def test_used_percent_is_rounded_up_as_df_does(used, used_percent):
+    st = statvfs(blocks=3, bfree=3 - used, bavail=3 - used, files=3, ffree=3 - used)
+    assert _capacity.byte_figures(st)["used_percent"] == used_percent
+    assert _capacity.inode_figures(st)["used_percent"] == used_percent
+
+
+def test_thresholds_left_out_or_at_100_are_taken():
+    defaults = _capacity.validate_thresholds({"inode_warn_percent": None})
+    assert defaults == _capacity.DEFAULT_THRESHOLDS
+    assert _capacity.validate_thresholds({"bytes_warn_percent": 100})["bytes_warn_percent"] == 100
+    with pytest.raises(_capacity.CapacityError, match="must be from 0 to 100"):
+        _capacity.validate_thresholds({"bytes_warn_percent": 100.5})
+
+
+def test_an_xfs_superblock_needs_its_first_128_bytes():
+    data = bytes.fromhex(_fixture("superblock-imaxpct5.hex"))
+    assert _capacity.parse_xfs_superblock(data[:128])["imaxpct"] == 5
+    assert _capacity.parse_xfs_superblock(data[:127]) is None
+
+
+def test_xfs_info_without_block_or_inode_size_has_no_inodes_per_block():
+    text = _fixture("xfs_info-imaxpct5.txt")
+    geometry = _capacity.parse_xfs_info(re.sub(r"isize=\d+", "", text))
+    assert geometry["inodes_per_block"] is None
+    assert geometry["imaxpct"] == 5
+    assert _capacity.xfs_inode_ceiling(geometry) is None
+
+
+@pytest.mark.parametrize(
+    "per_block, ceiling",
+    [
+        # 64 inodes per block: a chunk is one block (never less).
+        (64, 250 * 64),
+        (128, 250 * 128),
+    ],
+)
+def test_xfs_inode_ceiling_with_chunks_of_one_block(per_block, ceiling):
+    geometry = {"imaxpct": 25, "data_blocks": 1001, "inodes_per_block": per_block}
+    assert _capacity.xfs_inode_ceiling(geometry) == ceiling

@@ -378,3 +378,58 @@ def test_unreadable_path_is_named(tmp_path):
     path = str(tmp_path / "etc" / "daemon.json")
     with pytest.raises(DaemonJsonError, match="^cannot read .*/etc/daemon.json: Not a directory"):
         read_daemon_json_for_update(path)
+
+
+@pytest.mark.parametrize(
+    "option, driver, note, accepts",
+    [
+        ("dm.=1", "devicemapper", "", "dm.* options"),
+        ("size=1G", "devicemapper", "", "dm.* options"),
+        ("overlay2.size=1G", "vfs", " (it belongs to overlay2)", "only size"),
+        ("size=1G", "overlay", "", "no options"),
+        (
+            "overlay2.foo=1",
+            "overlay2",
+            "",
+            "only overlay2.size, and only on xfs mounted with pquota",
+        ),
+        ("btrfs.foo=1", "btrfs", "", "only btrfs.min_space"),
+    ],
+)
+def test_an_unknown_storage_option_names_its_owner_and_what_the_driver_accepts(
+    option, driver, note, accepts
+):
+    key = option.partition("=")[0]
+    with pytest.raises(DaemonConfigError) as error:
+        check_storage_opts([option], driver, (27, 0, 0))
+    assert str(error.value) == (
+        "storage-opts: %s is not an option of the %s driver%s; dockerd refuses to start with it "
+        "(%s: unknown option). %s accepts %s" % (key, driver, note, driver, driver, accepts)
+    )
+
+
+@pytest.mark.parametrize("data_root", ["/srv/do\0cker", "relative/docker"])
+def test_a_data_root_that_is_not_an_absolute_path_is_refused(data_root):
+    with pytest.raises(DaemonConfigError, match="is not an absolute path"):
+        check_data_root(data_root)
+
+
+def test_a_data_root_that_is_a_file_is_refused(tmp_path):
+    path = tmp_path / "docker"
+    path.write_text("")
+    with pytest.raises(DaemonConfigError) as error:
+        check_data_root(str(path))
+    assert str(error.value) == (
+        "data-root: %s exists and is not a directory; give a directory" % path
+    )
+    path.unlink()
+    assert check_data_root(str(path) + "/") == str(path)
+
+
+def test_only_a_graphdriver_the_engine_runs_is_pinned():
+    assert store_pin("overlayfs", False, "overlay2") == (
+        "storage-driver",
+        "overlay2",
+        "overlay2 is the driver recommended for the new data-root",
+    )
+    assert store_pin(None, False, None) is None

@@ -1,3 +1,4 @@
+import os
 import re
 
 import pytest
@@ -6,6 +7,7 @@ from daemon_json_corpus import CASES, bad_file, bad_files, read_bad_file
 from ansible_collections.dockerhost.storage.plugins.module_utils._daemon_json import (
     MAX_NESTING,
     DaemonJsonError,
+    mode_problems,
     parse_daemon_json,
     parse_daemon_json_strict,
     read_daemon_json,
@@ -152,3 +154,66 @@ def test_what_dockerd_reads_is_accepted():
 def test_lone_surrogate_escapes_are_named(raw, escape):
     with pytest.raises(DaemonJsonError, match="holds the escape %s" % re.escape(escape)):
         parse_daemon_json_strict(raw)
+
+
+def test_closing_brackets_end_their_level():
+    # Many arrays side by side are one level each, however many there are.
+    text = '{"storage-opts": [%s"x"]}' % ("[], " * 200)
+    assert parse_daemon_json_strict(text.encode())["storage-opts"][-1] == "x"
+    # The object is the first level: 99 arrays in it make MAX_NESTING levels, one more is refused.
+    deepest = parse_daemon_json_strict(('{"a": %s}' % ("[" * 99 + "]" * 99)).encode())["a"]
+    for _level in range(98):
+        deepest = deepest[0]
+    assert deepest == [] and MAX_NESTING == 100
+    with pytest.raises(DaemonJsonError, match="more than 100 levels deep .at line 1 column 106"):
+        parse_daemon_json_strict(('{"a": %s}' % ("[" * 100 + "]" * 100)).encode())
+
+
+@pytest.mark.parametrize(
+    "text, kind",
+    [("[]", "array"), ('"x"', "string"), ("true", "boolean"), ("null", "null"), ("1", "number")],
+)
+def test_a_file_that_is_not_an_object_names_what_it_holds(text, kind):
+    with pytest.raises(DaemonJsonError) as error:
+        parse_daemon_json_strict(text.encode(), "/etc/docker/daemon.json")
+    assert str(error.value) == (
+        "/etc/docker/daemon.json must hold a JSON object ({...}), found a JSON %s: fix the file"
+        % kind
+    )
+
+
+@pytest.mark.parametrize(
+    "number, shown",
+    [
+        ("1e999", "1e999"),
+        ("1" * 400, "1" * 20 + "..."),
+        ("-" + "9" * 23 + "e999", "-" + "9" * 19 + "..."),
+    ],
+)
+def test_a_number_beyond_a_float_is_named_and_shortened(number, shown):
+    with pytest.raises(DaemonJsonError) as error:
+        parse_daemon_json_strict(('{"a": "[{", "b": %s}' % number).encode(), "/d.json")
+    assert str(error.value).startswith(
+        "/d.json holds the number %s at line 1 column 18, beyond the range dockerd reads" % shown
+    )
+
+
+def test_mode_problems_name_a_loose_mode_and_a_foreign_owner(tmp_path):
+    path = tmp_path / "daemon.json"
+    assert mode_problems(str(path)) == []
+    path.write_text("{}")
+    os.chmod(str(path), 0o644)
+    os.chown(str(path), 0, 0)
+    assert mode_problems(str(path)) == []
+    os.chown(str(path), 0, 50)
+    os.chmod(str(path), 0o4664)
+    assert mode_problems(str(path)) == [
+        "%s has mode 4664, looser than 0644 (CIS Docker Benchmark 3.18): chmod 0644 it" % path,
+        "%s is owned by 0:50, not root:root (CIS Docker Benchmark 3.17): chown root:root it" % path,
+    ]
+    os.chmod(str(path), 0o600)
+    os.chown(str(path), 1000, 0)
+    assert mode_problems(str(path)) == [
+        "%s is owned by 1000:0, not root:root (CIS Docker Benchmark 3.17): chown root:root it"
+        % path
+    ]

@@ -338,3 +338,307 @@ def test_an_existing_store_without_d_type_runs_before_23_and_is_refused_from_23(
         assert refused["supported"] is False, version
     fresh = report("20.10", evidence(backing="ext4", probe=probe))["drivers"]["overlay2"]
     assert fresh["supported"] is False
+
+
+@pytest.mark.parametrize(
+    "kernel, refused", [((3, 19, 0), True), ((4, 0, 0), False), ((4, 0, 1), False)]
+)
+def test_old_engines_take_overlay2_from_kernel_4_0_on(kernel, refused):
+    release = "%d.%d.%d-generic" % kernel
+    ev = evidence(host="ubuntu-18.04-aufs", kernel_version=kernel, kernel_release=release)
+    overlay2 = report("18.09", ev)["drivers"]["overlay2"]
+    needs = [r for r in overlay2["reasons"] if "needs kernel 4.0" in r]
+    if refused:
+        assert overlay2["supported"] is False
+        assert needs == [
+            "Docker Engine 18.9 needs kernel 4.0 or newer for overlay2 (found %s)" % release
+        ]
+    else:
+        assert overlay2["supported"] is True
+        assert needs == []
+
+
+def native_diff(params=None, config=None, kernel=(6, 1, 0)):
+    return _drivers.native_diff_notes(
+        {"overlay_parameters": params, "kernel_config": config, "kernel_version": kernel}
+    )
+
+
+@pytest.mark.parametrize(
+    "kernel, slow", [((4, 7, 10), True), ((4, 8, 0), False), ((5, 4, 0), False), (None, False)]
+)
+def test_native_overlay_diff_is_off_on_kernels_before_4_8(kernel, slow):
+    notes = native_diff({}, {}, kernel)
+    expected = ["Native Overlay Diff is off: kernels before 4.8 copy opaque flags up"]
+    assert notes == (expected if slow else [])
+    # The same rule as driver_support_info reports it for overlay2.
+    ev = evidence(host="ubuntu-18.04-aufs", kernel_version=kernel)
+    warnings = report("20.10", ev)["drivers"]["overlay2"]["warnings"]
+    assert (expected[0] in warnings) is slow
+
+
+@pytest.mark.parametrize(
+    "params, config, off",
+    [
+        ({"metacopy": "Y"}, {}, True),
+        ({"metacopy": "N"}, {"CONFIG_OVERLAY_FS_METACOPY": "y"}, False),
+        ({}, {"CONFIG_OVERLAY_FS_METACOPY": "y"}, True),
+        ({}, {"CONFIG_OVERLAY_FS_METACOPY": "n"}, False),
+        (None, None, False),
+    ],
+)
+def test_native_overlay_diff_is_off_with_metacopy_from_the_parameter_else_the_config(
+    params, config, off
+):
+    metacopy = (
+        "Native Overlay Diff is off: overlay metacopy is enabled (image builds and commits are "
+        "slower)"
+    )
+    assert native_diff(params, config) == ([metacopy] if off else [])
+
+
+@pytest.mark.parametrize(
+    "params, config, off",
+    [
+        ({"redirect_dir": "Y"}, {}, True),
+        ({"redirect_dir": "on"}, {}, True),
+        ({"redirect_dir": "follow"}, {}, True),
+        ({"redirect_dir": "nofollow"}, {}, True),
+        ({"redirect_dir": "off"}, {"CONFIG_OVERLAY_FS_REDIRECT_DIR": "y"}, False),
+        ({"redirect_dir": "N"}, {}, False),
+        ({}, {"CONFIG_OVERLAY_FS_REDIRECT_DIR": "y"}, True),
+        ({}, {"CONFIG_OVERLAY_FS_REDIRECT_DIR": "n"}, False),
+    ],
+)
+def test_native_overlay_diff_is_off_with_redirect_dir_from_the_parameter_else_the_config(
+    params, config, off
+):
+    redirect = (
+        "Native Overlay Diff is off: overlay redirect_dir is enabled (image builds and commits "
+        "are slower)"
+    )
+    assert native_diff(params, config) == ([redirect] if off else [])
+
+
+def test_unknown_d_type_makes_overlay_unknown_and_says_why():
+    ev = evidence(probe=None, d_type=None, d_type_error="/srv is empty and probe is disabled")
+    overlay2 = report("27.0", ev)["drivers"]["overlay2"]
+    assert overlay2["supported"] is None
+    assert overlay2["reasons"] == [
+        "d_type support of the backing filesystem is unknown: /srv is empty and probe is disabled"
+    ]
+    unprobed = report("27.0", evidence(probe=None, d_type=None))["drivers"]["overlay"]
+    assert unprobed["reasons"][-1] == (
+        "d_type support of the backing filesystem is unknown: not probed"
+    )
+
+
+def test_a_filesystem_that_refuses_writes_refuses_every_driver_with_the_error():
+    error = "cannot write to /var/lib/docker: No space left on device"
+    result = report("27.0", evidence(write_error=error))
+    for name, verdict in result["drivers"].items():
+        assert verdict["supported"] is False, name
+        assert error in verdict["reasons"], name
+
+
+def test_a_deprecated_driver_says_so_and_what_to_do():
+    verdict = report("23.0", evidence(host="ubuntu-18.04-aufs"))["drivers"]["aufs"]
+    assert verdict["warnings"] == [
+        "aufs is deprecated since Docker Engine 23.0 and will be removed; migrate to overlay2"
+    ]
+    assert report("20.10", evidence(host="ubuntu-18.04-aufs"))["drivers"]["aufs"]["warnings"] == []
+
+
+@pytest.mark.parametrize(
+    "backing, extra, recommended",
+    [
+        ("btrfs", {}, "btrfs"),
+        ("zfs", {"zfs_device": True}, "zfs"),
+        ("ext4", {}, "fuse-overlayfs"),
+    ],
+)
+def test_where_overlay2_cannot_mount_the_filesystem_s_own_driver_is_recommended(
+    backing, extra, recommended
+):
+    probe = dict(PROBE_OK, overlay_ok=False, overlay_error="overlay mount failed")
+    result = report("27.0", evidence(backing=backing, probe=probe, **extra))
+    assert result["drivers"]["overlay2"]["supported"] is False
+    assert result["recommended"] == recommended
+
+
+@pytest.mark.parametrize(
+    "value, graphdriver",
+    [
+        ("overlayfs", "overlay2"),
+        ("native", "vfs"),
+        ("overlay2", "overlay2"),
+        ("btrfs", "btrfs"),
+        ("stargz", "stargz"),
+    ],
+)
+def test_a_snapshotter_is_judged_as_its_graphdriver(value, graphdriver):
+    assert _drivers.graphdriver_for(value) == graphdriver
+
+
+def test_prior_vfs_state_does_not_decide_the_driver():
+    # dockerd's vfs directory holds no state that pins the driver: the priority list decides.
+    result = report("20.10", evidence(prior=["vfs"]))
+    assert result["would_pick"]["driver"] == "overlay2"
+    assert result["would_pick"]["reason"].startswith("first driver in Docker Engine 20.10")
+
+
+def test_zfs_needs_a_zfs_dataset_and_dev_zfs():
+    elsewhere = report("27.0", evidence(zfs_device=False))["drivers"]["zfs"]
+    assert elsewhere["supported"] is False
+    assert elsewhere["reasons"] == [
+        "zfs needs the data-root on a zfs dataset (it is on ext4)",
+        "/dev/zfs does not exist (zfs kernel module not loaded)",
+    ]
+    assert report("27.0", evidence(backing="zfs", zfs_device=True))["drivers"]["zfs"] == {
+        "supported": True,
+        "reasons": [],
+        "warnings": [],
+        "deprecated": False,
+        "removed": False,
+    }
+
+
+def test_fuse_overlayfs_needs_its_program_and_fuse():
+    verdict = report("27.0", evidence(fuse={"available": False, "binary": None}))["drivers"][
+        "fuse-overlayfs"
+    ]
+    assert verdict["supported"] is False
+    assert verdict["reasons"] == [
+        "the fuse-overlayfs program is not installed",
+        "FUSE is not available (no 'fuse' in /proc/filesystems or no /dev/fuse)",
+    ]
+    fine = evidence(fuse={"available": True, "binary": "/usr/bin/fuse-overlayfs"})
+    assert report("27.0", fine)["drivers"]["fuse-overlayfs"]["supported"] is True
+
+
+@pytest.mark.parametrize(
+    "engine, deprecated, removed",
+    [
+        ("20.10", set(), set()),
+        ("23.0", {"aufs", "overlay", "devicemapper"}, set()),
+        ("24.0", {"devicemapper"}, {"aufs", "overlay"}),
+        ("25.0", set(), {"aufs", "overlay", "devicemapper"}),
+    ],
+)
+def test_each_old_driver_is_deprecated_then_removed_in_its_release(engine, deprecated, removed):
+    drivers = report(engine, evidence(host="ubuntu-18.04-aufs"))["drivers"]
+    for name in ("aufs", "overlay", "devicemapper"):
+        assert drivers[name]["deprecated"] is (name in deprecated), name
+        assert drivers[name]["removed"] is (name in removed), name
+
+
+def test_a_blacklisted_filesystem_warns_by_how_the_kernel_offers_it():
+    loaded = report("27.0", evidence())["drivers"]["overlay2"]["warnings"]
+    assert any(
+        w.startswith("overlay is blacklisted in /etc/modprobe.d/hardening.conf:1; it is loaded now")
+        for w in loaded
+    )
+    hardened = evidence(host="hardened-overlay-disabled", backing="xfs", probe=None)
+    warnings = report("24.0", hardened)["drivers"]["overlay2"]["warnings"]
+    assert any("it will not load on demand" in w for w in warnings)
+
+
+def test_a_test_mount_that_worked_needs_no_further_word():
+    overlay2 = report("27.0", evidence())["drivers"]["overlay2"]
+    assert overlay2["supported"] is True
+    assert not any("not confirmed by a test mount" in w for w in overlay2["warnings"])
+
+
+def test_without_a_probe_an_unusable_upper_filesystem_is_refused_by_type():
+    overlay2 = report("27.0", evidence(backing="nfs", probe=None, d_type=True))["drivers"][
+        "overlay2"
+    ]
+    assert overlay2["supported"] is False
+    assert overlay2["reasons"] == ["overlay cannot use a nfs filesystem as its upper layer"]
+
+
+@pytest.mark.parametrize(
+    "backing, hint",
+    [
+        ("ext4", " (ext needs the filetype feature: tune2fs -O filetype)"),
+        ("xfs", " (xfs needs ftype=1: reformat with mkfs.xfs -n ftype=1)"),
+        ("btrfs", ""),
+    ],
+)
+def test_d_type_off_says_how_to_turn_it_on_where_it_can(backing, hint):
+    probe = dict(PROBE_OK, d_type=False)
+    reasons = report("27.0", evidence(backing=backing, probe=probe))["drivers"]["overlay2"][
+        "reasons"
+    ]
+    assert reasons == ["the %s backing filesystem does not support d_type%s" % (backing, hint)]
+
+
+@pytest.mark.parametrize(
+    "driver, engine, supported",
+    [
+        # Before 17.12 dockerd warned about a new overlay store without d_type; overlay2 never
+        # took one.
+        ("overlay", "17.09", True),
+        ("overlay", "17.11", True),
+        ("overlay", "17.12", False),
+        ("overlay2", "17.09", False),
+    ],
+)
+def test_a_new_store_without_d_type_is_refused_from_17_12_and_always_for_overlay2(
+    driver, engine, supported
+):
+    probe = dict(PROBE_OK, d_type=False)
+    verdict = report(engine, evidence(backing="ext4", probe=probe))["drivers"][driver]
+    assert verdict["supported"] is supported
+    if supported:
+        assert (
+            "the backing filesystem does not support d_type (ext needs the filetype feature: "
+            "tune2fs -O filetype)" in verdict["warnings"]
+        )
+
+
+def test_overlay2_size_names_the_backing_filesystem_that_lacks_project_quota():
+    ext4 = report("27.0", evidence(backing="ext4"))["drivers"]["overlay2"]["warnings"]
+    assert (
+        "storage-opt overlay2.size is unavailable: it needs xfs mounted with pquota/prjquota "
+        "(backing filesystem is ext4)" in ext4
+    )
+    xfs = report("27.0", evidence(backing="xfs"))["drivers"]["overlay2"]["warnings"]
+    assert (
+        "storage-opt overlay2.size is unavailable: it needs xfs mounted with pquota/prjquota" in xfs
+    )
+
+
+def test_devicemapper_and_vfs_warn_what_they_are_for():
+    loop_lvm = "devicemapper in loop-lvm mode is for testing only; production needs direct-lvm"
+    usable = report("20.10", evidence(devicemapper={"available": True}))["drivers"]
+    assert loop_lvm in usable["devicemapper"]["warnings"]
+    assert usable["vfs"]["warnings"] == [
+        "vfs copies every layer in full: slow and large; meant for testing"
+    ]
+    assert usable["overlay2"]["supported"] is True
+    assert not any("vfs copies" in w for w in usable["overlay2"]["warnings"])
+    refused = report("20.10", evidence(devicemapper=NO_DM))["drivers"]["devicemapper"]
+    assert refused["supported"] is False
+    assert loop_lvm not in refused["warnings"]
+
+
+@pytest.mark.parametrize(
+    "engine, order",
+    [
+        ("24.0", ["overlay2", "fuse-overlayfs", "btrfs", "zfs", "devicemapper", "vfs"]),
+        ("25.0", ["overlay2", "fuse-overlayfs", "btrfs", "zfs", "vfs"]),
+    ],
+)
+def test_devicemapper_leaves_the_priority_list_in_25_0(engine, order):
+    assert _drivers.priority_list(_drivers.parse_engine_version(engine)) == order
+
+
+def test_a_blacklisted_built_in_filesystem_warns_that_it_is_built_in_now():
+    ev = evidence()
+    ev["overlay"] = dict(ev["overlay"], how="builtin", blacklisted_by=["/etc/modprobe.d/x.conf:2"])
+    warnings = report("27.0", ev)["drivers"]["overlay2"]["warnings"]
+    assert any(
+        w.startswith("overlay is blacklisted in /etc/modprobe.d/x.conf:2; it is builtin now")
+        for w in warnings
+    )

@@ -131,3 +131,114 @@ def test_a_device_node_in_the_home_is_not_a_layer(store):
     report = check_layer_store(data_root)
     assert report["orphaned_layers"] == []
     assert report["layers"] == 6
+
+
+def test_a_short_link_that_points_at_another_layer_is_named_by_the_layer_it_should_name(store):
+    data_root, home = store
+    link = os.path.join(home, "l", short_name("layer2"))
+    os.unlink(link)
+    os.symlink("../layer1/diff", link)
+    report = check_layer_store(data_root)
+    link_file = os.path.join(home, "layer2", "link")
+    assert findings(report) == [("store_link_file", link_file)]
+    assert report["problems"][0]["expected"] == "l/%s linking to ../layer2/diff" % short_name(
+        "layer2"
+    )
+    assert report["problems"][0]["found"] == "l/%s links to layer layer1" % short_name("layer2")
+
+
+def test_a_layer_without_its_diff_directory_is_named_and_its_link_dangles(store):
+    data_root, home = store
+    os.rmdir(os.path.join(home, "layer2", "diff"))
+    report = check_layer_store(data_root)
+    link = os.path.join(home, "l", short_name("layer2"))
+    assert findings(report) == [
+        ("store_link", link),
+        ("store_layer", os.path.join(home, "layer2", "diff")),
+    ]
+    assert report["problems"][0]["found"] == (
+        "a dangling link to ../layer2/diff (no layer directory layer2)"
+    )
+    assert report["problems"][1]["found"] == "nothing"
+
+
+def test_a_layer_without_its_link_file_is_named(store):
+    data_root, home = store
+    os.unlink(os.path.join(home, "layer2", "link"))
+    report = check_layer_store(data_root)
+    assert findings(report) == [("store_link_file", os.path.join(home, "layer2", "link"))]
+    assert report["problems"][0]["expected"] == "the layer's short name"
+    assert report["problems"][0]["found"] == "nothing"
+
+
+def test_entries_of_l_that_are_not_links_to_a_layer_are_each_named_once(store):
+    data_root, home = store
+    not_a_link = os.path.join(home, "l", "0PLAINFILE")
+    with open(not_a_link, "w"):
+        pass
+    no_id = os.path.join(home, "l", "1NOID")
+    os.symlink("..//diff", no_id)
+    elsewhere = os.path.join(home, "l", short_name("layer2"))
+    os.unlink(elsewhere)
+    os.symlink("/tmp/somewhere", elsewhere)
+    report = check_layer_store(data_root)
+    assert [(p["check"], p["path"], p["found"]) for p in report["problems"]] == [
+        ("store_link", not_a_link, "not a link"),
+        ("store_link", no_id, "a link to ..//diff"),
+        ("store_link", elsewhere, "a link to /tmp/somewhere"),
+        (
+            "store_link_file",
+            os.path.join(home, "layer2", "link"),
+            "l/%s is missing" % short_name("layer2"),
+        ),
+    ]
+    assert report["links"] == 5
+
+
+def test_a_store_without_its_l_directory_names_every_link_file(store):
+    data_root, home = store
+    for name in os.listdir(os.path.join(home, "l")):
+        os.unlink(os.path.join(home, "l", name))
+    os.rmdir(os.path.join(home, "l"))
+    report = check_layer_store(data_root)
+    assert report["links"] == 0
+    assert {check for check, _path in findings(report)} == {"store_link_file", "store_lower"}
+    assert ("store_link_file", os.path.join(home, "base1", "link")) in findings(report)
+
+
+def test_a_store_not_checked_reports_nothing_found(tmp_path):
+    report = check_layer_store(str(tmp_path))
+    assert report == {
+        "checked": False,
+        "reason": "%s does not exist: this data-root has no overlay2 store"
+        % os.path.join(str(tmp_path), "overlay2"),
+        "path": os.path.join(str(tmp_path), "overlay2"),
+        "layers": 0,
+        "links": 0,
+        "problems": [],
+        "orphaned_layers": [],
+        "orphaned_bytes": 0,
+    }
+
+
+def test_orphans_are_listed_without_a_size_when_not_measured(store):
+    data_root, home = store
+    os.makedirs(os.path.join(home, "f00d", "diff"))
+    report = check_layer_store(data_root, measure_orphans=False)
+    assert report["orphaned_layers"] == [
+        {"id": "f00d", "path": os.path.join(home, "f00d"), "size_bytes": None}
+    ]
+    assert report["orphaned_bytes"] == 0
+
+
+def test_disk_usage_is_the_blocks_of_the_tree_without_what_links_point_at(tmp_path):
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "a").write_bytes(b"y" * 50000)
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"z" * 200000)
+    os.symlink(str(outside), str(tree / "link"))
+    entries = (tree, tree / "sub", tree / "sub" / "a", tree / "link")
+    assert disk_usage(str(tree)) == sum(os.lstat(str(p)).st_blocks * 512 for p in entries)
+    assert disk_usage(str(tree / "sub" / "a")) == os.lstat(str(tree / "sub" / "a")).st_blocks * 512
+    assert disk_usage(str(tmp_path / "missing")) == 0

@@ -18,6 +18,7 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._overlay_mounts
     check_stopped_container,
     graphdriver_layout,
     mounts_by_point,
+    overlay_mounts_by_point,
     parse_overlay_options,
     resolve_layout,
     split_lowerdir,
@@ -214,3 +215,126 @@ def test_a_graphdriver_without_directories_is_not_checked_and_named():
     entry = check_container(inspection, "web", {}, "/var/lib/docker")
     assert entry["status"] == "not_checked"
     assert entry["reason"] == "the engine reports no layer directories for driver vfs"
+
+
+def test_exactly_128_lowers_is_within_the_kernel_limit(tmp_path):
+    images = ["layer%03d" % n for n in range(MAX_LOWER_LAYERS - 1)]
+    home, data = live_store(tmp_path, images)
+    lowers = ["layer1-init"] + list(reversed(images))
+    options = "lowerdir=%s,upperdir=%s,workdir=%s" % (
+        ":".join("l/" + short_name(layer) for layer in lowers),
+        "layer1/diff",
+        "layer1/work",
+    )
+    mount = overlay_mount(data["MergedDir"], options)
+    problems, details = check_running_container("web", data, {mount.mount_point: mount}, home)
+    assert details["layers"] == 128
+    assert problems == []
+
+
+def test_a_short_link_to_a_directory_that_is_not_a_diff_is_named(tmp_path):
+    home, data = live_store(tmp_path)
+    mount = overlay_mount(data["MergedDir"], mount_options(home, data))
+    link = os.path.join(home, "l", short_name("base2"))
+    os.unlink(link)
+    os.symlink("../base2/work", link)
+    problems, _details = check_running_container("web", data, {mount.mount_point: mount}, home)
+    lower = [p for p in problems if p["check"] == "lower_link"]
+    assert [(p["path"], p["expected"], p["found"]) for p in lower] == [
+        (
+            link,
+            "a link to ../<layer id>/diff under %s" % home,
+            "a link to %s" % os.path.join(home, "base2", "work"),
+        )
+    ]
+
+
+def test_a_short_link_to_a_diff_outside_the_overlay2_home_is_named(tmp_path):
+    home, data = live_store(tmp_path)
+    elsewhere = tmp_path / "elsewhere" / "base2" / "diff"
+    elsewhere.mkdir(parents=True)
+    mount = overlay_mount(data["MergedDir"], mount_options(home, data))
+    link = os.path.join(home, "l", short_name("base2"))
+    os.unlink(link)
+    os.symlink(str(elsewhere), link)
+    problems, _details = check_running_container("web", data, {mount.mount_point: mount}, home)
+    lower = [p for p in problems if p["check"] == "lower_link"]
+    assert [(p["path"], p["found"]) for p in lower] == [(link, "a link to %s" % elsewhere)]
+
+
+def test_a_lower_path_that_is_not_a_short_link_only_has_to_exist(tmp_path):
+    home, data = live_store(tmp_path)
+    options = mount_options(home, data).replace(
+        "%s/l/%s" % (home, short_name("base1")), "%s/base1/diff" % home
+    )
+    mount = overlay_mount(data["MergedDir"], options)
+    problems, details = check_running_container("web", data, {mount.mount_point: mount}, home)
+    assert problems == []
+    os.rename(os.path.join(home, "base1"), os.path.join(home, "base1.moved"))
+    problems, details = check_running_container("web", data, {mount.mount_point: mount}, home)
+    lower = [p for p in problems if p["check"] == "lower_link"]
+    assert [(p["path"], p["expected"], p["found"]) for p in lower] == [
+        ("%s/base1/diff" % home, "an existing layer directory", "nothing there")
+    ]
+
+
+def test_another_filesystem_on_the_merged_dir_is_named(tmp_path):
+    home, data = live_store(tmp_path)
+    tmpfs = Mount(1, 0, "0:2", "/", data["MergedDir"], "rw", (), "tmpfs", "none", "rw")
+    problems, details = check_running_container("web", data, {tmpfs.mount_point: tmpfs}, home)
+    assert details["mounted"] is False
+    assert [(p["check"], p["found"]) for p in problems] == [
+        ("merged_mount", "a tmpfs mount of none")
+    ]
+
+
+def test_a_merged_dir_reached_through_a_link_is_found_by_its_real_path(tmp_path):
+    home, data = live_store(tmp_path)
+    mount = overlay_mount(data["MergedDir"], mount_options(home, data))
+    alias = str(tmp_path / "alias")
+    os.symlink(os.path.dirname(data["MergedDir"]), alias)
+    aliased = dict(data, MergedDir=os.path.join(alias, "merged"))
+    problems, details = check_running_container("web", aliased, {mount.mount_point: mount}, home)
+    assert problems == []
+    assert details["mounted"] is True
+
+
+def test_a_short_link_that_cannot_be_read_is_named_so(tmp_path):
+    home, data = live_store(tmp_path)
+    mount = overlay_mount(data["MergedDir"], mount_options(home, data))
+    link = os.path.join(home, "l", short_name("base2"))
+    os.unlink(link)
+
+    def unreadable(path):
+        raise PermissionError(13, "Permission denied")
+
+    problems, _details = check_running_container(
+        "web", data, {mount.mount_point: mount}, home, readlink=unreadable
+    )
+    lower = [p for p in problems if p["check"] == "lower_link"]
+    assert [p["found"] for p in lower] == ["an unreadable entry (Permission denied)"]
+
+
+def test_only_overlay_mounts_are_kept_and_the_last_one_on_a_point_wins():
+    first = overlay_mount("/m", "lowerdir=/a")
+    second = overlay_mount("/m", "lowerdir=/b")
+    tmpfs = Mount(1, 0, "0:2", "/", "/t", "rw", (), "tmpfs", "none", "rw")
+    assert overlay_mounts_by_point([first, tmpfs, second]) == {"/m": second}
+
+
+def test_an_empty_lowerdir_and_an_empty_option_add_nothing():
+    layout = parse_overlay_options(",rw,lowerdir=,upperdir=/u,workdir=/w")
+    assert layout["lowerdirs"] == []
+    assert (layout["upperdir"], layout["workdir"]) == ("/u", "/w")
+    assert layout["options"] == {"rw": True}
+    assert split_lowerdir("/a::/b") == ["/a", "/b"]
+
+
+def test_a_graphdriver_with_data_in_the_containerd_store_is_checked_as_directories():
+    data = {"MergedDir": "/m", "UpperDir": "/u", "LowerDir": "/l", "WorkDir": "/w"}
+    inspection = {"GraphDriver": {"Name": "overlay2", "Data": data}}
+    assert graphdriver_layout(inspection, containerd_store=True) == ("overlay2", data, None)
+    empty = {"GraphDriver": {"Name": "overlay2", "Data": {}}}
+    assert graphdriver_layout(empty)[2] == (
+        "the engine reports no layer directories for driver overlay2"
+    )

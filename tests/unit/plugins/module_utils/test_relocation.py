@@ -1,3 +1,4 @@
+import errno
 import os
 import re
 
@@ -761,3 +762,200 @@ def test_a_run_killed_between_daemon_json_and_containerds_file_is_finished(tmp_p
     assert containerd.configured == relocation.containerd.target
     assert containerd.running_root == relocation.containerd.target
     assert engine.root == relocation.target and engine.running
+
+
+def test_metadata_check_names_a_directory_it_cannot_use(tmp_path):
+    missing = str(tmp_path / "missing")
+    assert _relocation.metadata_problems(missing) == [
+        "cannot create a directory in %s: No such file or directory" % missing
+    ]
+
+
+def test_metadata_check_names_what_the_filesystem_refuses(tmp_path, monkeypatch):
+    def refuse_trusted(path, name, value):
+        if name.startswith("trusted."):
+            raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    def refuse_nodes(path, mode, device):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(_relocation.os, "setxattr", refuse_trusted)
+    monkeypatch.setattr(_relocation.os, "mknod", refuse_nodes)
+    directory = str(tmp_path)
+    assert _relocation.metadata_problems(directory) == [
+        "the filesystem of %s does not keep trusted.* extended attributes: Operation not "
+        "supported" % directory,
+        "the filesystem of %s cannot hold device nodes (overlay whiteouts): Operation not "
+        "permitted (mounted nodev?)" % directory,
+    ]
+    assert os.listdir(directory) == []
+
+
+class ConfirmedEngine(FakeEngine):
+    """An engine already started after the switch, for the final checks alone."""
+
+    def __init__(self, root, driver="overlay2", images=("sha256:img",)):
+        super().__init__(root)
+        self.driver = driver
+        self.images = images
+
+    def info(self):
+        return {"DockerRootDir": self.root, "Driver": self.driver}
+
+    def call(self, method, path):
+        if path.startswith("/images"):
+            return [{"Id": image} for image in self.images]
+        return super().call(method, path)
+
+
+def _confirming(tmp_path, config=None):
+    engine = FakeEngine(str(tmp_path / "source"))
+    relocation, _config = _relocation_for(tmp_path, engine, config=config)
+    os.makedirs(relocation.target)
+    before = _relocation.engine_inventory(engine)
+    return relocation, before
+
+
+def test_the_final_check_takes_an_engine_with_everything_it_had(tmp_path):
+    relocation, before = _confirming(tmp_path)
+    engine = ConfirmedEngine(relocation.target)
+    assert relocation._confirm(engine, before) == []
+    assert relocation._confirm(engine, None) == []
+
+
+@pytest.mark.parametrize(
+    "engine, message",
+    [
+        (
+            dict(driver="vfs", images=()),
+            # What is wrong with the engine is said first; its inventory is not trusted then.
+            "the engine reports storage driver vfs, not overlay2",
+        ),
+        (dict(images=()), "1 images are missing after the move: sha256:img"),
+    ],
+)
+def test_the_final_check_names_what_the_engine_lacks(tmp_path, engine, message):
+    relocation, before = _confirming(tmp_path)
+    with pytest.raises(RelocationError) as error:
+        relocation._confirm(ConfirmedEngine(relocation.target, **engine), before)
+    assert str(error.value) == message
+
+
+def test_the_final_check_refuses_an_engine_on_another_root(tmp_path):
+    relocation, before = _confirming(tmp_path)
+    with pytest.raises(RelocationError) as error:
+        relocation._confirm(ConfirmedEngine(relocation.source, driver="vfs"), before)
+    assert str(error.value) == (
+        "the engine reports data-root %s, not %s; the engine reports storage driver vfs, not "
+        "overlay2" % (relocation.source, relocation.target)
+    )
+
+
+class BindMountConfig(FakeConfig):
+    moves_data_root = False
+
+
+def test_a_bind_mount_over_the_old_path_must_show_the_copy(tmp_path):
+    relocation, before = _confirming(tmp_path, BindMountConfig(str(tmp_path / "source")))
+    engine = ConfirmedEngine(relocation.source)
+    with pytest.raises(RelocationError) as error:
+        relocation._confirm(engine, before)
+    assert str(error.value) == "%s does not show the copy at %s" % (
+        relocation.source,
+        relocation.target,
+    )
+    os.rmdir(relocation.source)
+    os.symlink(relocation.target, relocation.source)
+    assert relocation._confirm(engine, before) == []
+
+
+def test_the_final_check_refuses_containerd_on_its_old_root(tmp_path):
+    engine = FakeEngine(str(tmp_path / "source"))
+    relocation, _config, containerd = _with_containerd(tmp_path, engine)
+    os.makedirs(relocation.target)
+    before = _relocation.engine_inventory(engine)
+    with pytest.raises(RelocationError) as error:
+        relocation._confirm(ConfirmedEngine(relocation.target), before)
+    assert str(error.value) == (
+        "containerd does not run on its new root %s (its metadata database there is not open)"
+        % relocation.containerd.target
+    )
+    containerd.running_root = relocation.containerd.target
+    assert relocation._confirm(ConfirmedEngine(relocation.target), before) == []
+
+
+def test_a_target_that_is_a_bind_mount_of_the_source_is_refused(tmp_path):
+    source = tmp_path / "source"
+    source.mkdir()
+    alias = tmp_path / "alias"
+    alias.mkdir()
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(
+        "1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"
+        "2 1 8:1 %s %s rw - ext4 /dev/sda1 rw\n" % (source, alias)
+    )
+    target = str(alias / "docker")
+    assert _relocation.bind_alias_problems(str(source), target, str(mountinfo)) == [
+        "path %s is, through a bind mount, the directory %s of the filesystem that holds the "
+        "current data-root %s (there %s): the copy would write into what it reads"
+        % (target, source / "docker", source, source)
+    ]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert _relocation.bind_alias_problems(str(source), str(elsewhere / "d"), str(mountinfo)) == []
+    other_device = tmp_path / "mountinfo-2"
+    other_device.write_text(
+        "1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"
+        "2 1 8:2 %s %s rw - ext4 /dev/sdb1 rw\n" % (source, alias)
+    )
+    assert _relocation.bind_alias_problems(str(source), target, str(other_device)) == []
+
+
+def test_a_target_that_is_a_link_to_a_parent_of_the_source_is_refused(tmp_path):
+    source = tmp_path / "data" / "source"
+    source.mkdir(parents=True)
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "data")
+    problems = _problems(str(source), str(link))
+    assert "the current data-root %s is inside path %s" % (source, link) in problems
+
+
+@pytest.mark.parametrize(
+    "mode, who",
+    [(0o775, "group (mode 0775)"), (0o757, "others (mode 0757)"), (0o777, "group and others")],
+)
+def test_an_unsafe_parent_says_who_may_write_it(tmp_path, mode, who):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, mode)
+    (shared / "docker").mkdir()
+    found = _relocation.unsafe_ancestors(str(shared / "docker"))
+    assert len(found) == 1 and ("%s is writable by %s" % (shared, who)) in found[0]
+
+
+class EngineWithStoppedContainers(ConfirmedEngine):
+    """c1 ran before the move and does not now; c2 is gone."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.started = []
+
+    def call(self, method, path):
+        if path.startswith("/containers"):
+            state = "running" if "c1" in self.started else "exited"
+            return [{"Id": "c1", "State": state}]
+        return super().call(method, path)
+
+
+def test_containers_that_ran_before_are_started_again_and_named(tmp_path):
+    relocation, before = _confirming(tmp_path)
+    engine = EngineWithStoppedContainers(relocation.target)
+    relocation.start_container = lambda client, container: engine.started.append(container)
+    assert relocation._confirm(engine, before) == ["c1"]
+    assert engine.started == ["c1"]
+    gone = dict(before, running=["c1", "c2"], containers=["c1", "c2"])
+    engine.started = []
+    with pytest.raises(RelocationError, match="1 containers are missing after the move: c2"):
+        relocation._confirm(engine, gone)
+    assert engine.started == ["c1"]
+    assert relocation._start_stopped(engine, {}) == []
