@@ -11,6 +11,12 @@ Benchmark where it has an item and add the storage checks it lacks.
 
 from __future__ import annotations
 
+from ansible_collections.dockerhost.storage.plugins.module_utils._audit_rules import (
+    DEFAULT_PATHS as AUDIT_DEFAULT_PATHS,
+)
+from ansible_collections.dockerhost.storage.plugins.module_utils._audit_rules import (
+    TARGETS as AUDIT_TARGETS,
+)
 from ansible_collections.dockerhost.storage.plugins.module_utils._capacity import threshold_level
 from ansible_collections.dockerhost.storage.plugins.module_utils._container_mounts import (
     describe as describe_host_mount,
@@ -24,6 +30,7 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._overlay_mounts
 CHECKS = {
     "data_root_partition": ("1.1.1", "fail"),
     "containerd_root_partition": ("1.1.1", "fail"),
+    **{"audit_" + name: (cis, "warn") for name, cis, _what, _where in AUDIT_TARGETS},
     "aufs_not_used": ("2.6", "fail"),
     "base_device_size": ("2.11", "warn"),
     "docker_service_owner": ("3.1", "fail"),
@@ -301,6 +308,47 @@ def _free_check(policy, facts, check, kind):
     return result
 
 
+def _audit_rule_checks(policy, facts):
+    """CIS 1.1.3-1.1.18: an audit rule watches each file of the engine where the host keeps
+    it; a rule on a default path does not cover a file that lives elsewhere."""
+    fact = facts.get("audit_rules")
+    results = []
+    for name, _cis, what, _where in AUDIT_TARGETS:
+        check = "audit_" + name
+        target = (fact or {}).get("targets", {}).get(name)
+        if target is None:
+            results.append(_skipped(check, "the audit rules were not examined"))
+        elif not target["exists"]:
+            results.append(_absent(check, dict(target), what))
+        elif fact["source"] is None:
+            results.append(
+                _skipped(
+                    check,
+                    "no audit rules on this host (auditctl lists none and /etc/audit holds "
+                    "none): install auditd to watch %s %s" % (what, target["path"]),
+                )
+            )
+        else:
+            results.append(_audit_rule_result(policy, name, what, target, fact["rules"]))
+    return results
+
+
+def _audit_rule_result(policy, name, what, target, rules):
+    path, rule = target["path"], target["covered_by"]
+    if rule:
+        message = "%s %s is watched by the audit rule on %s" % (what, path, rule)
+    else:
+        # A rule on the default place of this file, which the host does not use.
+        elsewhere = [r[0] for r in rules if r[0] in AUDIT_DEFAULT_PATHS.get(name, ())]
+        message = "no audit rule watches %s %s%s: add -w %s -p rwxa -k docker" % (
+            what,
+            path,
+            " (the rule on %s does not cover it)" % ", ".join(elsewhere) if elsewhere else "",
+            path,
+        )
+    return _result(policy, "audit_" + name, rule is None, message, {"path": path, "rule": rule})
+
+
 def _base_device_size_check(policy, facts):
     """CIS 2.11: devicemapper's dm.basesize left at its default until a need is shown."""
     where = [
@@ -366,6 +414,7 @@ def evaluate(facts, policy=None):
         results.append(_owner_check(policy, name + "_owner", entry, what, groups))
         results.append(_mode_check(policy, name + "_mode", entry, what, loosest))
     results.append(_base_device_size_check(policy, facts))
+    results.extend(_audit_rule_checks(policy, facts))
     problem = facts["daemon_json"]["problem"]
     results.append(
         _result(

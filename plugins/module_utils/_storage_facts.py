@@ -14,6 +14,7 @@ import os
 
 from ansible_collections.dockerhost.storage.plugins.module_utils import (
     _audit_policy,
+    _audit_rules,
     _capacity,
     _mountinfo,
     _support,
@@ -197,6 +198,15 @@ def mounts_facts(docker_host, data_root, mounts, containerd_store, timeout, sock
     }
 
 
+def audit_rule_facts(params, unit_paths, live_paths):
+    """The audit rules in force and, for each file CIS 1.1.3-1.1.18 wants watched, whether
+    one covers it (``_audit_rules``)."""
+    fact = _audit_rules.audit_rules(params["host_root"])
+    found = _audit_rules.targets(params["host_root"], unit_paths, live_paths)
+    fact["targets"] = _audit_rules.judge(found, fact["rules"], params["host_root"])
+    return fact
+
+
 def engine_fact(engine_info, state, containerd_store):
     """The ``engine`` part of the fact."""
     return {
@@ -237,6 +247,17 @@ def collect(params):
             params["docker_host"], data_root, mounts, containerd_store, params["timeout"], sockets
         )
     etc_docker = params["etc_docker"] or os.path.dirname(params["config_path"])
+    rules = audit_rule_facts(
+        params,
+        {"docker_service": flags["unit"], "docker_socket": files["docker_socket_unit"]["path"]},
+        {
+            "data_root": data_root,
+            "etc_docker": etc_docker,
+            "daemon_json": params["config_path"],
+            "containerd_config": params["containerd_config"],
+            "containerd_sock": files["containerd_sock"]["path"],
+        },
+    )
     return {
         "docker": {"state": state, "reason": reason},
         "engine": engine_fact(engine_info, state, containerd_store),
@@ -251,6 +272,7 @@ def collect(params):
         "daemon_json": daemon_json,
         "flags": flags,
         "mounts": mounts_fact,
+        "audit_rules": rules,
         "permissions": dict(
             etc_docker=path_permissions(etc_docker),
             daemon_json=path_permissions(params["config_path"]),

@@ -313,6 +313,13 @@ mounts:
         first tag, else its short id), C(id), C(layers). Only when checked.
       type: list
       elements: dict
+audit_rules:
+  description: The Linux audit rules and what they watch (CIS Docker Benchmark 1.1.3-1.1.18).
+    C(source) (C(auditctl), C(files) or null when there are none), C(files) (the rule files
+    read), C(rules) (each C([path, recursive])), C(targets) (by check name, each C(path),
+    C(exists), C(covered_by), the rule path that covers it or null).
+  returned: always
+  type: dict
 permissions:
   description: Owner and mode of C(etc_docker), C(daemon_json), C(data_root), and of the
     files and sockets CIS Docker Benchmark section 3 judges, found where the host keeps them

@@ -407,7 +407,7 @@ def test_junit_has_one_test_case_per_host_and_check(fleet):
     assert odd.get("type") == "error"
     assert "capacity.filesystems[0].inodes.used_percent" in odd.get("message")
     names = [case.get("name") for case in suites["healthy"].findall("testcase")]
-    assert len(names) == 33
+    assert len(names) == 49
     # Section 3's daemon files and sockets, each with its CIS number.
     assert "docker_service_owner (CIS 3.1)" in names
     assert "containerd_sock_mode (CIS 3.24)" in names

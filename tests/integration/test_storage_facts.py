@@ -194,3 +194,50 @@ def test_a_changed_base_device_size_in_daemon_json_is_a_warning(tmp_path):
         "the base device size is changed: dm.basesize=20G in %s;" % config_path
     )
     assert check in facts["findings"]
+
+
+def test_audit_rules_that_watch_the_default_paths_miss_the_moved_data_root(tmp_path):
+    """CIS 1.1.3-1.1.18 from a host's rule files: the rules watch dockerd and the default
+    data-root; the data-root this host uses lives elsewhere, and the finding says so."""
+    host = tmp_path / "host"
+    for path in ("usr/sbin/dockerd", "usr/bin/containerd", "var/lib/docker/.keep"):
+        (host / path).parent.mkdir(parents=True, exist_ok=True)
+        (host / path).write_text("")
+    rules = host / "etc" / "audit" / "rules.d" / "docker.rules"
+    rules.parent.mkdir(parents=True)
+    rules.write_text(
+        "-w /usr/sbin/dockerd -p rwxa -k docker\n-w /var/lib/docker -p rwxa -k docker\n"
+    )
+    data_root = tmp_path / "srv-docker"
+    data_root.mkdir()
+    result = run_module(
+        "storage_facts",
+        {
+            "data_root": str(data_root),
+            "config_path": str(host / "etc" / "docker" / "daemon.json"),
+            "containerd_root": str(tmp_path / "containerd"),
+            "containerd_config": str(host / "etc" / "containerd" / "config.toml"),
+            "host_root": str(host),
+            "probe": False,
+        },
+        check=True,
+        wrapper=WITHOUT_DOCKERD,
+    )
+    assert not result.get("failed"), result.get("msg")
+    facts = result["ansible_facts"]["docker_storage"]
+    assert facts["audit_rules"]["source"] == "files"
+    assert facts["audit_rules"]["files"] == [str(rules)]
+    checks = {c["check"]: c for c in facts["checks"]}
+    assert (checks["audit_dockerd"]["cis"], checks["audit_dockerd"]["status"]) == ("1.1.3", "pass")
+    assert checks["audit_data_root"]["cis"] == "1.1.5"
+    assert (checks["audit_data_root"]["status"], checks["audit_data_root"]["message"]) == (
+        "warn",
+        "no audit rule watches the data-root %s (the rule on /var/lib/docker does not cover "
+        "it): add -w %s -p rwxa -k docker" % (data_root, data_root),
+    )
+    assert checks["audit_containerd"]["status"] == "warn"
+    # Not on this host: skipped, never a finding.
+    assert checks["audit_runc"]["status"] == "skipped"
+    assert checks["audit_daemon_json"]["status"] == "skipped"
+    audit_findings = {f["check"] for f in facts["findings"] if f["check"].startswith("audit_")}
+    assert audit_findings == {"audit_data_root", "audit_containerd"}

@@ -37,6 +37,42 @@ def _perm(path, mode, uid=0, gid=0, exists=True, group=None):
     }
 
 
+# Where a Debian host keeps what CIS 1.1.3-1.1.18 wants watched (the data-root moved to /srv).
+AUDITED = {
+    "dockerd": "/usr/sbin/dockerd",
+    "run_containerd": "/run/containerd",
+    "data_root": "/srv/docker",
+    "etc_docker": "/etc/docker",
+    "docker_service": "/lib/systemd/system/docker.service",
+    "containerd_sock": "/run/containerd/containerd.sock",
+    "docker_socket": "/lib/systemd/system/docker.socket",
+    "default_docker": "/etc/default/docker",
+    "daemon_json": "/etc/docker/daemon.json",
+    "containerd_config": "/etc/containerd/config.toml",
+    "sysconfig_docker": "/etc/sysconfig/docker",
+    "containerd": "/usr/bin/containerd",
+    "containerd_shim": "/usr/bin/containerd-shim",
+    "containerd_shim_runc_v1": "/usr/bin/containerd-shim-runc-v1",
+    "containerd_shim_runc_v2": "/usr/bin/containerd-shim-runc-v2",
+    "runc": "/usr/sbin/runc",
+}
+
+
+def _audit_rules(rules=None, source="auditctl", missing=()):
+    """The audit_rules fact: each target watched by a rule on itself unless ``rules`` says."""
+    rules = [[path, False] for path in AUDITED.values()] if rules is None else rules
+    targets = {}
+    for name, path in AUDITED.items():
+        exists = name not in missing
+        covering = [r[0] for r in rules if r[0] == path or path.startswith(r[0] + "/")]
+        targets[name] = {
+            "path": path,
+            "exists": exists,
+            "covered_by": covering[0] if exists and covering else None,
+        }
+    return {"source": source, "files": [], "rules": rules, "targets": targets}
+
+
 HEALTHY = {
     "docker": {"state": "running", "reason": None},
     "engine": {
@@ -60,6 +96,7 @@ HEALTHY = {
         "storage_driver": "overlay2",
     },
     "flags": {"findings": [], "conflicts": []},
+    "audit_rules": _audit_rules(),
     "mounts": {
         "checked": True,
         "ok": True,
@@ -710,3 +747,46 @@ def test_policy_values_at_the_ends_of_their_ranges_are_taken(policy):
 def test_policy_values_out_of_range_are_refused(policy, message):
     with pytest.raises(_audit_policy.PolicyError, match=message):
         _audit_policy.check_policy(policy)
+
+
+def test_a_rule_on_the_default_data_root_does_not_cover_one_that_lives_elsewhere():
+    rules = [[path, False] for name, path in AUDITED.items() if name != "data_root"]
+    rules.append(["/var/lib/docker", True])
+    results = _audit_policy.evaluate(facts_with(audit_rules=_audit_rules(rules)))
+    assert [
+        (f["check"], f["cis"], f["status"], f["message"]) for f in _audit_policy.findings(results)
+    ] == [
+        (
+            "audit_data_root",
+            "1.1.5",
+            "warn",
+            "no audit rule watches the data-root /srv/docker (the rule on /var/lib/docker does "
+            "not cover it): add -w /srv/docker -p rwxa -k docker",
+        )
+    ]
+
+
+def test_a_directory_rule_covers_what_is_below_it():
+    rules = [[path, False] for name, path in AUDITED.items() if name != "daemon_json"]
+    rules.append(["/etc/docker", True])
+    results = {
+        r["check"]: r for r in _audit_policy.evaluate(facts_with(audit_rules=_audit_rules(rules)))
+    }
+    assert results["audit_daemon_json"]["status"] == "pass"
+    assert results["audit_daemon_json"]["message"] == (
+        "daemon.json /etc/docker/daemon.json is watched by the audit rule on /etc/docker"
+    )
+
+
+def test_without_audit_rules_or_the_file_the_checks_are_skipped():
+    facts = facts_with(audit_rules=_audit_rules([], source=None, missing=("containerd_shim",)))
+    results = {r["check"]: r for r in _audit_policy.evaluate(facts)}
+    assert results["audit_dockerd"]["status"] == "skipped"
+    assert results["audit_dockerd"]["message"] == (
+        "no audit rules on this host (auditctl lists none and /etc/audit holds none): install "
+        "auditd to watch the Docker daemon /usr/sbin/dockerd"
+    )
+    assert results["audit_containerd_shim"]["message"] == (
+        "containerd-shim /usr/bin/containerd-shim does not exist"
+    )
+    assert _audit_policy.findings(list(results.values())) == []
