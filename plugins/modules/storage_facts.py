@@ -76,8 +76,8 @@ options:
         C(warn_free_inodes_percent) and C(warn_free_bytes_percent) (warn below, default 10),
         C(min_free_inodes) and C(min_free_bytes) (absolute floors, default 0). Bytes are judged
         on the space available to unprivileged users, as df shows it.
-      - C(warn_layer_depth) (default 100): an image with this many layers or more is a warning
-        of the C(layer_depth) check; one with 125, where dockerd stops, fails it.
+      - C(warn_layer_depth) (default 100), the number of layers from which an image is a
+        warning of the C(layer_depth) check; one with 125, where dockerd stops, fails it.
       - C(skip) (list of check ids not to run); C(severity) (dict of check id to C(fail) or
         C(warn)).
     type: dict

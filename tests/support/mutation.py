@@ -18,14 +18,15 @@ collects the tests there (``-x -q -p no:cacheprovider``) without running them. F
 that session forks a child, which loads the mutated source in place of the module (its
 functions keep their identity and get the mutated code, so that references the tests took at
 collection run the mutant too; other names are rebound wherever the collection and the tests
-imported them), and runs the collected tests until the first failure. The child runs in its own process group, which a timeout kills whole,
-with its own ``tmp_path`` directories; each mutant therefore starts from the same state and
+imported them), and runs the collected tests until the first failure. The child runs in its
+own process group, which a timeout kills whole, with its own ``tmp_path`` directories; each mutant therefore starts from the same state and
 costs only its tests, not an interpreter, pytest and ansible.
 """
 
 import argparse
 import ast
 import collections
+import importlib
 import json
 import os
 import pathlib
@@ -63,7 +64,7 @@ sys.path[:] = [p for p in sys.path if p not in ("", HERE, REPO_ROOT, os.getcwd()
 import pytest  # noqa: E402
 
 try:  # imported once here rather than in every child; the tests import it too
-    import ansible.module_utils.basic  # noqa: E402, F401
+    importlib.import_module("ansible.module_utils.basic")
 except ImportError:  # pragma: no cover
     pass
 
@@ -681,7 +682,7 @@ def run_module(module, root, args, report, scratch):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument(
         "--module",
         action="append",
