@@ -136,11 +136,16 @@ def check_policy(policy):
         if merged[key] < 0 or (key.endswith("percent") and merged[key] > 100):
             raise PolicyError("policy key %s out of range: %s" % (key, merged[key]))
     depth = merged["warn_layer_depth"]
-    if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 125:
+    try:
+        whole = not isinstance(depth, bool) and float(depth).is_integer()
+    except (TypeError, ValueError):
+        whole = False
+    if not whole or not 1 <= float(depth) <= 125:
         raise PolicyError(
             "policy key warn_layer_depth must be a whole number of layers from 1 to 125, "
             "found %r" % (depth,)
         )
+    merged["warn_layer_depth"] = int(float(depth))
     if not isinstance(merged["severity"], dict):
         raise PolicyError("policy key severity must be a dict of check id to fail or warn")
     for check, level in merged["severity"].items():
@@ -316,7 +321,10 @@ def _audit_rule_checks(policy, facts):
     for name, _cis, what, _where in AUDIT_TARGETS:
         check = "audit_" + name
         target = (fact or {}).get("targets", {}).get(name)
-        if target is None:
+        if facts["docker"]["state"] == "absent":
+            # containerd or runc alone (a Kubernetes node) are not Docker's to audit.
+            results.append(_skipped(check, "Docker is not installed here"))
+        elif target is None:
             results.append(_skipped(check, "the audit rules were not examined"))
         elif not target["exists"]:
             results.append(_absent(check, dict(target), what))
@@ -406,6 +414,11 @@ def evaluate(facts, policy=None):
     )
     for name, what, loosest, groups in DAEMON_FILES:
         entry = perms.get(name)
+        if name == "containerd_sock" and absent:
+            why = "Docker is not installed here"
+            results.append(_skipped(name + "_owner", why))
+            results.append(_skipped(name + "_mode", why))
+            continue
         if entry is None:
             # A fact from an older storage_facts: the file was not looked at.
             results.append(_skipped(name + "_owner", "%s was not examined" % what))

@@ -28,7 +28,9 @@ def host_mount_findings(container, mounts, sockets=()):
     for mount in mounts or []:
         if mount.get("Type") != "bind":
             continue
-        source = os.path.normpath(mount.get("Source") or "/")
+        if not mount.get("Source"):
+            continue  # nothing of the host to judge
+        source = os.path.normpath(mount["Source"])
         entry = {
             "container": container,
             "source": source,

@@ -41,7 +41,9 @@ def check_flags(params):
     """The dockerd flags in force (``_dockerd_flags.find_storage_flags``); StorageError when
     dockerd reads another configuration file than ``config_path``."""
     flags = _dockerd_flags.find_storage_flags(params["host_root"])
-    problem = _dockerd_flags.config_file_problem(flags, params["config_path"], params["host_root"])
+    problem = _dockerd_flags.config_file_problem(
+        flags, params["config_path"], params["host_root"], "config_path"
+    )
     if problem:
         raise StorageError(problem, result={"flags": flags["findings"]})
     return flags

@@ -89,15 +89,23 @@ def containerd_socket(config_text):
 def unit_file(name, host_root="/", systemd_answer=None):
     """The path of the unit file ``name`` on the host: ``FragmentPath`` from ``systemd_answer``
     (the text of ``systemctl show``) when systemd loaded it, else the first file of that name in
-    systemd's search path under ``host_root``; None when there is none."""
-    for line in (systemd_answer or "").splitlines():
-        key, _equals, value = line.partition("=")
-        if key == "FragmentPath" and value.strip():
-            return value.strip()
+    systemd's search path under ``host_root``. None when there is none, or the unit is masked
+    (systemd's answer, or a link to /dev/null in the search path): no file is in use then."""
+    shown = dict(
+        line.partition("=")[::2] for line in (systemd_answer or "").splitlines() if "=" in line
+    )
+    if shown.get("LoadState"):
+        path = (shown.get("FragmentPath") or "").strip()
+        if shown["LoadState"].strip() != "loaded" or not path or path == os.devnull:
+            return None
+        return path
     for directory in UNIT_DIRS:
-        shown = os.path.join(directory, name)
-        if os.path.isfile(host_path(host_root, shown)):
-            return shown
+        shown_path = os.path.join(directory, name)
+        real = host_path(host_root, shown_path)
+        if os.path.lexists(real) and os.path.realpath(real) == os.devnull:
+            return None  # masked
+        if os.path.isfile(real):
+            return shown_path
     return None
 
 

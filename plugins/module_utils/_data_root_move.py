@@ -27,9 +27,6 @@ from ansible_collections.dockerhost.storage.plugins.module_utils import (
     _support,
     _tree_usage,
 )
-from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
-    EngineUnavailable,
-)
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state import (
     EngineStateError,
     check_absolute_path,
@@ -38,7 +35,6 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state i
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
 from ansible_collections.dockerhost.storage.plugins.module_utils._tree_copy import (
-    CopyError,
     TreeCopy,
 )
 
@@ -457,7 +453,7 @@ class Move:
         relocation.resume_switched(journal)
         try:
             done = relocation.finish(journal.get("engine_was_running"), journal.get("inventory"))
-        except (_relocation.RelocationError, CopyError, EngineUnavailable, OSError) as exc:
+        except (StorageError, OSError) as exc:
             self.fail(str(exc), steps=relocation.steps)
         result.update(done, changed=True, steps=relocation.steps, source=journal["source"])
         return result
@@ -587,7 +583,7 @@ def relocate(params, target, check_mode, warn, lock_waited=None):
     relocation = move.relocation(store, plan)
     try:
         done = relocation.run(journal)
-    except (_relocation.RelocationError, CopyError, EngineUnavailable, OSError) as exc:
+    except (StorageError, OSError) as exc:
         move.fail(str(exc), steps=relocation.steps, timings=relocation.timings)
     result.update(done, changed=True, steps=relocation.steps, timings=relocation.timings)
     return result

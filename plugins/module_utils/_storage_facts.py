@@ -178,14 +178,13 @@ def mounts_facts(docker_host, data_root, mounts, containerd_store, timeout, sock
         report = _mounts_report.build_report(
             client, data_root, mounts, containerd_store=containerd_store, sockets=sockets
         )
-        images = deepest_images(client)
     except (ValueError, OSError, EngineUnavailable, EngineStateError) as exc:
         # EngineUnavailable covers the engine's error answers (EngineError) as well.
         return {"checked": False, "problem": str(exc)}
     probe = {"attempted": False, "ok": None, "skipped_reason": "not run by storage_facts"}
     probe["problems"] = []
     summary, ok = _mounts_report.summarise(report["containers"], report["store"], probe)
-    return {
+    fact = {
         "checked": True,
         "problem": None,
         "ok": ok,
@@ -194,8 +193,13 @@ def mounts_facts(docker_host, data_root, mounts, containerd_store, timeout, sock
         "host_mounts": [
             finding for entry in report["containers"] for finding in entry["host_mounts"]
         ][:MOUNT_PROBLEMS_KEPT],
-        "deepest_images": images,
     }
+    try:
+        fact["deepest_images"] = deepest_images(client)
+    except (ValueError, OSError, EngineUnavailable) as exc:
+        # The layer depth check is skipped ("not examined"); the mounts stay checked.
+        fact["images_problem"] = str(exc)
+    return fact
 
 
 def audit_rule_facts(params, unit_paths, live_paths):

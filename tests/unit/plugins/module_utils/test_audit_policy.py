@@ -553,7 +553,7 @@ def test_an_image_near_dockers_layer_limit_is_named(layers, policy, status, mess
     assert (check["status"], check["message"]) == (status or "pass", message)
 
 
-@pytest.mark.parametrize("value", [0, 126, 2.5, "100", True])
+@pytest.mark.parametrize("value", [0, 126, 2.5, "many", True])
 def test_a_layer_depth_policy_outside_the_engines_range_is_refused(value):
     with pytest.raises(_audit_policy.PolicyError, match="policy key warn_layer_depth must be"):
         _audit_policy.check_policy({"warn_layer_depth": value})
@@ -790,3 +790,23 @@ def test_without_audit_rules_or_the_file_the_checks_are_skipped():
         "containerd-shim /usr/bin/containerd-shim does not exist"
     )
     assert _audit_policy.findings(list(results.values())) == []
+
+
+@pytest.mark.parametrize("value", [110, 110.0, "110"])
+def test_a_layer_depth_policy_may_come_templated_as_text_or_a_float(value):
+    assert _audit_policy.check_policy({"warn_layer_depth": value})["warn_layer_depth"] == 110
+
+
+def test_without_docker_containerd_and_the_audit_rules_are_not_judged():
+    facts = facts_with(
+        docker={"state": "absent", "reason": "dockerd is not installed"},
+        permissions__containerd_sock=_perm("/run/containerd/containerd.sock", "0666"),
+        audit_rules=_audit_rules([]),
+    )
+    results = {r["check"]: r for r in _audit_policy.evaluate(facts)}
+    for check in ("containerd_sock_mode", "audit_containerd", "audit_runc"):
+        assert (results[check]["status"], results[check]["message"]) == (
+            "skipped",
+            "Docker is not installed here",
+        )
+    assert [f["check"] for f in _audit_policy.findings(list(results.values()))] == []

@@ -50,11 +50,20 @@ def test_unit_file_without_systemd_is_the_first_in_its_search_path(tmp_path):
     assert unit_file("docker.socket", root) == "/lib/systemd/system/docker.socket"
     _touch(root, "/etc/systemd/system/docker.socket")
     assert unit_file("docker.socket", root) == "/etc/systemd/system/docker.socket"
-    # A unit systemd does not know (LoadState=not-found) has no FragmentPath.
-    assert unit_file("docker.socket", root, "LoadState=not-found\nFragmentPath=\n") == (
-        "/etc/systemd/system/docker.socket"
-    )
+    # Where systemd answers, it is the truth: a unit it does not know is not in use.
+    assert unit_file("docker.socket", root, "LoadState=not-found\nFragmentPath=\n") is None
     assert unit_file("docker.service", root) is None
+
+
+def test_a_masked_unit_is_no_file_to_judge(tmp_path):
+    """``systemctl mask`` links the unit to /dev/null: neither /dev/null nor the vendor file
+    below the mask is the unit file in use."""
+    assert unit_file("docker.socket", "/", "LoadState=masked\nFragmentPath=/dev/null\n") is None
+    root = str(tmp_path)
+    _touch(root, "/lib/systemd/system/docker.socket")
+    os.makedirs(os.path.join(root, "etc", "systemd", "system"))
+    os.symlink("/dev/null", os.path.join(root, "etc", "systemd", "system", "docker.socket"))
+    assert unit_file("docker.socket", root) is None
 
 
 def test_daemon_files_names_each_by_its_host_path(tmp_path):
