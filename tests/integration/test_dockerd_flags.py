@@ -121,7 +121,7 @@ def test_daemon_config_refuses_a_file_dockerd_does_not_read(tmp_path):
         assert result["msg"] == (
             "dockerd reads its configuration from /etc/docker/storage.json (--config-file "
             "/etc/docker/storage.json in /etc/systemd/system/docker.service.d/config.conf:3), "
-            "not from %s, so a change to %s would have no effect: set path to %s, or remove "
+            "not from %s, so a change to %s would have no effect: set config_path to %s, or remove "
             "the flag first" % (path, path, in_force)
         )
         assert read_bytes(path) == b'{"debug": true}\n'
