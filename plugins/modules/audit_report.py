@@ -66,6 +66,9 @@ options:
   dest:
     description:
       - The directory on the controller the reports are written to; created when missing.
+      - The fleet report already there (C(<name>.json)) is the previous run each host's
+        C(trend) compares with, when it is at least an hour older; a newer one keeps the older
+        run it compared with (C(baseline)) for the next report.
     type: path
     required: true
   name:
@@ -159,8 +162,13 @@ reason:
   type: str
 hosts:
   description: One entry per host, each C(host), C(status), C(reason), C(docker),
-    C(engine_version), C(driver), C(data_root), C(usage), C(checks), C(findings). A host
-    whose result the report cannot read has status C(error) and a C(reason) naming the key.
+    C(engine_version), C(driver), C(data_root), C(usage), C(checks), C(findings), C(trend). A
+    host whose result the report cannot read has status C(error) and a C(reason) naming the
+    key. C(trend) is null without an earlier run to compare with, else C(days) (between the
+    runs), and C(bytes) and C(inodes) each C(per_day) (used per day) and C(days_until_full)
+    (null when usage did not grow). The fleet report's JSON file also holds C(by_check) (for
+    each check, the hosts per status), C(previous) (when the compared run was made) and
+    C(baseline).
   returned: success
   type: list
   elements: dict

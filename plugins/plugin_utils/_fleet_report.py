@@ -416,22 +416,44 @@ def trend(usage, previous_usage, days):
     return result
 
 
+# Runs closer together than this give no pace: a few minutes of log growth would read as days
+# until full. A run that close keeps the earlier baseline for the next one.
+MIN_TREND_HOURS = 1.0
+
+
+def _baseline_of(report):
+    """``{generated, usage: {host: usage}}`` of a fleet report (a parsed fleet.json), or None."""
+    if not isinstance(report, dict) or _time(report.get("generated")) is None:
+        return None
+    hosts = report.get("hosts") if isinstance(report.get("hosts"), list) else []
+    usage = {h.get("host"): h.get("usage") for h in hosts if isinstance(h, dict)}
+    return {"generated": report["generated"], "usage": usage}
+
+
 def add_trends(fleet, previous):
-    """Each host's ``trend`` against the ``previous`` fleet report (its parsed fleet.json, or
-    None): how many days until its data-root filesystem fills at the pace between the runs."""
-    previous = previous if isinstance(previous, dict) else None
-    now, then = _time(fleet["generated"]), _time((previous or {}).get("generated"))
-    if now is None or then is None or then >= now:
-        # No previous run, or not an earlier one (the same run written again): no pace.
-        now = then = previous = None
-    before = {}
-    if isinstance(previous, dict) and isinstance(previous.get("hosts"), list):
-        before = {h.get("host"): h.get("usage") for h in previous["hosts"] if isinstance(h, dict)}
+    """Each host's ``trend`` against an earlier run: how many days until its data-root
+    filesystem fills at the pace between the runs. The earlier run is the newest of the
+    ``previous`` fleet report (its parsed fleet.json, or None) and the baseline that report
+    kept, at least ``MIN_TREND_HOURS`` before this one. The fleet keeps, as ``baseline``, the
+    run the next report may compare with when it comes too soon after this one."""
+    now = _time(fleet["generated"])
+    candidates = []
+    if isinstance(previous, dict):
+        kept = previous.get("baseline")
+        for candidate in (_baseline_of(previous), kept if isinstance(kept, dict) else None):
+            then = _time((candidate or {}).get("generated"))
+            usage = (candidate or {}).get("usage")
+            if now is not None and then is not None and then < now and isinstance(usage, dict):
+                candidates.append((then, candidate))
+    candidates.sort(key=lambda pair: -pair[0])
+    chosen = next((c for then, c in candidates if now - then >= MIN_TREND_HOURS * 3600), None)
+    fleet["previous"] = chosen["generated"] if chosen else None
+    fleet["baseline"] = chosen or (candidates[-1][1] if candidates else None)
     for host in fleet["hosts"]:
         host["trend"] = None
-        if previous is not None and host["host"] in before:
-            host["trend"] = trend(host["usage"], before[host["host"]], (now - then) / 86400.0)
-    fleet["previous"] = previous["generated"] if previous is not None else None
+        if chosen and host["host"] in chosen["usage"]:
+            days = (now - _time(chosen["generated"])) / 86400.0
+            host["trend"] = trend(host["usage"], chosen["usage"][host["host"]], days)
     return fleet
 
 

@@ -605,3 +605,32 @@ def test_usage_that_shrank_is_not_filling():
     [full] = [h for h in fleet["hosts"] if h["host"] == "full"]
     assert full["trend"]["bytes"] == {"per_day": -40.0, "days_until_full": None}
     assert '<td data-sort="">not filling</td>' in _fleet_report.render_html(fleet)
+
+
+def test_a_run_soon_after_keeps_the_pace_against_the_older_run():
+    first = _fleet_report.build_fleet(FLEET, "2026-12-02T12:00:00Z")
+    day_before = _previous_run(first, "2026-12-01T12:00:00Z", 4, 93)
+    second = _fleet_report.build_fleet(FLEET, "2026-12-02T12:00:00Z", day_before)
+    # Ten minutes later, with the second run's fleet.json as the previous one: too soon to
+    # tell a pace from, so the day-old run stays the baseline.
+    again = json.loads(_fleet_report.render_json(second))
+    third = _fleet_report.build_fleet(FLEET, "2026-12-02T12:10:00Z", again)
+    assert third["previous"] == "2026-12-01T12:00:00Z"
+    [full] = [h for h in third["hosts"] if h["host"] == "full"]
+    assert full["trend"]["inodes"] == {"per_day": 3.0, "days_until_full": 1.3}
+    assert full["trend"]["days"] == pytest.approx(1.007, abs=0.001)
+
+
+def test_runs_less_than_an_hour_apart_give_no_pace_but_keep_the_earlier_run():
+    first = _fleet_report.build_fleet(FLEET, "2026-12-02T12:00:00Z")
+    soon = _fleet_report.build_fleet(
+        FLEET, "2026-12-02T12:30:00Z", json.loads(_fleet_report.render_json(first))
+    )
+    assert all(h["trend"] is None for h in soon["hosts"]) and soon["previous"] is None
+    assert soon["baseline"]["generated"] == "2026-12-02T12:00:00Z"
+    later = _fleet_report.build_fleet(
+        FLEET, "2026-12-02T12:45:00Z", json.loads(_fleet_report.render_json(soon))
+    )
+    # Still under an hour from the first run: nothing yet; the first run is still kept.
+    assert later["previous"] is None
+    assert later["baseline"]["generated"] == "2026-12-02T12:00:00Z"
