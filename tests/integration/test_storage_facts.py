@@ -110,6 +110,8 @@ def test_daemon_files_and_sockets_are_judged_where_the_host_keeps_them(tmp_path)
     containerd = _bound_socket(sockets / "containerd.sock", 0o660)
     config = tmp_path / "containerd.toml"
     config.write_text('version = 2\n[grpc]\n  address = "%s"\n' % (sockets / "containerd.sock"))
+    # Docker installed and stopped (its data-root is there): containerd's socket is its own.
+    (tmp_path / "docker").mkdir()
     try:
         result = run_module(
             "storage_facts",
