@@ -22,7 +22,10 @@ import pwd
 import re
 import stat
 
-from ansible_collections.dockerhost.storage.plugins.module_utils._dockerd_flags import UNIT_DIRS
+from ansible_collections.dockerhost.storage.plugins.module_utils._dockerd_flags import (
+    UNIT_DIRS,
+    read_text,
+)
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
     socket_path_from_docker_host,
 )
@@ -118,14 +121,6 @@ def _ask_systemd(unit):
     return unit_properties(unit, ("LoadState", "FragmentPath"))
 
 
-def _read(path):
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
 def _entry(host_root, shown):
     """path_permissions of ``shown`` (a host path, looked for under ``host_root``), under the
     host's own path; ``exists: false`` for None."""
@@ -152,5 +147,5 @@ def daemon_files(host_root, docker_host, service_unit, containerd_config):
         "sysconfig_docker": _entry(host_root, "/etc/sysconfig/docker"),
         # The sockets are the live ones, whatever tree stands for the host's files.
         "docker_sock": _entry("/", docker_socket),
-        "containerd_sock": _entry("/", containerd_socket(_read(containerd_config))),
+        "containerd_sock": _entry("/", containerd_socket(read_text(containerd_config))),
     }

@@ -236,7 +236,8 @@ def logical_lines(text):
     return result
 
 
-def _read_text(path):
+def read_text(path):
+    """The text of ``path``, or None when it cannot be read."""
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             return handle.read()
@@ -273,7 +274,7 @@ def service_settings(files):
     order systemd reads them: ``[(shown_path, first_line, name, value, segments)]``."""
     settings = []
     for shown, real in files:
-        text = _read_text(real)
+        text = read_text(real)
         if text is None:
             continue
         section = None
@@ -594,7 +595,7 @@ def _known_environment_files(host_root):
 
 def _read_environment_file(host_root, shown):
     real = host_path(host_root, shown)
-    text = _read_text(real) if os.path.isfile(real) else None
+    text = read_text(real) if os.path.isfile(real) else None
     return environment_file_assignments(text, shown) if text else []
 
 

@@ -354,16 +354,6 @@ class ImageEngineClient(ContainerEngineClient):
             )
         return answer
 
-    def top_images(self):
-        """GET /images/json: the images ``docker image ls`` shows (no build intermediates)."""
-        answer = self.call("GET", "/images/json")
-        if not isinstance(answer, list):
-            raise EngineUnavailable(
-                "the Engine API on %s answered /images/json with something other than a list"
-                % self.socket_path
-            )
-        return answer
-
     def _stream(self, method, path, body=None, length=None, content_type=None):
         connection = _UnixHTTPConnection(self.socket_path, self.timeout)
         connection.blocksize = CHUNK
@@ -494,7 +484,7 @@ class ImageEngineClient(ContainerEngineClient):
 def read_engine_images(client):
     """Every image ``docker image ls`` shows, inspected (see ``images_from_inspections``)."""
     inspections = []
-    for summary in client.top_images():
+    for summary in client.images():
         try:
             inspections.append(client.inspect_image(summary["Id"]))
         except EngineNotFound:

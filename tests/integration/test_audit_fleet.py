@@ -118,6 +118,31 @@ def _fill_inodes(directory, free_percent):
     return st.f_ffree, st.f_files
 
 
+def run_audit(inventory, *args):
+    """The collection's audit playbook on ``inventory``, as an operator runs it."""
+    return subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+            "dockerhost.storage.audit",
+            "-i",
+            inventory,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(
+            os.environ,
+            LANG="C.UTF-8",
+            LC_ALL="C.UTF-8",
+            ANSIBLE_COLLECTIONS_PATH=collections_root(),
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_HOST_KEY_CHECKING="0",
+        ),
+        timeout=300,
+        check=False,
+    )
+
+
 @pytest.fixture(scope="module")
 def fleet(make_loopfs_module, start_dockerd_module, busybox_image, tmp_path_factory):
     base = str(tmp_path_factory.mktemp("fleet"))
@@ -238,29 +263,7 @@ def fleet(make_loopfs_module, start_dockerd_module, busybox_image, tmp_path_fact
     before = {path: (os.stat(path).st_mtime_ns, os.stat(path).st_mode) for path in watched}
 
     report_dir = os.path.join(base, "reports")
-    completed = subprocess.run(
-        [
-            os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
-            "dockerhost.storage.audit",
-            "-i",
-            inventory,
-            "--check",
-            "-e",
-            "audit_report_dir=" + report_dir,
-        ],
-        capture_output=True,
-        text=True,
-        env=dict(
-            os.environ,
-            LANG="C.UTF-8",
-            LC_ALL="C.UTF-8",
-            ANSIBLE_COLLECTIONS_PATH=collections_root(),
-            ANSIBLE_NOCOLOR="1",
-            ANSIBLE_HOST_KEY_CHECKING="0",
-        ),
-        timeout=300,
-        check=False,
-    )
+    completed = run_audit(inventory, "--check", "-e", "audit_report_dir=" + report_dir)
     after = {path: (os.stat(path).st_mtime_ns, os.stat(path).st_mode) for path in watched}
     os.makedirs(OUTPUT_DIR, exist_ok=True)
     for name in ("fleet.html", "fleet.json", "fleet.xml"):
@@ -629,26 +632,8 @@ def test_a_second_run_says_when_the_data_root_fills_at_the_pace_since_the_first(
     inventory = tmp_path / "inventory.json"
     hosts = {name: fleet["hosts"][name] for name in ("full-inodes", "healthy")}
     inventory.write_text(json.dumps({"all": {"hosts": hosts}}))
-    completed = subprocess.run(
-        [
-            os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
-            "dockerhost.storage.audit",
-            "-i",
-            str(inventory),
-            "-e",
-            "audit_report_dir=%s audit_fail_on=never" % report_dir,
-        ],
-        capture_output=True,
-        text=True,
-        env=dict(
-            os.environ,
-            LANG="C.UTF-8",
-            LC_ALL="C.UTF-8",
-            ANSIBLE_COLLECTIONS_PATH=collections_root(),
-            ANSIBLE_NOCOLOR="1",
-        ),
-        timeout=300,
-        check=False,
+    completed = run_audit(
+        str(inventory), "-e", "audit_report_dir=%s audit_fail_on=never" % report_dir
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-2000:]
     second = json.loads((report_dir / "fleet.json").read_text())
