@@ -15,18 +15,22 @@ from test_without_docker import WITHOUT_DOCKERD
 pytestmark = pytest.mark.integration
 
 
+def facts_without_docker(tmp_path, **options):
+    """storage_facts in check mode where dockerd is not installed, on paths under ``tmp_path``
+    that ``options`` may replace; the task's result."""
+    args = {
+        "data_root": str(tmp_path / "docker"),
+        "config_path": str(tmp_path / "etc" / "docker" / "daemon.json"),
+        "containerd_root": str(tmp_path / "containerd"),
+        "host_root": str(tmp_path),
+        "probe": False,
+    }
+    args.update(options)
+    return run_module("storage_facts", args, check=True, wrapper=WITHOUT_DOCKERD)
+
+
 def test_host_without_docker_is_a_state_not_a_failure(tmp_path):
-    result = run_module(
-        "storage_facts",
-        {
-            "data_root": str(tmp_path / "docker"),
-            "config_path": str(tmp_path / "etc" / "docker" / "daemon.json"),
-            "containerd_root": str(tmp_path / "containerd"),
-            "host_root": str(tmp_path),
-        },
-        check=True,
-        wrapper=WITHOUT_DOCKERD,
-    )
+    result = facts_without_docker(tmp_path, probe=True)
     assert not result.get("failed"), result.get("msg")
     assert result["changed"] is False
     facts = result["ansible_facts"]["docker_storage"]
@@ -57,18 +61,7 @@ def test_bad_policy_key_fails_naming_it(tmp_path):
 def test_daemon_json_dockerd_cannot_read_as_written_is_a_finding_not_a_failure(tmp_path, name):
     config_path = tmp_path / "daemon.json"
     config_path.write_bytes(read_bad_file(name))
-    result = run_module(
-        "storage_facts",
-        {
-            "data_root": str(tmp_path / "docker"),
-            "config_path": str(config_path),
-            "containerd_root": str(tmp_path / "containerd"),
-            "host_root": str(tmp_path),
-            "probe": False,
-        },
-        check=True,
-        wrapper=WITHOUT_DOCKERD,
-    )
+    result = facts_without_docker(tmp_path, config_path=str(config_path))
     assert not result.get("failed"), result.get("msg")
     assert "Traceback" not in json.dumps(result)
     facts = result["ansible_facts"]["docker_storage"]
@@ -113,19 +106,12 @@ def test_daemon_files_and_sockets_are_judged_where_the_host_keeps_them(tmp_path)
     # Docker installed and stopped (its data-root is there): containerd's socket is its own.
     (tmp_path / "docker").mkdir()
     try:
-        result = run_module(
-            "storage_facts",
-            {
-                "data_root": str(tmp_path / "docker"),
-                "config_path": str(host / "etc" / "docker" / "daemon.json"),
-                "containerd_root": str(tmp_path / "containerd"),
-                "containerd_config": str(config),
-                "docker_host": "unix://%s" % (sockets / "engine.sock"),
-                "host_root": str(host),
-                "probe": False,
-            },
-            check=True,
-            wrapper=WITHOUT_DOCKERD,
+        result = facts_without_docker(
+            tmp_path,
+            config_path=str(host / "etc" / "docker" / "daemon.json"),
+            containerd_config=str(config),
+            docker_host="unix://%s" % (sockets / "engine.sock"),
+            host_root=str(host),
         )
     finally:
         engine.close()
@@ -176,18 +162,7 @@ def test_a_changed_base_device_size_in_daemon_json_is_a_warning(tmp_path):
     config_path.write_text(
         json.dumps({"storage-driver": "devicemapper", "storage-opts": ["dm.basesize=20G"]})
     )
-    result = run_module(
-        "storage_facts",
-        {
-            "data_root": str(tmp_path / "docker"),
-            "config_path": str(config_path),
-            "containerd_root": str(tmp_path / "containerd"),
-            "host_root": str(tmp_path),
-            "probe": False,
-        },
-        check=True,
-        wrapper=WITHOUT_DOCKERD,
-    )
+    result = facts_without_docker(tmp_path, config_path=str(config_path))
     assert not result.get("failed"), result.get("msg")
     facts = result["ansible_facts"]["docker_storage"]
     [check] = [c for c in facts["checks"] if c["check"] == "base_device_size"]
@@ -212,18 +187,12 @@ def test_audit_rules_that_watch_the_default_paths_miss_the_moved_data_root(tmp_p
     )
     data_root = tmp_path / "srv-docker"
     data_root.mkdir()
-    result = run_module(
-        "storage_facts",
-        {
-            "data_root": str(data_root),
-            "config_path": str(host / "etc" / "docker" / "daemon.json"),
-            "containerd_root": str(tmp_path / "containerd"),
-            "containerd_config": str(host / "etc" / "containerd" / "config.toml"),
-            "host_root": str(host),
-            "probe": False,
-        },
-        check=True,
-        wrapper=WITHOUT_DOCKERD,
+    result = facts_without_docker(
+        tmp_path,
+        data_root=str(data_root),
+        config_path=str(host / "etc" / "docker" / "daemon.json"),
+        containerd_config=str(host / "etc" / "containerd" / "config.toml"),
+        host_root=str(host),
     )
     assert not result.get("failed"), result.get("msg")
     facts = result["ansible_facts"]["docker_storage"]
