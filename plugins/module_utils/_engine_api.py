@@ -10,7 +10,7 @@ Private to the dockerhost.storage collection: the API may change without notice.
 
 from __future__ import annotations
 
-import http.client
+import functools
 import json
 import os
 import re
@@ -35,20 +35,35 @@ class EngineUnavailable(StorageError):
     """The engine did not answer; the message says why in words an operator can act on."""
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, socket_path, timeout):
-        super().__init__("localhost", timeout=timeout)
-        self._socket_path = socket_path
+def unix_http_connection(socket_path, timeout):
+    """An HTTP connection (not yet connected) to the Engine API on the unix socket
+    ``socket_path``."""
+    return _unix_http_connection_class()(socket_path, timeout)
 
-    def connect(self):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._socket_path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
+
+@functools.lru_cache(maxsize=None)
+def _unix_http_connection_class():
+    # Imported on first use: http.client and the email package it loads take about 50 ms of a
+    # module run on a small host, which a host without an engine socket never needs (the
+    # audit of a host without Docker).
+    import http.client
+
+    class UnixHTTPConnection(http.client.HTTPConnection):
+        def __init__(self, socket_path, timeout):
+            super().__init__("localhost", timeout=timeout)
+            self._socket_path = socket_path
+
+        def connect(self):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(self._socket_path)
+            except OSError:
+                sock.close()
+                raise
+            self.sock = sock
+
+    return UnixHTTPConnection
 
 
 def socket_path_from_docker_host(docker_host):
@@ -105,7 +120,15 @@ class EngineClient:
         Raises EngineNotFound on 404, EngineError for another status not in ``ok_statuses``
         and EngineUnavailable, naming the socket, when the engine does not answer.
         """
-        connection = _UnixHTTPConnection(self.socket_path, self.timeout)
+        try:
+            os.stat(self.socket_path)
+        except FileNotFoundError:
+            raise EngineUnavailable("no Docker engine socket at %s" % self.socket_path) from None
+        except OSError:
+            pass  # connecting says what is wrong
+        import http.client  # see _unix_http_connection_class
+
+        connection = unix_http_connection(self.socket_path, self.timeout)
         headers = {"Host": "docker"}
         payload = None
         if body is not None:

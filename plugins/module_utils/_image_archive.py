@@ -43,7 +43,7 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api imp
     EngineNotFound,
     EngineUnavailable,
     _error_message,
-    _UnixHTTPConnection,
+    unix_http_connection,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
 
@@ -355,7 +355,7 @@ class ImageEngineClient(ContainerEngineClient):
         return answer
 
     def _stream(self, method, path, body=None, length=None, content_type=None):
-        connection = _UnixHTTPConnection(self.socket_path, self.timeout)
+        connection = unix_http_connection(self.socket_path, self.timeout)
         connection.blocksize = CHUNK
         headers = {"Host": "docker"}
         if content_type:

@@ -81,9 +81,8 @@ def parse_kernel_config(text):
     config = {}
     for line in text.splitlines():
         line = line.strip()
-        unset = re.match(r"# (CONFIG_\w+) is not set$", line)
-        if unset:
-            config[unset.group(1)] = "n"
+        if line.startswith("# CONFIG_") and line.endswith(" is not set"):
+            config[line[2 : -len(" is not set")]] = "n"
             continue
         if line.startswith("CONFIG_") and "=" in line:
             key, value = line.split("=", 1)

@@ -16,6 +16,7 @@ from ansible_collections.dockerhost.storage.plugins.module_utils import (
     _audit_policy,
     _audit_rules,
     _capacity,
+    _disk_users,
     _mountinfo,
     _support,
 )
@@ -202,6 +203,16 @@ def mounts_facts(docker_host, data_root, mounts, containerd_store, timeout, sock
     return fact
 
 
+def disk_users_fact(docker_host, store_root, timeout, params):
+    """The ``disk_users`` part of the fact: the biggest containers and images (``_disk_users``),
+    or why they were not asked for."""
+    top = params.get("disk_users", _disk_users.DEFAULT_TOP)
+    if top == 0:
+        return {"checked": False, "problem": "not asked for (disk_users: 0)"}
+    client = ContainerEngineClient(docker_host, timeout=timeout)
+    return _disk_users.disk_users(client, store_root, top)
+
+
 def audit_rule_facts(params, unit_paths, live_paths):
     """The audit rules in force and, for each file CIS 1.1.3-1.1.18 wants watched, whether
     one covers it (``_audit_rules``)."""
@@ -250,6 +261,9 @@ def collect(params):
         mounts_fact = mounts_facts(
             params["docker_host"], data_root, mounts, containerd_store, params["timeout"], sockets
         )
+    users = {"checked": False, "problem": "the Engine API did not answer"}
+    if state == "running":
+        users = disk_users_fact(params["docker_host"], data_root, params["timeout"], params)
     etc_docker = params["etc_docker"] or os.path.dirname(params["config_path"])
     rules = audit_rule_facts(
         params,
@@ -276,6 +290,7 @@ def collect(params):
         "daemon_json": daemon_json,
         "flags": flags,
         "mounts": mounts_fact,
+        "disk_users": users,
         "audit_rules": rules,
         "permissions": dict(
             etc_docker=path_permissions(etc_docker),
@@ -293,6 +308,11 @@ def audit(params):
     if params["timeout"] <= 0:
         raise EngineStateError(
             "timeout must be a positive number of seconds, got %d" % params["timeout"]
+        )
+    if params.get("disk_users", 0) < 0:
+        raise EngineStateError(
+            "disk_users must be 0 (do not ask the engine) or how many containers and images "
+            "to report, got %d" % params["disk_users"]
         )
     policy = _audit_policy.check_policy(params["policy"])
     thresholds = {

@@ -64,9 +64,18 @@ options:
     default: true
   timeout:
     description:
-      - Seconds to wait for each Engine API call of the mounts summary.
+      - Seconds to wait for each Engine API call of the mounts summary and of O(disk_users).
     type: int
     default: 30
+  disk_users:
+    description:
+      - How many of the biggest containers (writable layer plus log) and images (unique size)
+        to report in C(disk_users), when the engine answers.
+      - The sizes come from the engine's disk usage (C(GET /system/df), as
+        C(docker system df -v)), which measures every container's writable layer; on a host
+        with large writable layers that takes a while. C(0) does not ask.
+    type: int
+    default: 5
   policy:
     description:
       - The audit policy; keys left out take their defaults.
@@ -313,6 +322,39 @@ mounts:
         first tag, else its short id), C(id), C(layers). Only when checked.
       type: list
       elements: dict
+disk_users:
+  description: Who fills the disk, from the engine's own disk usage and the containers' log
+    files.
+  returned: always
+  type: dict
+  contains:
+    checked:
+      description: Whether the engine was asked (it answers, and O(disk_users) is not 0).
+      type: bool
+    problem:
+      description: Why not, else null.
+      type: str
+    containers:
+      description: The O(disk_users) containers with the most bytes (writable layer plus log),
+        biggest first, each C(name), C(id), C(image), C(state), C(writable_bytes) (the
+        engine's C(SizeRw)), C(log_bytes) (the json-file log and its rotated files, or the
+        C(local) driver's files; null when unreadable), C(bytes) (the two together). Only
+        when checked.
+      type: list
+      elements: dict
+    images:
+      description: The O(disk_users) images with the most unique bytes (what no other image
+        shares, what removing the image gives back), each C(image) (its first tag, else its
+        short id), C(id), C(size_bytes), C(shared_bytes), C(unique_bytes) (null when the
+        engine did not compute the shared size), C(containers) (how many use it). Only when
+        checked.
+      type: list
+      elements: dict
+    totals:
+      description: Over all containers and images, C(containers), C(writable_bytes),
+        C(log_bytes), C(images), C(images_bytes) (the engine's C(LayersSize)). Only when
+        checked.
+      type: dict
 audit_rules:
   description: The Linux audit rules and what they watch (CIS Docker Benchmark 1.1.3-1.1.18).
     C(source) (C(auditctl), C(files) or null when there are none), C(files) (the rule files
@@ -346,6 +388,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockerhost.storage.plugins.module_utils import (
     _capacity,
+    _disk_users,
     _module_options,
     _storage_facts,
 )
@@ -362,6 +405,7 @@ def argument_spec():
             containerd_config=dict(type="path", default=_capacity.DEFAULT_CONTAINERD_CONFIG),
             probe=dict(type="bool", default=True),
             timeout=dict(type="int", default=30),
+            disk_users=dict(type="int", default=_disk_users.DEFAULT_TOP),
             policy=dict(type="dict", default={}),
         ),
         _module_options.DOCKER_HOST,

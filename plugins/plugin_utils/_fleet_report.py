@@ -74,6 +74,10 @@ _SCALARS = {
     "text": (lambda v: isinstance(v, str), "a string"),
     "text?": (lambda v: v is None or isinstance(v, str), "a string or null"),
     "integer": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "integer?": (
+        lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)),
+        "an integer or null",
+    ),
     "number?": (lambda v: v is None or _is_number(v), "a number or null"),
     "bool": (lambda v: isinstance(v, bool), "true or false"),
     "bool?": (lambda v: v is None or isinstance(v, bool), "true, false or null"),
@@ -169,6 +173,33 @@ MARKDOWN_RESULT = {
         },
         "recommended": Optional("text?"),
     },
+    "disk_users": Optional(
+        {
+            "checked": "bool",
+            "problem": "text?",
+            "containers": Optional(
+                [
+                    {
+                        "name": "text",
+                        "image": "text?",
+                        "state": "text?",
+                        "writable_bytes": "integer?",
+                        "log_bytes": "integer?",
+                    }
+                ]
+            ),
+            "images": Optional(
+                [
+                    {
+                        "image": "text",
+                        "unique_bytes": "integer?",
+                        "size_bytes": "integer?",
+                        "containers": "integer?",
+                    }
+                ]
+            ),
+        }
+    ),
 }
 
 
@@ -948,6 +979,24 @@ _DRIVER_ORDER = (
 )
 
 
+_SIZE_UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
+
+
+def size_text(value):
+    """Bytes as ``docker system df`` shows them (powers of 1000, three significant digits:
+    ``1.23GB``, ``512kB``, ``0B``); ``?`` for null."""
+    if value is None:
+        return "?"
+    size = float(value)
+    unit = 0
+    while size >= 999.5 and unit < len(_SIZE_UNITS) - 1:
+        size /= 1000
+        unit += 1
+    if unit == 0:
+        return "%dB" % value
+    return "%s%s" % (("%.3g" % size), _SIZE_UNITS[unit])
+
+
 # The readable report's layout; the values are the host's, each through ``markdown_text``.
 HOST_TEMPLATE = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "templates", "host_report.md.j2"
@@ -963,6 +1012,7 @@ def _host_template():
         undefined=jinja2.StrictUndefined,
     )
     environment.filters["md"] = markdown_text
+    environment.filters["size"] = size_text
     with open(HOST_TEMPLATE, encoding="utf-8") as handle:
         return environment.from_string(handle.read())
 

@@ -1,4 +1,5 @@
-"""storage_facts through ansible: a host without Docker, and a bad policy."""
+"""storage_facts through ansible: a host without Docker, a bad policy, and who fills the disk
+of a running engine."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import socket
 import pytest
 from ansible_module import run_module
 from daemon_json_corpus import CASES, read_bad_file
+from harness import BUSYBOX
 from test_without_docker import WITHOUT_DOCKERD
 
 pytestmark = pytest.mark.integration
@@ -212,3 +214,48 @@ def test_audit_rules_that_watch_the_default_paths_miss_the_moved_data_root(tmp_p
     assert checks["audit_daemon_json"]["status"] == "skipped"
     audit_findings = {f["check"] for f in facts["findings"] if f["check"].startswith("audit_")}
     assert audit_findings == {"audit_data_root", "audit_containerd"}
+
+
+def test_who_fills_the_disk_names_the_containers_and_images_that_do(busybox_dockerd, tmp_path):
+    """A container that wrote 3 MiB into its writable layer, one whose log holds about 4 MB,
+    and an image committed from the first: ranked by what they hold, with the log's size as
+    the file on disk has it."""
+    engine = busybox_dockerd
+    run_args = ("run", "--network", "none", "--log-driver", "json-file", "--name")
+    engine.docker(*run_args, "writer", BUSYBOX.name, "dd", "if=/dev/zero", "of=/fill", "bs=1M",
+                  "count=3")  # fmt: skip
+    engine.docker(*run_args, "talker", BUSYBOX.name, "sh", "-c",
+                  "yes 0123456789 | head -n 50000")  # fmt: skip
+    engine.docker("commit", "writer", "fat:1")
+    options = {
+        "docker_host": "unix://" + engine.socket,
+        "config_path": engine.config_file,
+        "host_root": str(tmp_path),
+        "probe": False,
+    }
+    result = run_module("storage_facts", options, check=True)
+    assert not result.get("failed"), result.get("msg")
+    users = result["ansible_facts"]["docker_storage"]["disk_users"]
+    assert users["checked"] is True, users["problem"]
+    log_path = json.loads(engine.docker("inspect", "talker").stdout)[0]["LogPath"]
+    talker, writer = users["containers"]
+    assert (talker["name"], talker["log_bytes"]) == ("talker", os.stat(log_path).st_size)
+    assert talker["log_bytes"] > 3_000_000
+    assert writer["name"] == "writer"
+    assert 3 * 2**20 <= writer["writable_bytes"] < 3 * 2**20 + 2**16
+    images = {image["image"]: image for image in users["images"]}
+    assert users["images"][0]["image"] == "fat:1"
+    assert 3 * 2**20 <= images["fat:1"]["unique_bytes"] < 3 * 2**20 + 2**16
+    assert (images[BUSYBOX.name]["unique_bytes"], images[BUSYBOX.name]["containers"]) == (0, 2)
+    assert users["totals"]["containers"] == 2
+    # Not asked: the engine's disk usage is not computed.
+    options["disk_users"] = 0
+    quiet = run_module("storage_facts", options, check=True)
+    assert quiet["ansible_facts"]["docker_storage"]["disk_users"] == {
+        "checked": False,
+        "problem": "not asked for (disk_users: 0)",
+    }
+    options["disk_users"] = -1
+    refused = run_module("storage_facts", options, check=True)
+    assert refused.get("failed") is True
+    assert refused["msg"].startswith("disk_users must be 0 (do not ask the engine) or how many")

@@ -634,3 +634,70 @@ def test_runs_less_than_an_hour_apart_give_no_pace_but_keep_the_earlier_run():
     # Still under an hour from the first run: nothing yet; the first run is still kept.
     assert later["previous"] is None
     assert later["baseline"]["generated"] == "2026-12-02T12:00:00Z"
+
+
+@pytest.mark.parametrize(
+    "value, shown",
+    [
+        (None, "?"),
+        (0, "0B"),
+        (999, "999B"),
+        (1000, "1kB"),
+        (512_000, "512kB"),
+        (1_234_567, "1.23MB"),
+        (999_600, "1MB"),
+        (2_500_000_000, "2.5GB"),
+    ],
+)
+def test_sizes_read_as_docker_system_df_shows_them(value, shown):
+    assert _fleet_report.size_text(value) == shown
+
+
+def test_host_markdown_names_who_fills_the_disk():
+    result = _result()
+    result["support"] = _support()
+    result["disk_users"] = {
+        "checked": True,
+        "problem": None,
+        "containers": [
+            {
+                "name": "web|1",
+                "image": "app:2",
+                "state": "running",
+                "writable_bytes": 10,
+                "log_bytes": 2_400_000_000,
+            },
+        ],
+        "images": [
+            {
+                "image": "app:2",
+                "unique_bytes": 80_000_000,
+                "size_bytes": 180_000_000,
+                "containers": 1,
+            },
+            {"image": "odd:1", "unique_bytes": None, "size_bytes": 5, "containers": None},
+        ],
+    }
+    lines = _fleet_report.render_host_markdown("web1", result, "t").splitlines()
+    start = lines.index("## Who fills the disk")
+    assert lines[start + 2 : start + 5] == [
+        "| container | image | state | writable layer | log |",
+        "|---|---|---|---|---|",
+        "| web\\|1 | app:2 | running | 10B | 2.4GB |",
+    ]
+    assert "| app:2 | 80MB | 180MB | 1 |" in lines
+    assert "| odd:1 | ? | 5B | ? |" in lines
+    # Where the engine was not asked, the report says why instead of an empty table.
+    result["disk_users"] = {"checked": False, "problem": "not asked for (disk_users: 0)"}
+    text = _fleet_report.render_host_markdown("web1", result, "t")
+    assert "Not measured: not asked for (disk_users: 0)." in text.splitlines()
+    # A host sending a size as a string gets the short report naming the key.
+    result["disk_users"] = dict(
+        checked=True,
+        problem=None,
+        images=[],
+        containers=[dict(name="x", image=None, state=None, writable_bytes="10MB", log_bytes=0)],
+    )
+    assert "key disk_users.containers[0].writable_bytes must be an integer or null" in (
+        _fleet_report.render_host_markdown("web1", result, "t").replace("\\", "")
+    )
