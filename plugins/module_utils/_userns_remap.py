@@ -192,7 +192,7 @@ def userns_remap_fact(engine_info, data_root, settings, flag_findings, config_pa
         uid, gid = (int(part) for part in name.split("."))
         fact.update(uid=uid, gid=gid, problem=None, remapped_root_source="engine")
     elif fact["uid"] is not None and fact["gid"] is not None:
-        name = "%d.%d" % (fact["uid"], fact["gid"])
+        name = "%s.%s" % (fact["uid"], fact["gid"])
         fact["remapped_root_source"] = "subuid"
     if name:
         fact["remapped_root"] = os.path.join(data_root, name)
@@ -209,7 +209,7 @@ def remapped_root_name(engine_info, settings, host_root="/"):
     if not settings.get("userns_remap"):
         return None
     _user, _group, uid, gid, _problem = remapped_ids(settings["userns_remap"], host_root)
-    return None if uid is None or gid is None else "%d.%d" % (uid, gid)
+    return None if uid is None or gid is None else "%s.%s" % (uid, gid)
 
 
 def store_root(data_root, remap_fact):

@@ -60,7 +60,7 @@ options:
         C(image), C(containers), C(volumes), C(buildkit), ...) and for the O(top_layers) layers
         with the most inodes.
       - Under userns-remap the engine keeps its storage in the remapped root
-        C(<data-root>/<uid>.<gid>): its entries are listed as C(<uid>.<gid>/overlay2) and so on,
+        C(<data-root>/<uid>.<gid>). Its entries are listed as C(<uid>.<gid>/overlay2) and so on,
         and its layers are counted as layers, beside what an unremapped engine left at the top.
       - Each inode counts once however many hard links it has; bytes are allocated blocks. The
         walk never leaves the data-root's filesystem - mounts inside it (running containers'

@@ -860,9 +860,7 @@ def test_user_namespace_remapping_off_is_a_warning_as_cis_scores_it():
     assert "/srv/docker/<uid>.<gid>" in message
     assert "without the current images and containers" in message
     # A policy may make it a failure, or skip it.
-    assert found(facts, {"severity": {"userns_remap": "fail"}}) == [
-        ("userns_remap", "2.9", "fail")
-    ]
+    assert found(facts, {"severity": {"userns_remap": "fail"}}) == [("userns_remap", "2.9", "fail")]
     assert found(facts, {"skip": ["userns_remap"]}) == []
 
 
