@@ -32,6 +32,7 @@ CHECKS = {
     "containerd_root_partition": ("1.1.1", "fail"),
     **{"audit_" + name: (cis, "warn") for name, cis, _what, _where in AUDIT_TARGETS},
     "aufs_not_used": ("2.6", "fail"),
+    "userns_remap": ("2.9", "warn"),
     "base_device_size": ("2.11", "warn"),
     "docker_service_owner": ("3.1", "fail"),
     "docker_service_mode": ("3.2", "fail"),
@@ -454,6 +455,7 @@ def evaluate(facts, policy=None):
             "data_root_partition",
             "containerd_root_partition",
             "aufs_not_used",
+            "userns_remap",
             "expected_driver",
             "forbidden_driver",
             "free_inodes",
@@ -495,6 +497,7 @@ def _engine_checks(policy, facts):
             {"drivers": drivers},
         )
     )
+    results.append(_userns_remap_check(policy, facts))
     expected = policy["expected_drivers"]
     if expected:
         wrong = [name for name in drivers if name not in expected]
@@ -581,6 +584,84 @@ def _engine_checks(policy, facts):
     results.append(_layer_depth_check(policy, mounts))
     results.extend(_host_mount_checks(policy, mounts))
     return results
+
+
+def _userns_remap_check(policy, facts):
+    """CIS 2.9: user namespace remapping on (``facts["userns_remap"]``). Off is a warning, as
+    CIS scores it; on, but with a directory the remapped root cannot traverse, a failure:
+    dockerd refuses to start there."""
+    remap = facts.get("userns_remap")
+    if remap is None:
+        # A fact from an older storage_facts.
+        return _skipped("userns_remap", "user namespace remapping was not examined")
+    evidence = {
+        key: remap[key]
+        for key in ("setting", "configured_in", "engine", "remapped_root", "blocked_by")
+    }
+    root = remap["remapped_root"]
+    ids = "%s:%s" % (remap["uid"], remap["gid"])
+    if remap["blocked_by"]:
+        # dockerd checks this at every start: with the setting in place, the next start fails.
+        result = _result(
+            policy,
+            "userns_remap",
+            True,
+            "userns-remap is set (%s), but the remapped root %s (%s) cannot traverse %s: dockerd "
+            "refuses to start ('a subdirectory in your graphroot path restricts access to the "
+            "remapped root uid/gid'); chmod o+x %s"
+            % (
+                remap["configured_in"] or "engine",
+                root,
+                ids,
+                remap["blocked_by"],
+                remap["blocked_by"],
+            ),
+            evidence,
+        )
+        result["status"] = "fail"
+        return result
+    if not remap["enabled"]:
+        return _result(policy, "userns_remap", True, _userns_off_message(remap, facts), evidence)
+    where = " (%s)" % remap["configured_in"] if remap["configured_in"] else ""
+    message = "user namespace remapping is on%s: the containers' root is %s on the host" % (
+        where,
+        ids if root else "a subordinate id",
+    )
+    message += (
+        ", and the engine keeps its storage in %s" % root
+        if root
+        else "; the remapped root is not known: %s" % remap["problem"]
+    )
+    if _containerd_store_asked(facts):
+        message += (
+            "; with the containerd image store (features.containerd-snapshotter) each image is "
+            "unpacked twice, as pulled and chowned to the remapped root"
+        )
+    return _result(policy, "userns_remap", False, message, evidence)
+
+
+def _containerd_store_asked(facts):
+    return (
+        facts["engine"].get("image_store") == "containerd"
+        or facts["daemon_json"].get("containerd_snapshotter") is True
+    )
+
+
+def _userns_off_message(remap, facts):
+    if remap["setting"]:
+        # Set, but the running engine does not use it yet.
+        return (
+            "userns-remap is set (%s) but the running engine does not use it: restart dockerd; "
+            "it then keeps its storage in %s and starts without the current images and "
+            "containers"
+            % (remap["configured_in"], remap["remapped_root"] or "<data-root>/<uid>.<gid>")
+        )
+    return (
+        "user namespace remapping is off: the containers' root is root on the host; set "
+        'userns-remap ("default" makes dockerd create the user dockremap), and expect the '
+        "engine to keep its storage in %s/<uid>.<gid> from then on, without the current images "
+        "and containers" % facts["data_root"]
+    )
 
 
 def _layer_depth_check(policy, mounts):

@@ -21,6 +21,9 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state i
     uses_containerd_store,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._tree_usage import tree_usage
+from ansible_collections.dockerhost.storage.plugins.module_utils._userns_remap import (
+    remapped_root_name,
+)
 
 THRESHOLD_OPTIONS = tuple(_capacity.DEFAULT_THRESHOLDS)
 
@@ -47,9 +50,9 @@ def examined_path(value, option, mounts, must_exist=True):
     return real, mount
 
 
-def walk(path, top_layers=10):
+def walk(path, top_layers=10, store=None):
     try:
-        return tree_usage(path, top_layers=top_layers)
+        return tree_usage(path, top_layers=top_layers, store=store)
     except OSError as exc:
         raise _capacity.CapacityError("cannot walk %s: %s" % (path, exc.strerror or exc)) from None
 
@@ -168,7 +171,9 @@ def collect(params):
     )
     usage = None
     if params["breakdown"] or params["target"]:
-        usage = walk(real_root, params["top_layers"])
+        # Under userns-remap the layers are in <data-root>/<uid>.<gid>.
+        store = remapped_root_name(engine_info, state.settings)
+        usage = walk(real_root, params["top_layers"], store)
     target = None
     if params["target"]:
         used = {"bytes": usage["bytes"], "inodes": usage["inodes"]}

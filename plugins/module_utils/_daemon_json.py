@@ -59,6 +59,7 @@ def storage_settings(config):
         ("data-root", str),
         ("graph", str),
         ("storage-opts", list),
+        ("userns-remap", str),
     ):
         if config.get(key) is not None and not isinstance(config[key], wanted):
             raise DaemonJsonError(
@@ -83,6 +84,8 @@ def storage_settings(config):
         "storage_opts": list(config.get("storage-opts") or []),
         "data_root": config.get("data-root") or config.get("graph") or None,
         "containerd_snapshotter": snapshotter if isinstance(snapshotter, bool) else None,
+        # The remapped root, <data-root>/<uid>.<gid>, holds the store when this is set.
+        "userns_remap": config.get("userns-remap") or None,
     }
 
 

@@ -52,9 +52,11 @@ LONG_FLAGS = {
     "--data-root": "data-root",
     "--graph": "data-root",
     "--config-file": "config-file",
+    "--userns-remap": "userns-remap",
 }
 SHORT_FLAGS = {"-s": "storage-driver", "-g": "data-root"}
-STORAGE_KEYS = ("storage-driver", "storage-opts", "data-root")
+# userns-remap moves the whole store into <data-root>/<uid>.<gid>.
+STORAGE_KEYS = ("storage-driver", "storage-opts", "data-root", "userns-remap")
 # dockerd's single-letter flags: the boolean ones take no value and may be grouped in front
 # of another (``-Ds vfs`` is ``-D -s vfs``); the others take one (pflag also treats -h as
 # help when no flag claims it).

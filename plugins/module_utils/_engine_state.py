@@ -25,6 +25,9 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api imp
     dockerd_binary_version,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
+from ansible_collections.dockerhost.storage.plugins.module_utils._userns_remap import (
+    split_remapped_root,
+)
 
 
 class EngineStateError(StorageError):
@@ -50,14 +53,32 @@ def engine_info_from_api(version, system, socket_path):
             raise EngineUnavailable(
                 "the Engine API on %s gave %s as %r, not a string" % (socket_path, key, value)
             )
+    data_root, remapped_root = system.get("DockerRootDir"), None
+    userns = _userns_remapped(system.get("SecurityOptions"))
+    if userns and data_root:
+        # Under userns-remap DockerRootDir is the remapped root, <data-root>/<uid>.<gid>: the
+        # data-root (what daemon.json and --data-root name) is its parent.
+        data_root, remapped_root = split_remapped_root(data_root)
     return {
         "version": version.get("Version"),
         "version_source": "api",
         "api_version": version.get("ApiVersion"),
         "running_driver": system.get("Driver"),
-        "data_root": system.get("DockerRootDir"),
+        "data_root": data_root,
         "driver_status": _driver_status(system.get("DriverStatus")),
+        "userns_remap": userns,
+        "remapped_root": remapped_root,
     }
+
+
+def _userns_remapped(security_options):
+    """True when /info's SecurityOptions list ``name=userns`` (userns-remap in force)."""
+    if not isinstance(security_options, list):
+        return False
+    return any(
+        isinstance(option, str) and "name=userns" in option.split(",")
+        for option in security_options
+    )
 
 
 def _driver_status(raw):
@@ -75,8 +96,10 @@ def detect_engine(docker_host, given_version=None, client=None):
     """Return ``(engine_info, version_tuple, client)`` for the engine on ``docker_host``.
 
     ``engine_info`` has ``version``, ``version_source`` (``option``, ``api``, ``binary`` or
-    ``none``), ``api_version``, ``running_driver``, ``data_root``, ``driver_status`` and
-    ``problem`` (why the API did not answer, or None). ``client`` is the EngineClient when the
+    ``none``), ``api_version``, ``running_driver``, ``data_root`` (under userns-remap the
+    parent of the engine's DockerRootDir), ``driver_status``, ``userns_remap`` (the engine
+    says it is in force; None without an answer), ``remapped_root`` (``"<uid>.<gid>"`` or
+    None) and ``problem`` (why the API did not answer, or None). ``client`` is the EngineClient when the
     API answered, else None. Without any engine the version is the current one
     (``_drivers.CURRENT_ENGINE``). Raises EngineStateError for a bad ``docker_host`` or
     ``given_version``.
@@ -88,6 +111,8 @@ def detect_engine(docker_host, given_version=None, client=None):
         "running_driver": None,
         "data_root": None,
         "driver_status": {},
+        "userns_remap": None,
+        "remapped_root": None,
         "problem": None,
     }
     if client is None:

@@ -253,12 +253,16 @@ def collect(params, check_mode=False):
     EngineUnavailable, ContainerSelectionError, ProbeError or OSError with a message to show."""
     client, info = answering_engine(params["docker_host"], params["timeout"])
     data_root, _source = resolve_data_root(params["data_root"], info, {})
+    # Under userns-remap the engine keeps its layers in <data-root>/<uid>.<gid>.
+    store_root = (
+        os.path.join(data_root, info["remapped_root"]) if info["remapped_root"] else data_root
+    )
     path = params["mountinfo_path"]
     mounts = read_mount_table(path)
     containerd_store = uses_containerd_store(info)
     report = build_report(
         client,
-        data_root,
+        store_root,
         mounts,
         wanted=params["containers"],
         check_store=params["check_store"],

@@ -19,6 +19,7 @@ from ansible_collections.dockerhost.storage.plugins.module_utils import (
     _disk_users,
     _mountinfo,
     _support,
+    _userns_remap,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._daemon_files import (
     daemon_files,
@@ -166,7 +167,7 @@ def deepest_images(client, keep=DEEPEST_IMAGES_KEPT):
     return found[:keep]
 
 
-def mounts_facts(docker_host, data_root, mounts, containerd_store, timeout, sockets=()):
+def mounts_facts(docker_host, store_root, mounts, containerd_store, timeout, sockets=()):
     """mounts_info's container and summary view (no store walk, no probe), with what the
     containers' bind mounts expose of the host (``host_mounts``), or a problem."""
     # Imported here: only a host whose engine answers needs it, and on a host without Docker
@@ -177,7 +178,7 @@ def mounts_facts(docker_host, data_root, mounts, containerd_store, timeout, sock
     try:
         client = ContainerEngineClient(docker_host, timeout=timeout)
         report = _mounts_report.build_report(
-            client, data_root, mounts, containerd_store=containerd_store, sockets=sockets
+            client, store_root, mounts, containerd_store=containerd_store, sockets=sockets
         )
     except (ValueError, OSError, EngineUnavailable, EngineStateError) as exc:
         # EngineUnavailable covers the engine's error answers (EngineError) as well.
@@ -255,11 +256,24 @@ def collect(params):
     files = daemon_files(
         params["host_root"], params["docker_host"], flags["unit"], params["containerd_config"]
     )
+    remap = _userns_remap.userns_remap_fact(
+        engine_info,
+        data_root,
+        daemon_json,
+        flags["findings"],
+        params["config_path"],
+        params["host_root"],
+    )
     mounts_fact = {"checked": False, "problem": "the Engine API did not answer"}
     if state == "running":
         sockets = tuple(files[name]["path"] for name in ("docker_sock", "containerd_sock"))
         mounts_fact = mounts_facts(
-            params["docker_host"], data_root, mounts, containerd_store, params["timeout"], sockets
+            params["docker_host"],
+            _userns_remap.store_root(data_root, remap),
+            mounts,
+            containerd_store,
+            params["timeout"],
+            sockets,
         )
     users = {"checked": False, "problem": "the Engine API did not answer"}
     if state == "running":
@@ -289,6 +303,7 @@ def collect(params):
         ),
         "daemon_json": daemon_json,
         "flags": flags,
+        "userns_remap": remap,
         "mounts": mounts_fact,
         "disk_users": users,
         "audit_rules": rules,

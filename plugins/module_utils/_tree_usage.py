@@ -139,8 +139,9 @@ def _count_entry(parent_fd, name, device, links, task):
 class _Plan:
     """The work of one breakdown: tasks for the workers and what was counted while planning."""
 
-    def __init__(self, device):
+    def __init__(self, device, layer_parents=LAYER_PARENTS):
         self.device = device
+        self.layer_parents = layer_parents  # relative to the top directory
         self.tasks = []  # (parent_fd, name, top-level name, layer parent or None)
         self.counted = []  # (top-level name, inodes, blocks)
         self.fds = []  # descriptors to close when the walk is over
@@ -160,12 +161,12 @@ def _plan_directory(plan, parent_fd, name, top, relative):
         return
     plan.fds.append(fd)
     plan.counted.append((top, 1, st.st_blocks))
-    is_layer_parent = relative in LAYER_PARENTS
+    is_layer_parent = relative in plan.layer_parents
     for child in _list_names(fd):
         child_relative = relative + "/" + child
         if is_layer_parent and child not in NOT_LAYERS:
             plan.tasks.append((fd, child, top, relative))
-        elif any((parent + "/").startswith(child_relative + "/") for parent in LAYER_PARENTS):
+        elif any((parent + "/").startswith(child_relative + "/") for parent in plan.layer_parents):
             _plan_directory(plan, fd, child, top, child_relative)
         else:
             plan.tasks.append((fd, child, top, None))
@@ -285,8 +286,13 @@ def _run_in_workers(plan, order, workers):
             os.waitpid(pid, 0)
 
 
-def tree_usage(data_root, top_layers=10, workers=WORKERS):
+def tree_usage(data_root, top_layers=10, workers=WORKERS, store=None):
     """Inodes and bytes below ``data_root``, per top-level entry and for the largest layers.
+
+    ``store``: the name of the remapped root (``<uid>.<gid>``) under userns-remap, where the
+    engine keeps its layers: its entries are listed as ``<uid>.<gid>/<name>`` (the directory
+    itself as ``<uid>.<gid>``) and its layer directories count as layers, beside whatever an
+    unremapped engine left at the top.
 
     Returns a dict:
 
@@ -305,12 +311,15 @@ def tree_usage(data_root, top_layers=10, workers=WORKERS):
     """
     root_fd = os.open(data_root, _DIR_FLAGS)
     root_st = os.fstat(root_fd)
-    plan = _Plan(root_st.st_dev)
+    remapped = tuple(store + "/" + parent for parent in LAYER_PARENTS) if store else ()
+    plan = _Plan(root_st.st_dev, LAYER_PARENTS + remapped)
     plan.fds.append(root_fd)
     try:
         layer_tops = {parent.split("/", 1)[0] for parent in LAYER_PARENTS}
         for name in _list_names(root_fd):
-            if name in layer_tops:
+            if name == store:
+                _plan_store(plan, root_fd, name, layer_tops)
+            elif name in layer_tops:
                 _plan_directory(plan, root_fd, name, name, name)
             else:
                 plan.tasks.append((root_fd, name, name, None))
@@ -352,6 +361,28 @@ def tree_usage(data_root, top_layers=10, workers=WORKERS):
         ],
         "skipped": skipped,
     }
+
+
+def _plan_store(plan, root_fd, store, layer_tops):
+    """Plan the remapped root: the directory itself now, each entry as a top-level one of its
+    own (``<store>/<name>``)."""
+    try:
+        st = os.stat(store, dir_fd=root_fd, follow_symlinks=False)
+        if st.st_dev != plan.device or not stat.S_ISDIR(st.st_mode):
+            plan.tasks.append((root_fd, store, store, None))
+            return
+        fd = os.open(store, _DIR_FLAGS, dir_fd=root_fd)
+    except OSError:
+        plan.tasks.append((root_fd, store, store, None))
+        return
+    plan.fds.append(fd)
+    plan.counted.append((store, 1, st.st_blocks))
+    for name in _list_names(fd):
+        top = store + "/" + name
+        if name in layer_tops:
+            _plan_directory(plan, fd, name, top, top)
+        else:
+            plan.tasks.append((fd, name, top, None))
 
 
 def _add(directories, top, inodes, blocks):

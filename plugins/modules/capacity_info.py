@@ -59,6 +59,9 @@ options:
       - Walk the data-root and count inodes and bytes per top-level directory (C(overlay2),
         C(image), C(containers), C(volumes), C(buildkit), ...) and for the O(top_layers) layers
         with the most inodes.
+      - Under userns-remap the engine keeps its storage in the remapped root
+        C(<data-root>/<uid>.<gid>). Its entries are listed as C(<uid>.<gid>/overlay2) and so on,
+        and its layers are counted as layers, beside what an unremapped engine left at the top.
       - Each inode counts once however many hard links it has; bytes are allocated blocks. The
         walk never leaves the data-root's filesystem - mounts inside it (running containers'
         merged directories, C(shm), volumes on other devices, btrfs subvolumes) are not counted,

@@ -37,6 +37,8 @@ options:
     description:
       - The engine's data-root, for the layer store check and the aufs metadata.
       - Defaults to the data-root the engine reports.
+      - When the engine runs with userns-remap, its store is the remapped root
+        C(<data-root>/<uid>.<gid>) below this directory, and that is what is checked.
     type: path
   containers:
     description:
@@ -133,7 +135,8 @@ ok:
   type: bool
   sample: true
 data_root:
-  description: The data-root examined.
+  description: The data-root examined (under userns-remap the data-root itself; C(store.path)
+    names the remapped store checked).
   returned: always
   type: str
   sample: /var/lib/docker

@@ -181,7 +181,8 @@ engine:
       description: Why the Engine API did not answer, else null.
       type: str
 data_root:
-  description: The data-root examined.
+  description: The data-root examined. Under userns-remap the data-root itself (what
+    C(data-root) names), not the remapped root below it (see RV(userns_remap)).
   returned: always
   type: str
 data_root_source:
@@ -257,6 +258,56 @@ daemon_json:
     containerd_snapshotter:
       description: C(features.containerd-snapshotter), or null.
       type: bool
+    userns_remap:
+      description: C(userns-remap), or null.
+      type: str
+userns_remap:
+  description:
+    - User namespace remapping (C(userns-remap), CIS 2.9). With it dockerd keeps layers, image
+      metadata, containers and volumes in the remapped root C(<data-root>/<uid>.<gid>), where
+      C(uid) and C(gid) are the lowest starts of the remapped user's ranges in C(/etc/subuid)
+      and C(/etc/subgid); the merged mounts are checked there.
+  returned: always
+  type: dict
+  contains:
+    enabled:
+      description: In force on the running engine (its C(/info) lists C(name=userns)), else
+        as configured.
+      type: bool
+    engine:
+      description: What the running engine says, or null when it did not answer.
+      type: bool
+    setting:
+      description: The C(userns-remap) value (C(default) is the user C(dockremap)), or null.
+      type: str
+    configured_in:
+      description: Where it is set (daemon.json, or the flag and its unit file), or null.
+      type: str
+    user:
+      description: The remapped user.
+      type: str
+    group:
+      description: The remapped group.
+      type: str
+    uid:
+      description: The host uid of the containers' root.
+      type: int
+    gid:
+      description: The host gid of the containers' root.
+      type: int
+    remapped_root:
+      description: C(<data-root>/<uid>.<gid>), or null when off or not known.
+      type: str
+    remapped_root_source:
+      description: C(engine) (its DockerRootDir) or C(subuid) (the files), or null.
+      type: str
+    blocked_by:
+      description: A directory between the data-root and C(/) that the remapped uid and gid
+        cannot traverse (dockerd then refuses to start), or null.
+      type: str
+    problem:
+      description: Why the remapped root is not known, or null.
+      type: str
 flags:
   description: Storage settings given to dockerd as flags.
   returned: always

@@ -96,6 +96,20 @@ HEALTHY = {
         "storage_driver": "overlay2",
     },
     "flags": {"findings": [], "conflicts": []},
+    "userns_remap": {
+        "enabled": True,
+        "engine": True,
+        "setting": "default",
+        "configured_in": "daemon.json /etc/docker/daemon.json",
+        "user": "dockremap",
+        "group": "dockremap",
+        "uid": 100000,
+        "gid": 100000,
+        "remapped_root": "/srv/docker/100000.100000",
+        "remapped_root_source": "engine",
+        "blocked_by": None,
+        "problem": None,
+    },
     "audit_rules": _audit_rules(),
     "mounts": {
         "checked": True,
@@ -810,3 +824,111 @@ def test_without_docker_containerd_and_the_audit_rules_are_not_judged():
             "Docker is not installed here",
         )
     assert [f["check"] for f in _audit_policy.findings(list(results.values()))] == []
+
+
+USERNS_OFF = {
+    "enabled": False,
+    "engine": False,
+    "setting": None,
+    "configured_in": None,
+    "user": None,
+    "group": None,
+    "uid": None,
+    "gid": None,
+    "remapped_root": None,
+    "remapped_root_source": None,
+    "blocked_by": None,
+    "problem": None,
+}
+
+
+def test_user_namespace_remapping_on_passes_and_names_the_remapped_root():
+    result = _result(copy.deepcopy(HEALTHY), "userns_remap")
+    assert (result["cis"], result["status"]) == ("2.9", "pass")
+    assert result["message"] == (
+        "user namespace remapping is on (daemon.json /etc/docker/daemon.json): the containers' "
+        "root is 100000:100000 on the host, and the engine keeps its storage in "
+        "/srv/docker/100000.100000"
+    )
+
+
+def test_user_namespace_remapping_off_is_a_warning_as_cis_scores_it():
+    facts = facts_with(userns_remap=USERNS_OFF)
+    assert found(facts) == [("userns_remap", "2.9", "warn")]
+    message = _result(facts, "userns_remap")["message"]
+    assert message.startswith("user namespace remapping is off: the containers' root is root")
+    assert "/srv/docker/<uid>.<gid>" in message
+    assert "without the current images and containers" in message
+    # A policy may make it a failure, or skip it.
+    assert found(facts, {"severity": {"userns_remap": "fail"}}) == [("userns_remap", "2.9", "fail")]
+    assert found(facts, {"skip": ["userns_remap"]}) == []
+
+
+def test_userns_remap_set_but_not_in_force_says_a_restart_moves_the_store():
+    remap = dict(
+        HEALTHY["userns_remap"], enabled=False, engine=False, remapped_root_source="subuid"
+    )
+    facts = facts_with(userns_remap=remap)
+    assert found(facts) == [("userns_remap", "2.9", "warn")]
+    assert _result(facts, "userns_remap")["message"] == (
+        "userns-remap is set (daemon.json /etc/docker/daemon.json) but the running engine does "
+        "not use it: restart dockerd; it then keeps its storage in /srv/docker/100000.100000 and "
+        "starts without the current images and containers"
+    )
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_directory_the_remapped_root_cannot_traverse_fails_as_dockerd_refuses(enabled):
+    remap = dict(HEALTHY["userns_remap"], enabled=enabled, blocked_by="/srv")
+    facts = facts_with(userns_remap=remap)
+    # Even where the policy asks for a warning: dockerd does not start.
+    for policy in (None, {"severity": {"userns_remap": "warn"}}):
+        assert found(facts, policy) == [("userns_remap", "2.9", "fail")]
+    result = _result(facts, "userns_remap")
+    assert "cannot traverse /srv: dockerd refuses to start" in result["message"]
+    assert result["message"].endswith("chmod o+x /srv")
+    assert result["evidence"]["blocked_by"] == "/srv"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"engine__image_store": "containerd"},
+        {"daemon_json__containerd_snapshotter": True},
+    ],
+)
+def test_userns_remap_with_the_containerd_store_passes_and_says_images_are_kept_twice(changes):
+    # dockerd 26.1 and 28.5 start, load images and run containers with both (measured).
+    facts = facts_with(**changes)
+    result = _result(facts, "userns_remap")
+    assert result["status"] == "pass"
+    assert "features.containerd-snapshotter" in result["message"]
+    assert "unpacked twice, as pulled and chowned to the remapped root" in result["message"]
+
+
+def test_userns_remap_is_skipped_without_the_fact_or_without_docker():
+    facts = copy.deepcopy(HEALTHY)
+    del facts["userns_remap"]
+    assert _result(facts, "userns_remap")["status"] == "skipped"
+    assert _result(facts, "userns_remap")["message"] == (
+        "user namespace remapping was not examined"
+    )
+    absent = facts_with(docker={"state": "absent", "reason": "no data-root"})
+    assert _result(absent, "userns_remap")["status"] == "skipped"
+
+
+def test_a_remapped_root_that_is_not_known_says_why():
+    remap = dict(
+        HEALTHY["userns_remap"],
+        engine=None,
+        uid=None,
+        gid=None,
+        remapped_root=None,
+        remapped_root_source=None,
+        problem="user dockremap has no range in /etc/subuid",
+    )
+    result = _result(facts_with(userns_remap=remap), "userns_remap")
+    assert result["status"] == "pass"
+    assert result["message"].endswith(
+        "the remapped root is not known: user dockremap has no range in /etc/subuid"
+    )

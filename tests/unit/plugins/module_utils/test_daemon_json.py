@@ -50,6 +50,7 @@ def test_storage_settings_fold_legacy_graph_and_features():
         "storage_opts": ["overlay2.size=10G"],
         "data_root": "/srv/docker",
         "containerd_snapshotter": False,
+        "userns_remap": None,
     }
     assert storage_settings({"data-root": "/a", "graph": "/b"})["data_root"] == "/a"
 

@@ -76,6 +76,9 @@ def summary(findings):
         (["--", "-s", "vfs"], []),
         # The configuration file is not a storage setting.
         (["--config-file", "/etc/docker/other.json"], []),
+        # userns-remap moves the store into <data-root>/<uid>.<gid>.
+        (["--userns-remap=default"], [("userns-remap", "--userns-remap", "default")]),
+        (["--userns-remap", "app:app"], [("userns-remap", "--userns-remap", "app:app")]),
     ],
 )
 def test_flag_forms(words, expected):
@@ -406,3 +409,15 @@ def test_config_file_elsewhere_is_a_problem_naming_both_files(tmp_path):
     )
     problem = config_file_problem(find_storage_flags(relative), "/etc/docker/daemon.json")
     assert problem.startswith("dockerd reads its configuration from /a.json (--config-file a.json")
+
+
+def test_userns_remap_as_a_flag_and_in_daemon_json_is_a_conflict(tmp_path):
+    unit = tmp_path / "etc" / "systemd" / "system" / "docker.service"
+    unit.parent.mkdir(parents=True)
+    unit.write_text("[Service]\nExecStart=/usr/bin/dockerd --userns-remap=default\n")
+    findings = find_storage_flags(str(tmp_path))["findings"]
+    assert conflicts_with_config(findings, {"userns-remap": "dockremap"}) == [
+        'userns-remap is set in daemon.json ("dockremap") and as the dockerd flag '
+        "--userns-remap default in /etc/systemd/system/docker.service:2; dockerd refuses to "
+        "start when a directive is given both ways: remove one of them"
+    ]

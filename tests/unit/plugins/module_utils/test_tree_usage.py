@@ -98,3 +98,29 @@ def test_top_layers_most_inodes_first(data_root):
 def test_a_missing_data_root_raises(tmp_path):
     with pytest.raises(FileNotFoundError):
         tree_usage(str(tmp_path / "absent"))
+
+
+def test_a_remapped_store_is_broken_down_by_its_own_entries(data_root):
+    # userns-remap: dockerd keeps its store in <data-root>/<uid>.<gid>; an unremapped store
+    # left beside it stays a top-level entry of its own.
+    remapped = os.path.join(data_root, "100000.100000")
+    os.makedirs(os.path.join(remapped, "overlay2", "l"))
+    os.makedirs(os.path.join(remapped, "image"))
+    for index in range(30):
+        write(os.path.join(remapped, "overlay2", "eee", "diff", "f%d" % index), size=2000)
+    write(os.path.join(remapped, "containers", "c1", "hostname"), size=10)
+    usage = tree_usage(data_root, top_layers=2, workers=1, store="100000.100000")
+    assert usage["inodes"] == du(data_root, "--inodes")
+    assert usage["bytes"] == du(data_root, "-B1")
+    names = set(usage["directories"])
+    assert {"100000.100000/overlay2", "100000.100000/image", "100000.100000/containers"} <= names
+    assert {"overlay2", "volumes", "100000.100000"} <= names
+    assert usage["directories"]["100000.100000"]["inodes"] == 1  # the directory itself
+    assert [(layer["parent"], layer["id"]) for layer in usage["top_layers"]] == [
+        ("overlay2", "bbb"),
+        ("100000.100000/overlay2", "eee"),
+    ]
+    # Without the store named, the remapped root is one opaque entry and holds no layers.
+    plain = tree_usage(data_root, top_layers=10, workers=1)
+    assert "100000.100000/overlay2" not in plain["directories"]
+    assert all(layer["parent"] == "overlay2" for layer in plain["top_layers"])
