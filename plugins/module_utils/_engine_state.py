@@ -71,6 +71,16 @@ def engine_info_from_api(version, system, socket_path):
     }
 
 
+def engine_data_root(system):
+    """The data-root an /info answer (``system``) names, normalised: its DockerRootDir, or under
+    userns-remap the parent of it (DockerRootDir is then ``<data-root>/<uid>.<gid>``); "" when
+    it names none."""
+    root = system.get("DockerRootDir") or ""
+    if root and _userns_remapped(system.get("SecurityOptions")):
+        root = split_remapped_root(root)[0]
+    return os.path.normpath(root) if root else ""
+
+
 def _userns_remapped(security_options):
     """True when /info's SecurityOptions list ``name=userns`` (userns-remap in force)."""
     if not isinstance(security_options, list):

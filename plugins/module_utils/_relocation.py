@@ -41,6 +41,9 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api imp
     ContainerEngineClient,
     EngineUnavailable,
 )
+from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state import (
+    engine_data_root,
+)
 from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
 from ansible_collections.dockerhost.storage.plugins.module_utils._mountinfo import (
     PSEUDO_FILESYSTEM_ROOTS,
@@ -1056,7 +1059,7 @@ class Relocation:
     def _confirm(self, client, inventory):
         info = client.info()
         problems = []
-        if os.path.normpath(info.get("DockerRootDir") or "") != self.engine_root:
+        if engine_data_root(info) != self.engine_root:
             problems.append(
                 "the engine reports data-root %s, not %s"
                 % (info.get("DockerRootDir"), self.engine_root)
@@ -1141,7 +1144,7 @@ class Relocation:
                 if client is None:
                     self.service.start()
                     client = self.wait_for_engine()
-                root = os.path.normpath(client.info().get("DockerRootDir") or "")
+                root = engine_data_root(client.info())
                 if root != self.source:
                     raise RelocationError("it reports data-root %s" % root)
                 notes.append("the engine runs on %s again" % self.source)

@@ -265,19 +265,14 @@ def collect(params):
         params["host_root"],
     )
     mounts_fact = {"checked": False, "problem": "the Engine API did not answer"}
+    users = dict(mounts_fact)
     if state == "running":
+        store_root = _userns_remap.store_root(data_root, remap)
         sockets = tuple(files[name]["path"] for name in ("docker_sock", "containerd_sock"))
         mounts_fact = mounts_facts(
-            params["docker_host"],
-            _userns_remap.store_root(data_root, remap),
-            mounts,
-            containerd_store,
-            params["timeout"],
-            sockets,
+            params["docker_host"], store_root, mounts, containerd_store, params["timeout"], sockets
         )
-    users = {"checked": False, "problem": "the Engine API did not answer"}
-    if state == "running":
-        users = disk_users_fact(params["docker_host"], data_root, params["timeout"], params)
+        users = disk_users_fact(params["docker_host"], store_root, params["timeout"], params)
     etc_docker = params["etc_docker"] or os.path.dirname(params["config_path"])
     rules = audit_rule_facts(
         params,

@@ -851,6 +851,28 @@ def test_the_final_check_refuses_an_engine_on_another_root(tmp_path):
     )
 
 
+class RemappedEngine(ConfirmedEngine):
+    """An engine under userns-remap: /info names <data-root>/<uid>.<gid>."""
+
+    def info(self):
+        return {
+            "DockerRootDir": os.path.join(self.root, "100000.100000"),
+            "Driver": self.driver,
+            "SecurityOptions": ["name=seccomp,profile=default", "name=userns"],
+        }
+
+
+def test_the_final_check_takes_the_data_root_of_an_engine_under_userns_remap(tmp_path):
+    relocation, before = _confirming(tmp_path)
+    assert relocation._confirm(RemappedEngine(relocation.target), before) == []
+    with pytest.raises(RelocationError) as error:
+        relocation._confirm(RemappedEngine(relocation.source), before)
+    assert str(error.value) == "the engine reports data-root %s/100000.100000, not %s" % (
+        relocation.source,
+        relocation.target,
+    )
+
+
 class BindMountConfig(FakeConfig):
     moves_data_root = False
 
