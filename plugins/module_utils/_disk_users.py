@@ -75,7 +75,7 @@ def _image_name(image):
 
 def short_id(identifier):
     """The 12 hex digits ``docker`` shows of an id (``sha256:`` left out)."""
-    return str(identifier).split(":")[-1][:12]
+    return str(identifier).rsplit(":", maxsplit=1)[-1][:12]
 
 
 def container_entries(system_df, logs):
