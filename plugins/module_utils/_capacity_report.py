@@ -20,7 +20,6 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state i
     engine_in_force,
     uses_containerd_store,
 )
-from ansible_collections.dockerhost.storage.plugins.module_utils._tree_usage import tree_usage
 
 THRESHOLD_OPTIONS = tuple(_capacity.DEFAULT_THRESHOLDS)
 
@@ -48,6 +47,12 @@ def examined_path(value, option, mounts, must_exist=True):
 
 
 def walk(path, top_layers=10):
+    # Imported here: only breakdown and target walk a tree, and storage_facts, which asks for
+    # neither, would compile it for nothing on every run (the target compiles from source).
+    from ansible_collections.dockerhost.storage.plugins.module_utils._tree_usage import (
+        tree_usage,
+    )
+
     try:
         return tree_usage(path, top_layers=top_layers)
     except OSError as exc:
