@@ -4,8 +4,10 @@
 
 Composes what the read-only modules find (driver support, capacity, daemon.json, dockerd
 flags, merged mounts, engine) into the single ``docker_storage`` fact that ``storage_facts``
-returns. Each part reuses the module_utils of the module that owns it; a part that cannot be
-read is reported with a ``problem`` sentence instead of failing the whole collection.
+returns. Driver support, capacity and mounts are the reports of driver_support_info,
+capacity_info and mounts_info (``_driver_support_report``, ``_capacity_report``,
+``_mounts_report``), given the engine state and the mount table read once here; a part that
+cannot be read is reported with a ``problem`` sentence instead of failing the whole collection.
 """
 
 from __future__ import annotations
