@@ -20,7 +20,6 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state i
     engine_in_force,
     uses_containerd_store,
 )
-from ansible_collections.dockerhost.storage.plugins.module_utils._tree_usage import tree_usage
 from ansible_collections.dockerhost.storage.plugins.module_utils._userns_remap import (
     remapped_root_name,
 )
@@ -51,6 +50,12 @@ def examined_path(value, option, mounts, must_exist=True):
 
 
 def walk(path, top_layers=10, store=None):
+    # Imported here: only breakdown and target walk a tree, and storage_facts, which asks for
+    # neither, would compile it for nothing on every run (the target compiles from source).
+    from ansible_collections.dockerhost.storage.plugins.module_utils._tree_usage import (
+        tree_usage,
+    )
+
     try:
         return tree_usage(path, top_layers=top_layers, store=store)
     except OSError as exc:
@@ -78,9 +83,12 @@ def check_options(params):
     return thresholds
 
 
-def containerd_root_to_examine(params, containerd_store, warnings):
-    """``(root, source)`` of containerd's root to report, or ``(None, None)``."""
+def containerd_root_to_examine(params, containerd_store, warnings, partial=False):
+    """``(root, source)`` of containerd's root to report, or ``(None, None)``. With ``partial``
+    a ``containerd_root`` option that is not a directory is left out too."""
     if params["containerd_root"]:
+        if partial and not os.path.isdir(params["containerd_root"]):
+            return None, None
         return params["containerd_root"], "option"
     root, source = _capacity.read_containerd_root(params["containerd_config"])
     if os.path.isdir(root):
@@ -131,49 +139,53 @@ def threshold_failure(result):
     return "below the fail threshold: " + " | ".join(failing)
 
 
-def examine_filesystems(params, data_root, data_root_source, mounts, thresholds, containerd):
-    """``(filesystems, real data-root, containerd root)``: the data-root's filesystem first, then
+def examine_filesystems(
+    params, data_root, data_root_source, mounts, thresholds, containerd, partial=False
+):
+    """``(filesystems, real data-root, problem)``: the data-root's filesystem first, then
     containerd's root (``containerd`` is its ``(root, source)``, root None to leave it out),
-    then each of ``paths``."""
-    if data_root_source != "option" and not os.path.isdir(data_root):
+    then each of ``paths``.
+
+    A path that cannot be examined raises CapacityError; with ``partial`` it ends the list
+    instead, and ``problem`` says why (a data-root that is not a directory is left out, real
+    data-root None). Without ``partial`` the problem is None."""
+    candidates = [(containerd[0], "containerd_root", "containerd_root")] if containerd[0] else []
+    candidates += [(value, "path", "paths") for value in params["paths"]]
+    problem = None
+    if partial and not os.path.isdir(data_root):
+        problem = "the data-root %s does not exist" % data_root
+    elif data_root_source != "option" and not os.path.isdir(data_root):
         raise _capacity.CapacityError(
             "the data-root %s (from %s) does not exist; is Docker installed? Give data_root"
             % (data_root, data_root_source)
         )
-    real_root, mount = examined_path(data_root, "data_root", mounts)
-    filesystems = [_capacity.examine_filesystem(real_root, "data_root", mount, mounts, thresholds)]
-    containerd_root = containerd[0]
-    if containerd_root:
-        containerd_root, mount = examined_path(containerd_root, "containerd_root", mounts)
-        filesystems.append(
-            _capacity.examine_filesystem(
-                containerd_root, "containerd_root", mount, mounts, thresholds
-            )
-        )
-    for value in params["paths"]:
-        real, mount = examined_path(value, "paths", mounts)
-        filesystems.append(_capacity.examine_filesystem(real, "path", mount, mounts, thresholds))
-    return filesystems, real_root, containerd_root
+    else:
+        candidates.insert(0, (data_root, "data_root", "data_root"))
+    filesystems = []
+    try:
+        for value, role, option in candidates:
+            real, mount = examined_path(value, option, mounts)
+            filesystems.append(_capacity.examine_filesystem(real, role, mount, mounts, thresholds))
+    except _capacity.CapacityError as exc:
+        if not partial:
+            raise
+        problem = str(exc)
+    real_root = None
+    if filesystems and filesystems[0]["role"] == "data_root":
+        real_root = filesystems[0]["path"]
+    return filesystems, real_root, problem
 
 
-def collect(params):
-    """``(result, warnings)`` of capacity_info for ``params`` (the module options). Raises
-    CapacityError or EngineStateError with a message that names the option or path."""
-    thresholds = check_options(params)
-    state = engine_in_force(params["docker_host"], params["config_path"], params["data_root"])
-    warnings = list(state.warnings)
-    engine_info = state.engine_info
-    mounts = _mountinfo.read_mount_table()
-    containerd_store = uses_containerd_store(engine_info)
-    containerd = containerd_root_to_examine(params, containerd_store, warnings)
-    filesystems, real_root, containerd_root = examine_filesystems(
-        params, state.data_root, state.data_root_source, mounts, thresholds, containerd
-    )
-    usage = None
-    if params["breakdown"] or params["target"]:
-        # Under userns-remap the layers are in <data-root>/<uid>.<gid>.
-        store = remapped_root_name(engine_info, state.settings)
-        usage = walk(real_root, params["top_layers"], store)
+def usage_and_target(params, mounts, thresholds, filesystems, containerd, store):
+    """``(breakdown, target)``: the data-root's tree when either is asked for, and whether what
+    a move takes along would fit on ``target``; None for what is not asked for.
+
+    ``containerd`` is ``(containerd root or None, whether the images live there)``; ``store``
+    the remapped root's name (``<uid>.<gid>``) under userns-remap, where the layers are."""
+    if not (params["breakdown"] or params["target"]):
+        return None, None
+    containerd_root, containerd_store = containerd
+    usage = walk(filesystems[0]["path"], params["top_layers"], store)
     target = None
     if params["target"]:
         used = {"bytes": usage["bytes"], "inodes": usage["inodes"]}
@@ -182,6 +194,41 @@ def collect(params):
             extra = walk(containerd_root, 0)
             used = {key: used[key] + extra[key] for key in used}
         target = target_report(params, mounts, thresholds, filesystems[0], used)
+    return (usage if params["breakdown"] else None), target
+
+
+def collect(params, state=None, mounts=None, partial=False):
+    """``(result, warnings)`` of capacity_info for ``params`` (the module options). Raises
+    CapacityError or EngineStateError with a message that names the option or path.
+
+    ``state`` (an ``_engine_state.EngineInForce``) and ``mounts`` (the parsed mount table) are
+    what a caller read already; they are read here when None. ``partial`` is storage_facts's
+    view: a data-root or ``containerd_root`` that is not a directory is left out, a path that
+    cannot be examined ends the list, and the result's ``problem`` (a key only then) says why;
+    ``status`` is null when nothing was examined. It goes without ``breakdown`` and ``target``.
+    """
+    thresholds = check_options(params)
+    if state is None:
+        state = engine_in_force(params["docker_host"], params["config_path"], params["data_root"])
+    warnings = list(state.warnings)
+    engine_info = state.engine_info
+    if mounts is None:
+        mounts = _mountinfo.read_mount_table()
+    containerd_store = uses_containerd_store(engine_info)
+    containerd = containerd_root_to_examine(params, containerd_store, warnings, partial)
+    filesystems, real_root, problem = examine_filesystems(
+        params, state.data_root, state.data_root_source, mounts, thresholds, containerd, partial
+    )
+    # As examined_path makes it: normalised, then its symbolic links resolved.
+    containerd_root = os.path.realpath(os.path.normpath(containerd[0])) if containerd[0] else None
+    breakdown, target = usage_and_target(
+        params,
+        mounts,
+        thresholds,
+        filesystems,
+        (containerd_root, containerd_store),
+        remapped_root_name(engine_info, state.settings),
+    )
     result = {
         "data_root": real_root,
         "data_root_source": state.data_root_source,
@@ -198,12 +245,18 @@ def collect(params):
             "problem": engine_info["problem"],
         },
         "filesystems": filesystems,
-        "status": _capacity.worst_status([entry["status"] for entry in filesystems]),
+        "status": (
+            _capacity.worst_status([entry["status"] for entry in filesystems])
+            if filesystems
+            else None
+        ),
         "reasons": [
             describe(entry, reason) for entry in filesystems for reason in entry["reasons"]
         ],
         "thresholds": thresholds,
-        "breakdown": usage if params["breakdown"] else None,
+        "breakdown": breakdown,
         "target": target,
     }
+    if partial:
+        result["problem"] = problem
     return result, warnings

@@ -287,15 +287,15 @@ def current_holder(directory=LOCK_DIRECTORY):
         os.close(fd)
 
 
-def hold_engine_lock(module, purpose):
+def hold_engine_lock(params, purpose):
     """Take the engine lock for the rest of the module's run (``lock_timeout`` from its
-    parameters; a lease under ``lock_token`` counts as this run's); fail the task with the
-    holder's name when it cannot be had."""
-    lock = EngineLock(purpose, module.params["lock_timeout"], token=module.params.get("lock_token"))
+    options ``params``; a lease under ``lock_token`` counts as this run's). Raises
+    EngineLockError naming the holder when it cannot be had (the task changed nothing)."""
+    lock = EngineLock(purpose, params["lock_timeout"], token=params.get("lock_token"))
     try:
         return lock.acquire()
     except EngineLockError as exc:
-        module.fail_json(msg=str(exc), changed=False)
+        raise EngineLockError(str(exc), {"changed": False}) from None
 
 
 def _lease_file_name(token):

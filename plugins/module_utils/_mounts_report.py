@@ -248,17 +248,25 @@ def answering_engine(docker_host, timeout):
     return client, info
 
 
-def collect(params, check_mode=False):
+def collect(params, check_mode=False, engine=None, mounts=None, sockets=None):
     """The whole report for ``params`` (the module options); raises EngineStateError,
-    EngineUnavailable, ContainerSelectionError, ProbeError or OSError with a message to show."""
-    client, info = answering_engine(params["docker_host"], params["timeout"])
+    EngineUnavailable, ContainerSelectionError, ProbeError or OSError with a message to show.
+
+    What a caller has already is not asked again: ``engine`` is ``(client, engine facts)`` of
+    an engine that answered (a ContainerEngineClient and ``detect_engine``'s facts),
+    ``mounts`` the parsed mount table, ``sockets`` the sockets a container must not mount
+    (``host_mounts``; by default the one of ``docker_host``)."""
+    client, info = engine or answering_engine(params["docker_host"], params["timeout"])
     data_root, _source = resolve_data_root(params["data_root"], info, {})
     # Under userns-remap the engine keeps its layers in <data-root>/<uid>.<gid>.
     store_root = (
         os.path.join(data_root, info["remapped_root"]) if info["remapped_root"] else data_root
     )
     path = params["mountinfo_path"]
-    mounts = read_mount_table(path)
+    if mounts is None:
+        mounts = read_mount_table(path)
+    if sockets is None:
+        sockets = (socket_path_from_docker_host(params["docker_host"]),)
     containerd_store = uses_containerd_store(info)
     report = build_report(
         client,
@@ -267,7 +275,7 @@ def collect(params, check_mode=False):
         wanted=params["containers"],
         check_store=params["check_store"],
         containerd_store=containerd_store,
-        sockets=(socket_path_from_docker_host(params["docker_host"]),),
+        sockets=sockets,
     )
     probe = {"attempted": False, "ok": None, "skipped_reason": "probe is false", "problems": []}
     if params["probe"] and check_mode:

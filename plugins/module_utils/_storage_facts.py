@@ -4,8 +4,10 @@
 
 Composes what the read-only modules find (driver support, capacity, daemon.json, dockerd
 flags, merged mounts, engine) into the single ``docker_storage`` fact that ``storage_facts``
-returns. Each part reuses the module_utils of the module that owns it; a part that cannot be
-read is reported with a ``problem`` sentence instead of failing the whole collection.
+returns. Driver support, capacity and mounts are the reports of driver_support_info,
+capacity_info and mounts_info (``_driver_support_report``, ``_capacity_report``,
+``_mounts_report``), given the engine state and the mount table read once here; a part that
+cannot be read is reported with a ``problem`` sentence instead of failing the whole collection.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from ansible_collections.dockerhost.storage.plugins.module_utils import (
     _audit_policy,
     _audit_rules,
     _capacity,
+    _capacity_report,
     _disk_users,
+    _driver_support_report,
     _mountinfo,
-    _support,
     _userns_remap,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._daemon_files import (
@@ -42,6 +45,7 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api imp
     EngineUnavailable,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state import (
+    EngineInForce,
     EngineStateError,
     detect_engine,
     resolve_data_root,
@@ -50,6 +54,24 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state i
 
 # How many mount problems the fact carries in full; the summary counts them all.
 MOUNT_PROBLEMS_KEPT = 20
+# What the fact keeps of capacity_info's report.
+CAPACITY_KEYS = (
+    "status",
+    "reasons",
+    "thresholds",
+    "containerd_root",
+    "containerd_root_source",
+    "filesystems",
+    "problem",
+)
+# mounts_info's options as storage_facts runs it: every container, no store walk, no probe.
+MOUNTS_OPTIONS = {
+    "containers": None,
+    "check_store": False,
+    "probe": False,
+    "probe_image": None,
+    "mountinfo_path": "/proc/self/mountinfo",
+}
 # The images with the most layers the fact keeps, for the layer depth check.
 DEEPEST_IMAGES_KEPT = 10
 
@@ -96,58 +118,24 @@ def flag_facts(host_root, config, config_path):
     return found
 
 
-def filesystem_entry(path, role, mounts, thresholds):
-    """capacity_info's filesystem entry for an existing directory; CapacityError otherwise."""
-    real = os.path.realpath(path)
-    mount = _mountinfo.mount_for_path(mounts, real)
-    problem = _capacity.pseudo_filesystem_problem(path, mount, role)
-    if problem:
-        raise _capacity.CapacityError(problem)
-    return _capacity.examine_filesystem(real, role, mount, mounts, thresholds)
-
-
-def capacity_facts(data_root, containerd_root, containerd_config, mounts, thresholds):
-    """The capacity of the data-root's and containerd root's filesystems.
-
-    Returns ``{status, reasons, thresholds, containerd_root, containerd_root_source,
-    filesystems, problem}``. A data-root that does not exist is not examined (``problem``
-    says so); containerd's root is examined when it is a directory.
-    """
-    fact = {
-        "status": None,
-        "reasons": [],
-        "thresholds": thresholds,
-        "containerd_root": None,
-        "containerd_root_source": None,
-        "filesystems": [],
-        "problem": None,
-    }
-    candidates = []
-    if os.path.isdir(data_root):
-        candidates.append((data_root, "data_root"))
-    else:
-        fact["problem"] = "the data-root %s does not exist" % data_root
-    if containerd_root:
-        root, source = containerd_root, "option"
-    else:
-        root, source = _capacity.read_containerd_root(containerd_config)
-    if os.path.isdir(root):
-        fact.update(containerd_root=os.path.realpath(root), containerd_root_source=source)
-        candidates.append((root, "containerd_root"))
-    try:
-        for path, role in candidates:
-            fact["filesystems"].append(filesystem_entry(path, role, mounts, thresholds))
-    except _capacity.CapacityError as exc:
-        fact["problem"] = str(exc)
-    entries = fact["filesystems"]
-    if entries:
-        fact["status"] = _capacity.worst_status([entry["status"] for entry in entries])
-        fact["reasons"] = [
-            "%s (%s on %s): %s" % (entry["path"], entry["fstype"], entry["mount_point"], reason)
-            for entry in entries
-            for reason in entry["reasons"]
-        ]
-    return fact
+def capacity_fact(params, state, mounts, thresholds):
+    """capacity_info's report (``_capacity_report.collect``, partial: a data-root or
+    containerd root that is missing is left out, never an error) on the data-root's and
+    containerd root's filesystems: ``{status, reasons, thresholds, containerd_root,
+    containerd_root_source, filesystems, problem}``. ``state`` is the EngineInForce found."""
+    options = dict(
+        thresholds,
+        data_root=params["data_root"],
+        containerd_root=params["containerd_root"],
+        containerd_config=params["containerd_config"],
+        paths=[],
+        breakdown=False,
+        top_layers=0,
+        target=None,
+        margin_percent=0.0,
+    )
+    report, _warnings = _capacity_report.collect(options, state, mounts, partial=True)
+    return {key: report[key] for key in CAPACITY_KEYS}
 
 
 def deepest_images(client, keep=DEEPEST_IMAGES_KEPT):
@@ -167,30 +155,35 @@ def deepest_images(client, keep=DEEPEST_IMAGES_KEPT):
     return found[:keep]
 
 
-def mounts_facts(docker_host, store_root, mounts, containerd_store, timeout, sockets=()):
-    """mounts_info's container and summary view (no store walk, no probe), with what the
-    containers' bind mounts expose of the host (``host_mounts``), or a problem."""
+def mounts_fact(params, state, mounts, sockets):
+    """mounts_info's report (``_mounts_report.collect``: no store walk, no probe) on the
+    engine that answered (``state``, an EngineInForce): the summary, the first problems and
+    what the containers' bind mounts expose of the host (``host_mounts``, ``sockets`` among
+    it), with the deepest images; or a problem."""
     # Imported here: only a host whose engine answers needs it, and on a host without Docker
     # the target would compile these modules (and _aufs, _overlay_mounts, _layer_store) for
     # nothing on every run.
     from ansible_collections.dockerhost.storage.plugins.module_utils import _mounts_report
 
+    options = dict(
+        MOUNTS_OPTIONS,
+        docker_host=params["docker_host"],
+        timeout=params["timeout"],
+        data_root=state.data_root,
+    )
     try:
-        client = ContainerEngineClient(docker_host, timeout=timeout)
-        report = _mounts_report.build_report(
-            client, store_root, mounts, containerd_store=containerd_store, sockets=sockets
+        client = ContainerEngineClient(params["docker_host"], timeout=params["timeout"])
+        report = _mounts_report.collect(
+            options, engine=(client, state.engine_info), mounts=mounts, sockets=sockets
         )
     except (ValueError, OSError, EngineUnavailable, EngineStateError) as exc:
         # EngineUnavailable covers the engine's error answers (EngineError) as well.
         return {"checked": False, "problem": str(exc)}
-    probe = {"attempted": False, "ok": None, "skipped_reason": "not run by storage_facts"}
-    probe["problems"] = []
-    summary, ok = _mounts_report.summarise(report["containers"], report["store"], probe)
     fact = {
         "checked": True,
         "problem": None,
-        "ok": ok,
-        "summary": summary,
+        "ok": report["ok"],
+        "summary": report["summary"],
         "problems": report["problems"][:MOUNT_PROBLEMS_KEPT],
         "host_mounts": [
             finding for entry in report["containers"] for finding in entry["host_mounts"]
@@ -212,6 +205,21 @@ def disk_users_fact(docker_host, store_root, timeout, params):
         return {"checked": False, "problem": "not asked for (disk_users: 0)"}
     client = ContainerEngineClient(docker_host, timeout=timeout)
     return _disk_users.disk_users(client, store_root, top)
+
+
+def engine_facts(params, state, running, mounts, files, remap):
+    """``(mounts, disk_users)``: the parts of the fact that ask the engine, or, when it does
+    not answer (``running`` false), why not. Under userns-remap (``remap``, the userns_remap
+    fact) the engine keeps its containers in the remapped root."""
+    if not running:
+        unanswered = {"checked": False, "problem": "the Engine API did not answer"}
+        return unanswered, dict(unanswered)
+    sockets = tuple(files[name]["path"] for name in ("docker_sock", "containerd_sock"))
+    store_root = _userns_remap.store_root(state.data_root, remap)
+    return (
+        mounts_fact(params, state, mounts, sockets),
+        disk_users_fact(params["docker_host"], store_root, params["timeout"], params),
+    )
 
 
 def audit_rule_facts(params, unit_paths, live_paths):
@@ -238,8 +246,19 @@ def engine_fact(engine_info, state, containerd_store):
     }
 
 
+def engine_state(params, daemon_json):
+    """The EngineInForce of the read-only modules, from the daemon.json fact read already: the
+    engine on ``docker_host`` and the data-root in force."""
+    engine_info, engine, client = detect_engine(params["docker_host"])
+    data_root, source = resolve_data_root(params["data_root"], engine_info, daemon_json)
+    return EngineInForce(daemon_json, engine_info, engine, client, data_root, source, [])
+
+
 def collect(params):
-    """The whole ``docker_storage`` fact for the module options ``params``.
+    """The whole ``docker_storage`` fact for the module options ``params``: the reports of
+    driver_support_info, capacity_info and mounts_info on the engine and data-root in force,
+    with daemon.json, the dockerd flags, the biggest disk users, the audit rules and the
+    permissions.
 
     Raises EngineStateError for a bad ``docker_host`` or ``data_root`` option, and
     ``_support.AssessmentError`` or MountTableError when the mount table cannot be read (all
@@ -247,38 +266,24 @@ def collect(params):
     """
     thresholds = _capacity.validate_thresholds(params["thresholds"] or {})
     daemon_json, config = daemon_json_facts(params["config_path"])
-    engine_info, engine, _client = detect_engine(params["docker_host"])
-    data_root, data_root_source = resolve_data_root(params["data_root"], engine_info, daemon_json)
-    state, reason = docker_state(engine_info, os.path.isdir(data_root))
+    state = engine_state(params, daemon_json)
+    docker, reason = docker_state(state.engine_info, os.path.isdir(state.data_root))
     mounts = _mountinfo.read_mount_table()
-    containerd_store = uses_containerd_store(engine_info)
     flags = flag_facts(params["host_root"], config, params["config_path"])
     files = daemon_files(
         params["host_root"], params["docker_host"], flags["unit"], params["containerd_config"]
     )
     remap = _userns_remap.userns_remap_fact(
-        engine_info,
-        data_root,
-        daemon_json,
-        flags["findings"],
-        params["config_path"],
-        params["host_root"],
-    )
-    mounts_fact = {"checked": False, "problem": "the Engine API did not answer"}
-    users = dict(mounts_fact)
-    if state == "running":
-        store_root = _userns_remap.store_root(data_root, remap)
-        sockets = tuple(files[name]["path"] for name in ("docker_sock", "containerd_sock"))
-        mounts_fact = mounts_facts(
-            params["docker_host"], store_root, mounts, containerd_store, params["timeout"], sockets
-        )
-        users = disk_users_fact(params["docker_host"], store_root, params["timeout"], params)
+        state.engine_info, state.data_root, daemon_json, flags["findings"],
+        params["config_path"], params["host_root"],
+    )  # fmt: skip
+    mounts_report, users = engine_facts(params, state, docker == "running", mounts, files, remap)
     etc_docker = params["etc_docker"] or os.path.dirname(params["config_path"])
     rules = audit_rule_facts(
         params,
         {"docker_service": flags["unit"], "docker_socket": files["docker_socket_unit"]["path"]},
         {
-            "data_root": data_root,
+            "data_root": state.data_root,
             "etc_docker": etc_docker,
             "daemon_json": params["config_path"],
             "containerd_config": params["containerd_config"],
@@ -286,26 +291,24 @@ def collect(params):
         },
     )
     return {
-        "docker": {"state": state, "reason": reason},
-        "engine": engine_fact(engine_info, state, containerd_store),
-        "data_root": data_root,
-        "data_root_source": data_root_source,
-        "support": _support.driver_support_result(
-            data_root, data_root_source, engine_info, engine, daemon_json, params["probe"]
-        ),
-        "capacity": capacity_facts(
-            data_root, params["containerd_root"], params["containerd_config"], mounts, thresholds
-        ),
+        "docker": {"state": docker, "reason": reason},
+        "engine": engine_fact(state.engine_info, docker, uses_containerd_store(state.engine_info)),
+        "data_root": state.data_root,
+        "data_root_source": state.data_root_source,
+        "support": _driver_support_report.collect(
+            {"probe": params["probe"], "required": None}, state
+        )[0],
+        "capacity": capacity_fact(params, state, mounts, thresholds),
         "daemon_json": daemon_json,
         "flags": flags,
         "userns_remap": remap,
-        "mounts": mounts_fact,
+        "mounts": mounts_report,
         "disk_users": users,
         "audit_rules": rules,
         "permissions": dict(
             etc_docker=path_permissions(etc_docker),
             daemon_json=path_permissions(params["config_path"]),
-            data_root=path_permissions(data_root),
+            data_root=path_permissions(state.data_root),
             **files,
         ),
     }

@@ -121,15 +121,8 @@ extends_documentation_fragment:
   - dockerhost.storage.engine.config_path
   - dockerhost.storage.engine.margin
   - ansible.builtin.action_common_attributes.facts
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  facts:
-    support: full
-  platform:
-    platforms: posix
+  - dockerhost.storage.attributes
+  - dockerhost.storage.attributes.facts
 notes:
   - Needs root to read the data-root, the Engine API socket and the xfs superblock.
   - Figures are read with statvfs at one instant; a busy filesystem may change right after.

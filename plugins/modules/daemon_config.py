@@ -298,7 +298,7 @@ def run(module):
         flags = _daemon_config_update.check_flags(params)
         if not module.check_mode:
             # Read, merge and write as one step: no other run may write daemon.json in between.
-            hold_engine_lock(module, "daemon_config: updating %s" % params["config_path"])
+            hold_engine_lock(params, "daemon_config: updating %s" % params["config_path"])
         result, warnings = _daemon_config_update.update(
             params, flags, module.check_mode, module._diff, module.tmpdir
         )

@@ -325,7 +325,7 @@ def run(module):
         if not module.check_mode:
             # Held until the module exits: the journal, the engine and daemon.json are this
             # run's.
-            lock = hold_engine_lock(module, "data_root: moving the data-root to %s" % target)
+            lock = hold_engine_lock(params, "data_root: moving the data-root to %s" % target)
         result = _data_root_move.relocate(
             params,
             target,

@@ -58,15 +58,8 @@ extends_documentation_fragment:
   - dockerhost.storage.engine
   - dockerhost.storage.engine.config_path
   - ansible.builtin.action_common_attributes.facts
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  facts:
-    support: full
-  platform:
-    platforms: posix
+  - dockerhost.storage.attributes
+  - dockerhost.storage.attributes.facts
 notes:
   - Needs root to read the data-root, mount overlay and reach the Engine API socket.
   - Verdicts for engines that are not installed follow the rules of dockerd's graphdriver code
@@ -215,12 +208,9 @@ ansible_facts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockerhost.storage.plugins.module_utils import (
+    _driver_support_report,
     _drivers,
     _module_options,
-    _support,
-)
-from ansible_collections.dockerhost.storage.plugins.module_utils._engine_state import (
-    engine_in_force,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
 
@@ -239,41 +229,10 @@ def argument_spec():
 
 
 def run(module):
-    params = module.params
     try:
-        state = engine_in_force(
-            params["docker_host"], params["config_path"], params["path"], params["engine_version"]
-        )
-        result = _support.driver_support_result(
-            state.data_root,
-            state.data_root_source,
-            state.engine_info,
-            state.engine,
-            state.settings,
-            params["probe"],
-        )
+        result, warnings = _driver_support_report.collect(module.params)
     except StorageError as exc:
         module.fail_json(msg=str(exc), **exc.result)
-    warnings = list(state.warnings)
-    path, engine = state.data_root, state.engine
-
-    required = module.params["required"]
-    if required and result["drivers"][required]["supported"] is not True:
-        verdict = result["drivers"][required]
-        why = "; ".join(verdict["reasons"]) or "support could not be determined"
-        module.fail_json(
-            msg="%s cannot run on %s (%s, Docker Engine %s): %s"
-            % (
-                required,
-                path,
-                result["backing_filesystem"]["type"],
-                _drivers.format_version(engine),
-                why,
-            ),
-            **result,
-        )
-    if result["overlay_probe"]["cleanup_error"]:
-        warnings.append(result["overlay_probe"]["cleanup_error"])
     for warning in warnings:
         module.warn(warning)
     module.exit_json(changed=False, ansible_facts={"docker_storage_support": result}, **result)

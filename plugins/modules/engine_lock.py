@@ -108,12 +108,10 @@ lease:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockerhost.storage.plugins.module_utils._engine_lock import (
-    EngineLockError,
-    hold_lease,
-    lease_holder,
-    release_lease,
+from ansible_collections.dockerhost.storage.plugins.module_utils._engine_lock_lease import (
+    manage_lease,
 )
+from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
 
 
 def argument_spec():
@@ -127,30 +125,10 @@ def argument_spec():
 
 
 def run(module):
-    params = module.params
-    if not params["token"].strip():
-        module.fail_json(msg="token must not be empty: give every play a token of its own")
-    if params["lease"] <= 0:
-        module.fail_json(msg="lease must be a positive number of seconds, got %d" % params["lease"])
-    result = {
-        "changed": False,
-        "holder_pid": lease_holder(params["token"]),
-        "lease": params["lease"],
-    }
     try:
-        if params["state"] == "held":
-            if result["holder_pid"] is None:
-                result["changed"] = True
-                if not module.check_mode:
-                    result["holder_pid"] = hold_lease(
-                        params["token"], params["purpose"], params["lease"], params["lock_timeout"]
-                    )[0]
-        elif result["holder_pid"] is not None:
-            result["changed"] = True
-            if not module.check_mode:
-                release_lease(params["token"])
-    except EngineLockError as exc:
-        module.fail_json(msg=str(exc), **result)
+        result = manage_lease(module.params, module.check_mode)
+    except StorageError as exc:
+        module.fail_json(msg=str(exc), **exc.result)
     module.exit_json(**result)
 
 

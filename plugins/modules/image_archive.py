@@ -212,18 +212,13 @@ engine:
   sample: {driver: overlay2, version: 20.10.24+dfsg1, data_root: /var/lib/docker}
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockerhost.storage.plugins.module_utils import _image_archive as archive
-from ansible_collections.dockerhost.storage.plugins.module_utils import _module_options
-from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
-    EngineUnavailable,
+from ansible_collections.dockerhost.storage.plugins.module_utils import (
+    _image_archive_transfer,
+    _module_options,
 )
-from ansible_collections.dockerhost.storage.plugins.module_utils._engine_lock import (
-    hold_engine_lock,
-)
+from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
 
 
 def argument_spec():
@@ -239,156 +234,11 @@ def argument_spec():
     )
 
 
-def archive_facts(directory, manifest):
-    """The ``archive`` return value of a manifest, or None."""
-    if manifest is None:
-        return None
-    tar_path, manifest_path = archive.archive_paths(directory)
-    return {
-        "tar": tar_path,
-        "manifest": manifest_path,
-        "size": manifest["tar"]["size"],
-        "sha256": manifest["tar"]["sha256"],
-        "created": manifest.get("created"),
-        "engine": manifest.get("engine"),
-    }
-
-
-def public_images(images):
-    return [{"id": image["id"], "tags": image["tags"], "size": image["size"]} for image in images]
-
-
-def save(module, client, directory, result):
-    engine = archive.read_engine(client)
-    images = archive.read_engine_images(client)
-    result.update(
-        engine=engine,
-        images=public_images(images),
-        containers=archive.containers_left_behind(client.containers()),
-        size=archive.estimated_size(images),
-    )
-    existing = archive.read_existing_manifest(directory)
-    result["archive"] = archive_facts(directory, existing)
-    if not images or (existing and archive.same_images(existing["images"], images)):
-        return result
-    if existing:
-        current_ids = {image["id"] for image in images}
-        only_archived = [image for image in existing["images"] if image["id"] not in current_ids]
-        if only_archived:
-            module.fail_json(
-                msg="the archive at %s holds images the engine on %s does not have (%s): load it "
-                "with state=loaded, or move it away, before saving again"
-                % (
-                    directory,
-                    client.socket_path,
-                    "; ".join(archive.describe_image(image) for image in only_archived),
-                ),
-                **result,
-            )
-    room = archive.room_for_archive(directory, result["size"])
-    result["room"] = room
-    if not room["fits"]:
-        module.fail_json(
-            msg="no room for the image archive at %s (filesystem of %s): %s; nothing was "
-            "written: make room or set another archive directory"
-            % (directory, room["checked_path"], "; ".join(room["reasons"])),
-            **result,
-        )
-    result["changed"] = True
-    if not module.check_mode:
-        manifest = archive.write_archive(client, directory, images, engine)
-        result["archive"] = archive_facts(directory, manifest)
-    return result
-
-
-def load(module, client, directory, result):
-    manifest = archive.read_manifest(directory)
-    archived = manifest["images"]
-    result.update(
-        engine=archive.read_engine(client),
-        images=[
-            {"id": image["id"], "tags": sorted(image["tags"]), "size": image.get("size", 0)}
-            for image in archived
-        ],
-        size=manifest["tar"]["size"],
-        archive=archive_facts(directory, manifest),
-    )
-    present, targets = archive.read_tag_targets(client)
-    missing, result["matched"] = archive.match_in_engine(
-        archived, present, targets, archive.image_reader(client)
-    )
-    result["missing"] = missing
-    if missing["ids"] or missing["tags"]:
-        # Checked and loaded through one open file: a swapped name cannot slip in between.
-        tar = archive.open_checked_tar(directory, manifest)
-        result["changed"] = True
-        if module.check_mode:
-            tar.close()
-            result["removed"] = module.params["remove_archive_after_load"]
-            return result
-        with tar:
-            result["loaded"] = archive.load_checked_tar(client, tar, directory, manifest)
-        tar_path = archive.archive_paths(directory)[0]
-        present, targets = archive.read_tag_targets(client)
-        still, result["matched"] = archive.match_in_engine(
-            archived, present, targets, archive.image_reader(client)
-        )
-        if still["ids"] or still["tags"]:
-            module.fail_json(
-                msg="after loading %s the engine on %s lacks %s; the archive is kept at %s"
-                % (tar_path, client.socket_path, archive.describe_missing(still), directory),
-                **result,
-            )
-    if module.params["remove_archive_after_load"]:
-        result["changed"] = True
-        result["removed"] = True
-        if not module.check_mode:
-            archive.remove_archive(directory)
-    return result
-
-
 def run(module):
-    params = module.params
-    directory = os.path.abspath(params["path"])
-    result = {
-        "changed": False,
-        "path": directory,
-        "images": [],
-        "size": 0,
-        "room": None,
-        "archive": None,
-        "containers": [],
-        "missing": {"ids": [], "tags": []},
-        "matched": [],
-        "loaded": [],
-        "removed": False,
-        "engine": None,
-    }
-    if os.path.lexists(directory) and not os.path.isdir(directory):
-        module.fail_json(
-            msg="path %s exists and is not a directory: give a directory for the image archive"
-            % directory,
-            **result,
-        )
-    if params["timeout"] <= 0:
-        module.fail_json(
-            msg="timeout must be a positive number of seconds, got %d" % params["timeout"]
-        )
-    if not module.check_mode:
-        hold_engine_lock(module, "image_archive: %s images at %s" % (params["state"], directory))
     try:
-        client = archive.ImageEngineClient(params["docker_host"], timeout=params["timeout"])
-    except ValueError as exc:
-        module.fail_json(msg=str(exc), **result)
-    try:
-        if params["state"] == "saved":
-            save(module, client, directory, result)
-        else:
-            load(module, client, directory, result)
-    except archive.ArchiveError as exc:
-        module.fail_json(msg=str(exc), **result)
-    except EngineUnavailable as exc:
-        module.fail_json(msg="the Docker engine did not serve the images: %s" % exc, **result)
+        result = _image_archive_transfer.transfer(module.params, module.check_mode)
+    except StorageError as exc:
+        module.fail_json(msg=str(exc), **exc.result)
     module.exit_json(**result)
 
 

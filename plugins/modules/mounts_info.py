@@ -85,13 +85,7 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - dockerhost.storage.engine
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - dockerhost.storage.attributes
 notes:
   - Needs root to reach the Engine API socket and read the data-root.
   - The probe leaves nothing behind, so the module never reports a change.

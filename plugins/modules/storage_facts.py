@@ -96,15 +96,8 @@ extends_documentation_fragment:
   - dockerhost.storage.engine
   - dockerhost.storage.engine.config_path
   - ansible.builtin.action_common_attributes.facts
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  facts:
-    support: full
-  platform:
-    platforms: posix
+  - dockerhost.storage.attributes
+  - dockerhost.storage.attributes.facts
 notes:
   - Needs root to read the data-root, mount overlay and reach the Engine API socket.
   - The check ids and their CIS Docker Benchmark items are listed in C(docs/audit.md).
