@@ -83,6 +83,51 @@ def expected_branches(data_root, layer_id, parents):
     ]
 
 
+def _aufs_si(super_options):
+    """The id of an aufs mount from its last ``si=`` option, or None without one."""
+    si = None
+    for option in super_options.split(","):
+        if option.startswith("si="):
+            si = option[3:]
+    return si
+
+
+def _check_aufs_mount(container, merged, wanted, mounts_at, details, host_root):
+    """Problems of a running container's mount on ``merged``: an aufs mount whose branches
+    (from /sys/fs/aufs) are ``wanted``, in order. Sets ``details["mounted"]`` when it is an
+    aufs mount."""
+    mount = mounts_at.get(merged)
+    if mount is None or mount.fstype != "aufs":
+        found = "a %s mount" % mount.fstype if mount is not None else "no mount"
+        return [problem(container, "merged_mount", merged, "an aufs mount", found)]
+    details["mounted"] = True
+    si = _aufs_si(mount.super_options)
+    branches = read_aufs_branches(si, host_root) if si else None
+    if branches is None:
+        return [
+            problem(
+                container,
+                "aufs_branches",
+                merged,
+                "branches under /sys/fs/aufs/si_%s" % si,
+                "no branch list (is sysfs mounted?)",
+            )
+        ]
+    found = [(path, (permission or "").split("+")[0]) for path, permission in branches]
+    expected = [(path, permission.split("+")[0]) for path, permission in wanted]
+    if found != expected:
+        return [
+            problem(
+                container,
+                "aufs_branches",
+                merged,
+                " ".join("%s=%s" % branch for branch in wanted),
+                " ".join("%s=%s" % (path, permission) for path, permission in branches),
+            )
+        ]
+    return []
+
+
 def check_aufs_container(container, data_root, running, mounts_at, host_root="/"):
     """Check one container on the aufs driver.
 
@@ -113,38 +158,5 @@ def check_aufs_container(container, data_root, running, mounts_at, host_root="/"
     ]
     if not running:
         return problems, details
-    mount = mounts_at.get(merged)
-    if mount is None or mount.fstype != "aufs":
-        found = "a %s mount" % mount.fstype if mount is not None else "no mount"
-        problems.append(problem(container, "merged_mount", merged, "an aufs mount", found))
-        return problems, details
-    details["mounted"] = True
-    si = None
-    for option in mount.super_options.split(","):
-        if option.startswith("si="):
-            si = option[3:]
-    branches = read_aufs_branches(si, host_root) if si else None
-    if branches is None:
-        problems.append(
-            problem(
-                container,
-                "aufs_branches",
-                merged,
-                "branches under /sys/fs/aufs/si_%s" % si,
-                "no branch list (is sysfs mounted?)",
-            )
-        )
-        return problems, details
-    found = [(path, (permission or "").split("+")[0]) for path, permission in branches]
-    expected = [(path, permission.split("+")[0]) for path, permission in wanted]
-    if found != expected:
-        problems.append(
-            problem(
-                container,
-                "aufs_branches",
-                merged,
-                " ".join("%s=%s" % branch for branch in wanted),
-                " ".join("%s=%s" % (path, permission) for path, permission in branches),
-            )
-        )
+    problems.extend(_check_aufs_mount(container, merged, wanted, mounts_at, details, host_root))
     return problems, details

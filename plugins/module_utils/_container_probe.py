@@ -98,14 +98,8 @@ def _observe(upper, victim):
     return written, False, "a file of mode %o, device %d" % (info.st_mode, info.st_rdev)
 
 
-def run_probe(client, image, mountinfo_path="/proc/self/mountinfo", timeout=30.0):
-    """Run the probe container from ``image`` on ``client`` (a ContainerEngineClient).
-
-    Returns a dict: ``attempted`` (True), ``ok``, ``image``, ``container`` (its name),
-    ``victim`` (the lower-layer file deleted), ``merged_dir``, ``merged_mounted``,
-    ``write_in_upperdir``, ``whiteout_in_upperdir``, ``removed``, ``problems`` (sentences).
-    Raises ProbeError when the image is missing or the container cannot be created or started.
-    """
+def _require_image(client, image):
+    """Raise ProbeError unless ``image`` is in the engine: the probe never pulls it."""
     try:
         client.inspect_image(image)
     except EngineNotFound:
@@ -114,8 +108,11 @@ def run_probe(client, image, mountinfo_path="/proc/self/mountinfo", timeout=30.0
             "build it on the host first (docker image ls shows what is there)"
             % (image, client.socket_path)
         ) from None
-    name = "dockerhost-storage-probe-" + secrets.token_hex(4)
-    result = {
+
+
+def _new_result(image, name):
+    """The probe's result before anything ran: nothing observed, nothing removed."""
+    return {
         "attempted": True,
         "ok": False,
         "image": image,
@@ -128,18 +125,78 @@ def run_probe(client, image, mountinfo_path="/proc/self/mountinfo", timeout=30.0
         "removed": False,
         "problems": [],
     }
+
+
+def _probe_config(image):
+    """The create request of the probe container: the probe script, no network, a label."""
+    return {
+        "Image": image,
+        "Entrypoint": ["/bin/sh", "-c"],
+        "Cmd": [PROBE_SCRIPT],
+        "NetworkDisabled": True,
+        "HostConfig": {"NetworkMode": "none"},
+        "Labels": {"org.dockerhost-storage.probe": "mounts_info"},
+    }
+
+
+def _watch_probe(client, container_id, result, merged, upper, mountinfo_path, timeout):
+    """Look from the host until the write and the whiteout both show in ``upper``, the
+    container stops, or ``timeout`` seconds pass; each look is recorded in ``result``.
+    Returns what was found where the whiteout belongs."""
+    victim = result["victim"]
+    deadline = time.monotonic() + timeout
+    found = "nothing"
+    while True:
+        mount = _mount_of(merged, mountinfo_path)
+        result["merged_mounted"] = mount is not None and mount.fstype == "overlay"
+        written, whiteout, found = _observe(upper, victim)
+        result["write_in_upperdir"], result["whiteout_in_upperdir"] = written, whiteout
+        if (written and whiteout) or time.monotonic() >= deadline:
+            break
+        state = client.inspect_container(container_id).get("State") or {}
+        if not state.get("Running"):
+            result["problems"].append(
+                "the probe container stopped early (exit code %s): the image needs /bin/sh, "
+                "printf, rm and sleep" % state.get("ExitCode")
+            )
+            break
+        time.sleep(0.05)
+    return found
+
+
+def _report_observations(result, merged, upper, found):
+    """Add a sentence to ``result["problems"]`` for each thing the host did not see: the
+    overlay mount, the written file, the whiteout (``found`` is what was there instead)."""
+    victim = result["victim"]
+    if not result["merged_mounted"]:
+        result["problems"].append("%s is not an overlay mount while it runs" % merged)
+    if not result["write_in_upperdir"]:
+        result["problems"].append(
+            "a file written in the container did not appear as %s" % os.path.join(upper, PROBE_FILE)
+        )
+    if not result["whiteout_in_upperdir"]:
+        result["problems"].append(
+            "deleting %s in the container left %s at %s, not a character device 0/0"
+            % (victim, found, os.path.join(upper, victim.lstrip("/")))
+        )
+
+
+def run_probe(client, image, mountinfo_path="/proc/self/mountinfo", timeout=30.0):
+    """Run the probe container from ``image`` on ``client`` (a ContainerEngineClient).
+
+    Returns a dict: ``attempted`` (True), ``ok``, ``image``, ``container`` (its name),
+    ``victim`` (the lower-layer file deleted), ``merged_dir``, ``merged_mounted``,
+    ``write_in_upperdir``, ``whiteout_in_upperdir``, ``removed``, ``problems`` (sentences).
+    Raises ProbeError when the image is missing or the container cannot be created or started.
+    """
+    _require_image(client, image)
+    name = "dockerhost-storage-probe-" + secrets.token_hex(4)
+    result = _new_result(image, name)
     container_id = None
     try:
         # Created first with a harmless command, only to learn its layers: the file to delete
         # must come from an image layer, and those are known once the container exists.
-        config = {
-            "Image": image,
-            "Entrypoint": ["/bin/sh", "-c"],
-            "Cmd": [PROBE_SCRIPT],
-            "NetworkDisabled": True,
-            "HostConfig": {"NetworkMode": "none"},
-            "Labels": {"org.dockerhost-storage.probe": "mounts_info"},
-        }
+        config = _probe_config(image)
         try:
             container_id = client.create_container(name + "-layers", config)
             lowers = _graph_data(client.inspect_container(container_id)).get("LowerDir")
@@ -160,35 +217,8 @@ def run_probe(client, image, mountinfo_path="/proc/self/mountinfo", timeout=30.0
         data = _graph_data(client.inspect_container(container_id))
         merged, upper = data.get("MergedDir"), data.get("UpperDir")
         result["merged_dir"] = merged
-        deadline = time.monotonic() + timeout
-        found = "nothing"
-        while True:
-            mount = _mount_of(merged, mountinfo_path)
-            result["merged_mounted"] = mount is not None and mount.fstype == "overlay"
-            written, whiteout, found = _observe(upper, victim)
-            result["write_in_upperdir"], result["whiteout_in_upperdir"] = written, whiteout
-            if (written and whiteout) or time.monotonic() >= deadline:
-                break
-            state = client.inspect_container(container_id).get("State") or {}
-            if not state.get("Running"):
-                result["problems"].append(
-                    "the probe container stopped early (exit code %s): the image needs /bin/sh, "
-                    "printf, rm and sleep" % state.get("ExitCode")
-                )
-                break
-            time.sleep(0.05)
-        if not result["merged_mounted"]:
-            result["problems"].append("%s is not an overlay mount while it runs" % merged)
-        if not result["write_in_upperdir"]:
-            result["problems"].append(
-                "a file written in the container did not appear as %s"
-                % os.path.join(upper, PROBE_FILE)
-            )
-        if not result["whiteout_in_upperdir"]:
-            result["problems"].append(
-                "deleting %s in the container left %s at %s, not a character device 0/0"
-                % (victim, found, os.path.join(upper, victim.lstrip("/")))
-            )
+        found = _watch_probe(client, container_id, result, merged, upper, mountinfo_path, timeout)
+        _report_observations(result, merged, upper, found)
     except EngineUnavailable as exc:
         raise ProbeError("the probe container failed: %s" % exc) from None
     finally:

@@ -396,6 +396,64 @@ def _remove_stale_probe_directories(parent):
     return problems
 
 
+def _new_probe_result():
+    """The probe's result before anything was tried: nothing written, nothing known."""
+    return {
+        "writable": False,
+        "write_error": None,
+        "d_type": None,
+        "d_type_error": None,
+        "overlay_ok": None,
+        "overlay_error": None,
+        "cleanup_error": None,
+    }
+
+
+def _record_creation_failure(result, parent, exc):
+    """Record in ``result`` why no probe directory could be made in ``parent``: for want of
+    privilege whether it is writable stays unknown (None); any other error is a write error."""
+    if exc.errno in _PERMISSION_ERRNOS:
+        result["writable"] = None
+        result["d_type_error"] = (
+            "cannot create a probe directory in %s: %s; run as root (become: true)"
+            % (parent, _describe(exc))
+        )
+    else:
+        result["write_error"] = "cannot create a directory in %s: %s" % (
+            parent,
+            _describe(exc),
+        )
+
+
+def _lay_out_workspace(workspace_fd):
+    """Make the test mount's directories in the workspace, with a file in ``lower1`` and a
+    directory in ``lower2`` for the d_type check to read back."""
+    for name in ("lower1", "lower2", "upper", "work", "merged"):
+        os.mkdir(name, 0o700, dir_fd=workspace_fd)
+    file_fd = os.open(
+        "lower1/file",
+        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+        0o600,
+        dir_fd=workspace_fd,
+    )
+    try:
+        os.write(file_fd, b"lower1\n")
+    finally:
+        os.close(file_fd)
+    os.mkdir("lower2/dir", 0o700, dir_fd=workspace_fd)
+
+
+def _record_d_type(result, workspace):
+    """Record in ``result`` whether the directory entries of ``lower1`` and ``lower2`` carry
+    their file types (d_type), or why getdents failed."""
+    try:
+        types = read_dirent_types(os.path.join(workspace, "lower1"))
+        types.update(read_dirent_types(os.path.join(workspace, "lower2")))
+        result["d_type"] = all(value != DT_UNKNOWN for value in types.values()) and bool(types)
+    except OSError as exc:
+        result["d_type_error"] = "getdents failed: %s" % (exc.strerror or exc)
+
+
 def probe_directory(parent, mount_overlay=True, _while_mounted=None):
     """Probe the filesystem of ``parent`` inside a temporary directory, then remove it.
 
@@ -414,31 +472,13 @@ def probe_directory(parent, mount_overlay=True, _while_mounted=None):
     docstring). ``_while_mounted`` is for tests only: called in that child while the mount
     exists.
     """
-    result = {
-        "writable": False,
-        "write_error": None,
-        "d_type": None,
-        "d_type_error": None,
-        "overlay_ok": None,
-        "overlay_error": None,
-        "cleanup_error": None,
-    }
+    result = _new_probe_result()
     cleanup_problems = _remove_stale_probe_directories(parent)
     result["cleanup_error"] = "; ".join(cleanup_problems) or None
     try:
         workspace = tempfile.mkdtemp(prefix=PROBE_PREFIX, dir=parent)
     except OSError as exc:
-        if exc.errno in _PERMISSION_ERRNOS:
-            result["writable"] = None
-            result["d_type_error"] = (
-                "cannot create a probe directory in %s: %s; run as root (become: true)"
-                % (parent, _describe(exc))
-            )
-        else:
-            result["write_error"] = "cannot create a directory in %s: %s" % (
-                parent,
-                _describe(exc),
-            )
+        _record_creation_failure(result, parent, exc)
         return result
     result["writable"] = True
     workspace_fd = None
@@ -446,31 +486,13 @@ def probe_directory(parent, mount_overlay=True, _while_mounted=None):
         try:
             workspace_fd = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
             _hold_lock(workspace_fd)
-            for name in ("lower1", "lower2", "upper", "work", "merged"):
-                os.mkdir(name, 0o700, dir_fd=workspace_fd)
-            file_fd = os.open(
-                "lower1/file",
-                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                0o600,
-                dir_fd=workspace_fd,
-            )
-            try:
-                os.write(file_fd, b"lower1\n")
-            finally:
-                os.close(file_fd)
-            os.mkdir("lower2/dir", 0o700, dir_fd=workspace_fd)
+            _lay_out_workspace(workspace_fd)
         except OSError as exc:
             # A full filesystem (ENOSPC, EDQUOT) fails here; dockerd would fail the same way.
             result["writable"] = False
             result["write_error"] = "cannot write in %s: %s" % (parent, _describe(exc))
             return result
-        try:
-            types = read_dirent_types(os.path.join(workspace, "lower1"))
-            types.update(read_dirent_types(os.path.join(workspace, "lower2")))
-            result["d_type"] = all(value != DT_UNKNOWN for value in types.values()) and bool(types)
-        except OSError as exc:
-            result["d_type_error"] = "getdents failed: %s" % (exc.strerror or exc)
-
+        _record_d_type(result, workspace)
         if not mount_overlay:
             result["overlay_error"] = (
                 "overlay is not registered in /proc/filesystems; the test mount was skipped so "

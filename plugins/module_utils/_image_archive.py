@@ -197,6 +197,26 @@ def same_images(archived, current):
     return image_inventory(archived) == image_inventory(current)
 
 
+def _how_matched(image, candidate, image_of):
+    """How the engine image ``candidate`` (an ID, or None) is the archived ``image``: by
+    ``id``, by ``config digest`` or by ``layers`` (with the same creation time when the archive
+    records one); None when it is not. ``image_of`` is ``match_in_engine``'s."""
+    if candidate is None:
+        return None
+    if candidate == image["id"]:
+        return "id"
+    if image.get("config_digest") and candidate == image["config_digest"]:
+        return "config digest"
+    if not image.get("layers"):
+        return None
+    found = image_of(candidate) or {}
+    if list(found.get("layers") or []) != list(image["layers"]):
+        return None
+    if image.get("created") and _instant(found.get("created")) != _instant(image["created"]):
+        return None
+    return "layers"
+
+
 def match_in_engine(archived, present_ids, tag_targets, image_of):
     """Where the engine holds each archived image: ``(missing, matched)``.
 
@@ -212,22 +232,6 @@ def match_in_engine(archived, present_ids, tag_targets, image_of):
     ``config digest``, ``layers``.
     """
 
-    def how(image, candidate):
-        if candidate is None:
-            return None
-        if candidate == image["id"]:
-            return "id"
-        if image.get("config_digest") and candidate == image["config_digest"]:
-            return "config digest"
-        if not image.get("layers"):
-            return None
-        found = image_of(candidate) or {}
-        if list(found.get("layers") or []) != list(image["layers"]):
-            return None
-        if image.get("created") and _instant(found.get("created")) != _instant(image["created"]):
-            return None
-        return "layers"
-
     missing = {"ids": [], "tags": []}
     matched = []
     for image in archived:
@@ -235,15 +239,15 @@ def match_in_engine(archived, present_ids, tag_targets, image_of):
         if image["tags"]:
             for tag in image["tags"]:
                 candidate = tag_targets.get(tag)
-                by = how(image, candidate)
+                by = _how_matched(image, candidate, image_of)
                 if by is None:
                     missing["tags"].append(tag)
                 elif found is None:
                     found = (candidate, by)
         else:
             for candidate in [image["id"], image.get("config_digest")] + sorted(present_ids):
-                if candidate in present_ids and how(image, candidate):
-                    found = (candidate, how(image, candidate))
+                if candidate in present_ids and _how_matched(image, candidate, image_of):
+                    found = (candidate, _how_matched(image, candidate, image_of))
                     break
         if found is None and image["id"] not in present_ids:
             missing["ids"].append(image["id"])

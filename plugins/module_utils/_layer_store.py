@@ -187,6 +187,71 @@ def _check_layer(home, layer_id, links, dangling):
     return problems
 
 
+def _check_image_references(layerdb, home, cache_ids, layer_ids):
+    """Problems of the image layers' ``cache-id`` files, each of which must name an existing
+    layer directory. Returns ``(problems, referenced)``: ``referenced`` is the set of the
+    cache-ids read (None for a missing or empty file)."""
+    problems = []
+    referenced = set()
+    for chain_id, cache_id in sorted(cache_ids.items()):
+        path = os.path.join(layerdb, "sha256", chain_id, "cache-id")
+        referenced.add(cache_id)
+        if not cache_id or cache_id not in layer_ids:
+            problems.append(
+                problem(
+                    None,
+                    "store_cache_id",
+                    path,
+                    "the id of a layer directory under %s" % home,
+                    "%s, which does not exist" % (cache_id or "an empty file"),
+                )
+            )
+    return problems, referenced
+
+
+def _check_container_references(layerdb, home, mounts, layer_ids, known_containers, referenced):
+    """Problems of the containers' ``mount-id`` and ``init-id`` files, each of which must name
+    an existing layer directory, and of entries of containers the engine does not know (when
+    ``known_containers`` is given). Adds the ids read to ``referenced``."""
+    problems = []
+    for container_id, ids in sorted(mounts.items()):
+        for key in ("mount-id", "init-id"):
+            layer_id = ids[key]
+            referenced.add(layer_id)
+            path = os.path.join(layerdb, "mounts", container_id, key)
+            if not layer_id or layer_id not in layer_ids:
+                problems.append(
+                    problem(
+                        container_id,
+                        "store_mount_id",
+                        path,
+                        "the id of a layer directory under %s" % home,
+                        "%s, which does not exist" % (layer_id or "nothing"),
+                    )
+                )
+        if known_containers is not None and container_id not in known_containers:
+            problems.append(
+                problem(
+                    container_id,
+                    "store_mount_entry",
+                    os.path.join(layerdb, "mounts", container_id),
+                    "a container the engine knows",
+                    "a leftover entry of an unknown container",
+                )
+            )
+    return problems
+
+
+def _record_orphaned_layers(report, home, orphan_ids, measure_orphans):
+    """Add the layer directories nothing refers to, in id order, to ``report``'s
+    ``orphaned_layers`` and their sizes (when measured) to its ``orphaned_bytes``."""
+    for layer_id in sorted(orphan_ids):
+        path = os.path.join(home, layer_id)
+        size = disk_usage(path) if measure_orphans else None
+        report["orphaned_layers"].append({"id": layer_id, "path": path, "size_bytes": size})
+        report["orphaned_bytes"] += size or 0
+
+
 def check_layer_store(data_root, known_containers=None, measure_orphans=True):
     """Check the overlay2 store under ``data_root`` and list its orphaned layer directories.
 
@@ -221,51 +286,13 @@ def check_layer_store(data_root, known_containers=None, measure_orphans=True):
         problems.extend(_check_layer(home, layer_id, links, dangling))
 
     cache_ids, mounts = read_layerdb_references(data_root)
-    referenced = set()
     layerdb = os.path.join(data_root, "image", "overlay2", "layerdb")
-    for chain_id, cache_id in sorted(cache_ids.items()):
-        path = os.path.join(layerdb, "sha256", chain_id, "cache-id")
-        referenced.add(cache_id)
-        if not cache_id or cache_id not in layer_ids:
-            problems.append(
-                problem(
-                    None,
-                    "store_cache_id",
-                    path,
-                    "the id of a layer directory under %s" % home,
-                    "%s, which does not exist" % (cache_id or "an empty file"),
-                )
-            )
-    for container_id, ids in sorted(mounts.items()):
-        for key in ("mount-id", "init-id"):
-            layer_id = ids[key]
-            referenced.add(layer_id)
-            path = os.path.join(layerdb, "mounts", container_id, key)
-            if not layer_id or layer_id not in layer_ids:
-                problems.append(
-                    problem(
-                        container_id,
-                        "store_mount_id",
-                        path,
-                        "the id of a layer directory under %s" % home,
-                        "%s, which does not exist" % (layer_id or "nothing"),
-                    )
-                )
-        if known_containers is not None and container_id not in known_containers:
-            problems.append(
-                problem(
-                    container_id,
-                    "store_mount_entry",
-                    os.path.join(layerdb, "mounts", container_id),
-                    "a container the engine knows",
-                    "a leftover entry of an unknown container",
-                )
-            )
+    image_problems, referenced = _check_image_references(layerdb, home, cache_ids, layer_ids)
+    problems.extend(image_problems)
+    problems.extend(
+        _check_container_references(layerdb, home, mounts, layer_ids, known_containers, referenced)
+    )
 
-    for layer_id in sorted(layer_ids - referenced):
-        path = os.path.join(home, layer_id)
-        size = disk_usage(path) if measure_orphans else None
-        report["orphaned_layers"].append({"id": layer_id, "path": path, "size_bytes": size})
-        report["orphaned_bytes"] += size or 0
+    _record_orphaned_layers(report, home, layer_ids - referenced, measure_orphans)
     report.update(checked=True, layers=len(layer_ids), links=len(links), problems=problems)
     return report

@@ -200,6 +200,55 @@ def check_lower_link(container, path, overlay_home, realpath, isdir, readlink):
     return found
 
 
+def _check_upper_and_work(container, data, layout, merged, realpath):
+    """Problems of the mounted ``upperdir`` and ``workdir``: each must be the engine's
+    UpperDir and WorkDir."""
+    problems = []
+    for key, name in (("UpperDir", "upperdir"), ("WorkDir", "workdir")):
+        wanted = data.get(key)
+        got = layout[name]
+        if got is None or wanted is None or realpath(got) != realpath(wanted):
+            problems.append(
+                problem(
+                    container,
+                    name,
+                    merged,
+                    "%s=%s (the engine's %s)" % (name, wanted, key),
+                    "%s=%s" % (name, got),
+                )
+            )
+    return problems
+
+
+def _check_lower_chain(container, data, layout, merged, realpath):
+    """Problems of the mounted lower layers as a whole: they must be the engine's LowerDir,
+    in its order, and no more than the kernel's MAX_LOWER_LAYERS."""
+    problems = []
+    engine_lowers = [realpath(p) for p in split_lowerdir(data.get("LowerDir") or "")]
+    mounted_lowers = [realpath(p) for p in layout["lowerdirs"]]
+    if engine_lowers != mounted_lowers:
+        problems.append(
+            problem(
+                container,
+                "lower_chain",
+                merged,
+                "lower layers %s (the engine's LowerDir)" % ":".join(engine_lowers),
+                "lower layers %s" % ":".join(mounted_lowers),
+            )
+        )
+    if len(layout["lowerdirs"]) > MAX_LOWER_LAYERS:
+        problems.append(
+            problem(
+                container,
+                "layer_count",
+                merged,
+                "at most %d lower layers" % MAX_LOWER_LAYERS,
+                "%d lower layers" % len(layout["lowerdirs"]),
+            )
+        )
+    return problems
+
+
 def check_running_container(
     container,
     data,
@@ -228,44 +277,10 @@ def check_running_container(
     details["layers"] = len(layout["lowerdirs"])
     details["relative_paths"] = layout["relative"]
     details["options"] = layout["options"]
-    problems = []
-    for key, name in (("UpperDir", "upperdir"), ("WorkDir", "workdir")):
-        wanted = data.get(key)
-        got = layout[name]
-        if got is None or wanted is None or realpath(got) != realpath(wanted):
-            problems.append(
-                problem(
-                    container,
-                    name,
-                    merged,
-                    "%s=%s (the engine's %s)" % (name, wanted, key),
-                    "%s=%s" % (name, got),
-                )
-            )
+    problems = _check_upper_and_work(container, data, layout, merged, realpath)
     for path in layout["lowerdirs"]:
         problems.extend(check_lower_link(container, path, overlay_home, realpath, isdir, readlink))
-    engine_lowers = [realpath(p) for p in split_lowerdir(data.get("LowerDir") or "")]
-    mounted_lowers = [realpath(p) for p in layout["lowerdirs"]]
-    if engine_lowers != mounted_lowers:
-        problems.append(
-            problem(
-                container,
-                "lower_chain",
-                merged,
-                "lower layers %s (the engine's LowerDir)" % ":".join(engine_lowers),
-                "lower layers %s" % ":".join(mounted_lowers),
-            )
-        )
-    if len(layout["lowerdirs"]) > MAX_LOWER_LAYERS:
-        problems.append(
-            problem(
-                container,
-                "layer_count",
-                merged,
-                "at most %d lower layers" % MAX_LOWER_LAYERS,
-                "%d lower layers" % len(layout["lowerdirs"]),
-            )
-        )
+    problems.extend(_check_lower_chain(container, data, layout, merged, realpath))
     return problems, details
 
 

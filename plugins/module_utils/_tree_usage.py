@@ -217,6 +217,44 @@ def _worker(plan, queue_fd, result_fd):
         os._exit(status)
 
 
+def _start_workers(plan, queue_read, queue_write, workers, children):
+    """Fork up to ``workers`` child processes that count tasks read from the work pipe
+    (``queue_read``), each adding ``(pid, read end of its result pipe)`` to ``children``;
+    stops at the first fork that fails."""
+    for _worker_number in range(workers):
+        result_read, result_write = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(result_read)
+            os.close(result_write)
+            break
+        if pid == 0:  # pragma: no cover - the child never returns
+            os.close(queue_write)
+            os.close(result_read)
+            _worker(plan, queue_read, result_write)
+        os.close(result_write)
+        children.append((pid, result_read))
+
+
+def _count_links_once(results, counted_links, child_links, rank):
+    """Merge one worker's multi-link inodes (``child_links``) into ``counted_links``: an inode
+    another worker counted too stays in the task that comes first in ``rank`` and is taken out
+    of the other task's counts in ``results``."""
+    for inode, (blocks, task) in child_links.items():
+        if inode not in counted_links:
+            counted_links[inode] = (blocks, task)
+            continue
+        # Two workers counted this inode through different names: keep it in the task
+        # that comes first, take it out of the other.
+        other = counted_links[inode][1]
+        if rank[task] < rank[other]:
+            counted_links[inode] = (blocks, task)
+            task = other
+        inodes_, blocks_, errors_ = results[task]
+        results[task] = (inodes_ - 1, blocks_ - blocks, errors_)
+
+
 def _run_in_workers(plan, order, workers):
     """Count every task in ``workers`` child processes that take task indices, in ``order``,
     from a shared pipe.
@@ -228,20 +266,7 @@ def _run_in_workers(plan, order, workers):
     queue_read, queue_write = os.pipe()
     children = []
     try:
-        for _worker_number in range(workers):
-            result_read, result_write = os.pipe()
-            try:
-                pid = os.fork()
-            except OSError:
-                os.close(result_read)
-                os.close(result_write)
-                break
-            if pid == 0:  # pragma: no cover - the child never returns
-                os.close(queue_write)
-                os.close(result_read)
-                _worker(plan, queue_read, result_write)
-            os.close(result_write)
-            children.append((pid, result_read))
+        _start_workers(plan, queue_read, queue_write, workers, children)
         os.close(queue_read)
         queue_read = None
         if not children:
@@ -263,18 +288,7 @@ def _run_in_workers(plan, order, workers):
                 raise OSError("a breakdown worker process failed (wait status %d)" % status)
             child_results, child_links = marshal.loads(payload)
             results.update(child_results)
-            for inode, (blocks, task) in child_links.items():
-                if inode not in counted_links:
-                    counted_links[inode] = (blocks, task)
-                    continue
-                # Two workers counted this inode through different names: keep it in the task
-                # that comes first, take it out of the other.
-                other = counted_links[inode][1]
-                if rank[task] < rank[other]:
-                    counted_links[inode] = (blocks, task)
-                    task = other
-                inodes_, blocks_, errors_ = results[task]
-                results[task] = (inodes_ - 1, blocks_ - blocks, errors_)
+            _count_links_once(results, counted_links, child_links, rank)
         children = []
         return results
     finally:
@@ -333,7 +347,12 @@ def tree_usage(data_root, top_layers=10, workers=WORKERS, store=None):
     finally:
         for fd in plan.fds:
             os.close(fd)
+    return _usage_report(data_root, root_st, plan, results, top_layers)
 
+
+def _usage_report(data_root, root_st, plan, results, top_layers):
+    """``tree_usage``'s answer from the counts made while planning and the tasks' ``results``:
+    totals, per top-level entry, and the ``top_layers`` largest layers."""
     directories = {}
     heap = []
     skipped = 0
