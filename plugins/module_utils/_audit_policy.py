@@ -399,8 +399,28 @@ def evaluate(facts, policy=None):
     """Every check's result for one host's ``docker_storage`` fact, in ``CHECKS`` order."""
     policy = check_policy(policy)
     absent = facts["docker"]["state"] == "absent"
+    results = _permission_checks(policy, facts["permissions"], absent)
+    results.append(_base_device_size_check(policy, facts))
+    results.extend(_audit_rule_checks(policy, facts))
+    results.append(_daemon_json_valid_check(policy, facts))
+    results.append(_flag_conflict_check(policy, facts))
+    if absent:
+        results.extend(_skipped_without_docker(facts))
+    else:
+        results.extend(_engine_checks(policy, facts))
+    skip = set(policy["skip"])
+    results = [
+        r if r["check"] not in skip else _skipped(r["check"], "skipped by the policy")
+        for r in results
+    ]
+    order = list(CHECKS)
+    return sorted(results, key=lambda r: order.index(r["check"]))
+
+
+def _permission_checks(policy, perms, absent):
+    """CIS 3.5/3.6, 3.17/3.18 and the engine's other files: owner and mode of each, from
+    ``facts["permissions"]``; containerd's socket is skipped where Docker is absent."""
     results = []
-    perms = facts["permissions"]
     # ``what`` names the kind of file; the path follows it in every message.
     what = "the configuration directory"
     results.append(_owner_check(policy, "etc_docker_owner", perms["etc_docker"], what))
@@ -427,30 +447,38 @@ def evaluate(facts, policy=None):
             continue
         results.append(_owner_check(policy, name + "_owner", entry, what, groups))
         results.append(_mode_check(policy, name + "_mode", entry, what, loosest))
-    results.append(_base_device_size_check(policy, facts))
-    results.extend(_audit_rule_checks(policy, facts))
+    return results
+
+
+def _daemon_json_valid_check(policy, facts):
+    """daemon.json's storage keys could be read (``facts["daemon_json"]["problem"]``)."""
     problem = facts["daemon_json"]["problem"]
-    results.append(
-        _result(
-            policy,
-            "daemon_json_valid",
-            bool(problem),
-            problem or "daemon.json storage keys are readable",
-            {"path": facts["daemon_json"]["path"]},
-        )
+    return _result(
+        policy,
+        "daemon_json_valid",
+        bool(problem),
+        problem or "daemon.json storage keys are readable",
+        {"path": facts["daemon_json"]["path"]},
     )
+
+
+def _flag_conflict_check(policy, facts):
+    """No storage setting is given both as a dockerd flag and in daemon.json."""
     conflicts = facts["flags"]["conflicts"]
-    results.append(
-        _result(
-            policy,
-            "flag_conflict",
-            bool(conflicts),
-            "; ".join(conflicts) or "no storage setting is both a dockerd flag and in daemon.json",
-            {"flags": [f["where"] for f in facts["flags"]["findings"]]},
-        )
+    return _result(
+        policy,
+        "flag_conflict",
+        bool(conflicts),
+        "; ".join(conflicts) or "no storage setting is both a dockerd flag and in daemon.json",
+        {"flags": [f["where"] for f in facts["flags"]["findings"]]},
     )
-    if absent:
-        why = "Docker is not installed or never ran here: %s" % facts["docker"]["reason"]
+
+
+def _skipped_without_docker(facts):
+    """The checks of an engine, skipped on a host where Docker is absent, with the reason."""
+    why = "Docker is not installed or never ran here: %s" % facts["docker"]["reason"]
+    return [
+        _skipped(check, why)
         for check in (
             "data_root_partition",
             "containerd_root_partition",
@@ -465,20 +493,13 @@ def evaluate(facts, policy=None):
             "merged_mounts",
             "layer_depth",
             *HOST_MOUNT_CHECKS,
-        ):
-            results.append(_skipped(check, why))
-    else:
-        results.extend(_engine_checks(policy, facts))
-    skip = set(policy["skip"])
-    results = [
-        r if r["check"] not in skip else _skipped(r["check"], "skipped by the policy")
-        for r in results
+        )
     ]
-    order = list(CHECKS)
-    return sorted(results, key=lambda r: order.index(r["check"]))
 
 
 def _engine_checks(policy, facts):
+    """The checks of a host where Docker is installed or ran: filesystems, drivers, capacity,
+    d_type, overlay diff, mounts and layers."""
     results = [
         _partition_check(policy, facts, "data_root_partition", "data_root", "the data-root"),
         _partition_check(
@@ -486,104 +507,119 @@ def _engine_checks(policy, facts):
         ),
     ]
     drivers = _drivers_in_use(facts)
-    results.append(
-        _result(
-            policy,
-            "aufs_not_used",
-            "aufs" in drivers,
-            "aufs is in use or configured: move to overlay2"
-            if "aufs" in drivers
-            else "aufs is not used",
-            {"drivers": drivers},
-        )
-    )
+    results.append(_aufs_check(policy, drivers))
     results.append(_userns_remap_check(policy, facts))
-    expected = policy["expected_drivers"]
-    if expected:
-        wrong = [name for name in drivers if name not in expected]
-        results.append(
-            _result(
-                policy,
-                "expected_driver",
-                bool(wrong),
-                "storage driver %s is not one of %s" % (", ".join(wrong), ", ".join(expected))
-                if wrong
-                else "storage driver is one of %s" % ", ".join(expected),
-                {"drivers": drivers, "expected": expected},
-            )
-        )
-    else:
-        results.append(_skipped("expected_driver", "the policy expects no particular driver"))
-    # aufs has a CIS item of its own (2.6): reported there, not twice.
-    forbidden = [n for n in drivers if n in policy["forbidden_drivers"] and n != "aufs"]
-    results.append(
-        _result(
-            policy,
-            "forbidden_driver",
-            bool(forbidden),
-            "forbidden storage driver in use or configured: %s" % ", ".join(forbidden)
-            if forbidden
-            else "no forbidden storage driver",
-            {"drivers": drivers, "forbidden": policy["forbidden_drivers"]},
-        )
-    )
+    results.append(_expected_driver_check(policy, drivers))
+    results.append(_forbidden_driver_check(policy, drivers))
     results.append(_free_check(policy, facts, "free_inodes", "inodes"))
     results.append(_free_check(policy, facts, "free_bytes", "bytes"))
-    backing = facts["support"]["backing_filesystem"]
-    if backing["d_type"] is None:
-        results.append(_skipped("d_type", "d_type support could not be determined"))
-    else:
-        results.append(
-            _result(
-                policy,
-                "d_type",
-                backing["d_type"] is False,
-                "%s (%s) %s d_type"
-                % (
-                    facts["support"]["checked_path"],
-                    backing["type"],
-                    "supports" if backing["d_type"] else "does not support: overlay2 cannot run on",
-                ),
-                {"fstype": backing["type"], "mount_point": backing["mount_point"]},
-            )
-        )
-    status = facts["engine"]["driver_status"] or {}
-    native = status.get("Native Overlay Diff")
-    if native is None:
-        results.append(_skipped("native_overlay_diff", "the engine reports no overlay diff mode"))
-    else:
-        results.append(
-            _result(
-                policy,
-                "native_overlay_diff",
-                str(native).lower() == "false",
-                "Native Overlay Diff: %s%s"
-                % (
-                    native,
-                    " (image builds and commits compute diffs slowly)"
-                    if str(native).lower() == "false"
-                    else "",
-                ),
-                {"native_overlay_diff": native},
-            )
-        )
+    results.append(_d_type_check(policy, facts))
+    results.append(_native_overlay_diff_check(policy, facts))
     mounts = facts["mounts"]
-    if not mounts["checked"]:
-        results.append(_skipped("merged_mounts", mounts["problem"]))
-    else:
-        results.append(
-            _result(
-                policy,
-                "merged_mounts",
-                not mounts["ok"],
-                "%d container(s), %d with mount problems"
-                % (mounts["summary"]["containers"], mounts["summary"]["with_problems"]),
-                {"summary": mounts["summary"], "problems": mounts["problems"]},
-            )
-        )
+    results.append(_merged_mounts_check(policy, mounts))
     results.append(_layer_depth_check(policy, mounts))
     results.extend(_host_mount_checks(policy, mounts))
     return results
+
+
+def _aufs_check(policy, drivers):
+    """CIS 2.6: aufs is neither running nor configured."""
+    return _result(
+        policy,
+        "aufs_not_used",
+        "aufs" in drivers,
+        "aufs is in use or configured: move to overlay2"
+        if "aufs" in drivers
+        else "aufs is not used",
+        {"drivers": drivers},
+    )
+
+
+def _expected_driver_check(policy, drivers):
+    """Every driver in use or configured is one the policy expects (skipped when it expects
+    none in particular)."""
+    expected = policy["expected_drivers"]
+    if not expected:
+        return _skipped("expected_driver", "the policy expects no particular driver")
+    wrong = [name for name in drivers if name not in expected]
+    return _result(
+        policy,
+        "expected_driver",
+        bool(wrong),
+        "storage driver %s is not one of %s" % (", ".join(wrong), ", ".join(expected))
+        if wrong
+        else "storage driver is one of %s" % ", ".join(expected),
+        {"drivers": drivers, "expected": expected},
+    )
+
+
+def _forbidden_driver_check(policy, drivers):
+    """No driver in use or configured is one the policy forbids (aufs aside)."""
+    # aufs has a CIS item of its own (2.6): reported there, not twice.
+    forbidden = [n for n in drivers if n in policy["forbidden_drivers"] and n != "aufs"]
+    return _result(
+        policy,
+        "forbidden_driver",
+        bool(forbidden),
+        "forbidden storage driver in use or configured: %s" % ", ".join(forbidden)
+        if forbidden
+        else "no forbidden storage driver",
+        {"drivers": drivers, "forbidden": policy["forbidden_drivers"]},
+    )
+
+
+def _d_type_check(policy, facts):
+    """The data-root's backing filesystem supports d_type (skipped when unknown)."""
+    backing = facts["support"]["backing_filesystem"]
+    if backing["d_type"] is None:
+        return _skipped("d_type", "d_type support could not be determined")
+    return _result(
+        policy,
+        "d_type",
+        backing["d_type"] is False,
+        "%s (%s) %s d_type"
+        % (
+            facts["support"]["checked_path"],
+            backing["type"],
+            "supports" if backing["d_type"] else "does not support: overlay2 cannot run on",
+        ),
+        {"fstype": backing["type"], "mount_point": backing["mount_point"]},
+    )
+
+
+def _native_overlay_diff_check(policy, facts):
+    """The engine reports Native Overlay Diff true (skipped when it reports no diff mode)."""
+    status = facts["engine"]["driver_status"] or {}
+    native = status.get("Native Overlay Diff")
+    if native is None:
+        return _skipped("native_overlay_diff", "the engine reports no overlay diff mode")
+    return _result(
+        policy,
+        "native_overlay_diff",
+        str(native).lower() == "false",
+        "Native Overlay Diff: %s%s"
+        % (
+            native,
+            " (image builds and commits compute diffs slowly)"
+            if str(native).lower() == "false"
+            else "",
+        ),
+        {"native_overlay_diff": native},
+    )
+
+
+def _merged_mounts_check(policy, mounts):
+    """The containers' merged mounts as mounts_info found them (skipped when not checked)."""
+    if not mounts["checked"]:
+        return _skipped("merged_mounts", mounts["problem"])
+    return _result(
+        policy,
+        "merged_mounts",
+        not mounts["ok"],
+        "%d container(s), %d with mount problems"
+        % (mounts["summary"]["containers"], mounts["summary"]["with_problems"]),
+        {"summary": mounts["summary"], "problems": mounts["problems"]},
+    )
 
 
 def _userns_remap_check(policy, facts):

@@ -197,6 +197,23 @@ def usage_and_target(params, mounts, thresholds, filesystems, containerd, store)
     return (usage if params["breakdown"] else None), target
 
 
+def _image_store(engine_info, containerd_store):
+    """The image store in use, ``containerd`` or ``graphdriver``, when the engine answered
+    (``version_source`` api); else None."""
+    return (
+        ("containerd" if containerd_store else "graphdriver")
+        if engine_info["version_source"] == "api"
+        else None
+    )
+
+
+def _overall_status(filesystems):
+    """The worst status of the filesystems examined, or None when none was."""
+    return (
+        _capacity.worst_status([entry["status"] for entry in filesystems]) if filesystems else None
+    )
+
+
 def collect(params, state=None, mounts=None, partial=False):
     """``(result, warnings)`` of capacity_info for ``params`` (the module options). Raises
     CapacityError or EngineStateError with a message that names the option or path.
@@ -234,22 +251,14 @@ def collect(params, state=None, mounts=None, partial=False):
         "data_root_source": state.data_root_source,
         "containerd_root": containerd_root,
         "containerd_root_source": containerd[1] if containerd_root else None,
-        "image_store": (
-            ("containerd" if containerd_store else "graphdriver")
-            if engine_info["version_source"] == "api"
-            else None
-        ),
+        "image_store": _image_store(engine_info, containerd_store),
         "engine": {
             "version": engine_info["version"],
             "running_driver": engine_info["running_driver"],
             "problem": engine_info["problem"],
         },
         "filesystems": filesystems,
-        "status": (
-            _capacity.worst_status([entry["status"] for entry in filesystems])
-            if filesystems
-            else None
-        ),
+        "status": _overall_status(filesystems),
         "reasons": [
             describe(entry, reason) for entry in filesystems for reason in entry["reasons"]
         ],

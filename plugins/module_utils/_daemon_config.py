@@ -231,28 +231,36 @@ def check_storage_opts(opts, driver, engine, backing=None):
             raise DaemonConfigError(
                 "storage-opts: %s=%s is not a size such as 20G or 512M" % (key, value)
             )
-        if key in QUOTA_OPTIONS and backing is not None:
-            fstype = backing.get("backing_fs")
-            if fstype != "xfs" or not backing.get("project_quota"):
-                raise DaemonConfigError(
-                    "storage-opts: %s needs the data-root on xfs mounted with pquota (prjquota), "
-                    "but %s is %s mounted with %s; dockerd refuses to start (no project quota). "
-                    "Mount the filesystem with -o pquota or remove the option"
-                    % (
-                        key,
-                        backing.get("mount_point") or "the data-root's filesystem",
-                        fstype,
-                        backing.get("super_options") or "no quota option",
-                    )
-                )
-        elif key in QUOTA_OPTIONS:
-            warnings.append(
-                "storage-opts: %s needs the data-root on xfs mounted with pquota; not checked "
-                "because support_check is false" % key
-            )
+        if key in QUOTA_OPTIONS:
+            warnings += _check_quota_option(key, backing)
         if key == "zfs.fsname" and not value.strip():
             raise DaemonConfigError("storage-opts: zfs.fsname needs a dataset name")
     return warnings
+
+
+def _check_quota_option(key, backing):
+    """Raise DaemonConfigError when the size option ``key`` needs a project quota that the
+    data-root's filesystem (``backing``) lacks. Returns a list of warnings: the rule is not
+    checked without ``backing``."""
+    if backing is None:
+        return [
+            "storage-opts: %s needs the data-root on xfs mounted with pquota; not checked "
+            "because support_check is false" % key
+        ]
+    fstype = backing.get("backing_fs")
+    if fstype != "xfs" or not backing.get("project_quota"):
+        raise DaemonConfigError(
+            "storage-opts: %s needs the data-root on xfs mounted with pquota (prjquota), "
+            "but %s is %s mounted with %s; dockerd refuses to start (no project quota). "
+            "Mount the filesystem with -o pquota or remove the option"
+            % (
+                key,
+                backing.get("mount_point") or "the data-root's filesystem",
+                fstype,
+                backing.get("super_options") or "no quota option",
+            )
+        )
+    return []
 
 
 def _option_known(driver, key):

@@ -610,6 +610,55 @@ def _ask_systemd():
     return docker_unit_properties()
 
 
+def _docker_unit(host_root, systemd_answer):
+    """docker.service as systemd loaded it, else as its files on disk say: ``(unit,
+    unit_path, source)``, as ``find_storage_flags`` describes them."""
+    if systemd_answer is None and os.path.normpath(host_root) == "/":
+        systemd_answer = _ask_systemd()
+    shown = parse_systemctl_show(systemd_answer) if systemd_answer else None
+    if shown and shown["load_state"] == "loaded":
+        unit = unit_from_systemd(shown, host_root)
+        unit_path = shown["fragment_path"]
+        source = "systemd"
+    else:
+        files = unit_files(host_root)
+        unit = unit_from_files(files)
+        unit_path = next((s for s, _r in files if s.endswith("/" + UNIT_NAME)), None)
+        source = "files"
+    return unit, unit_path, source
+
+
+def _unit_assignments(unit, host_root):
+    """The unit's variable assignments in the order systemd applies them, and the environment
+    files it loads (globs expanded): ``(assignments, loaded)``."""
+    # Environment= first, then the files in order: a later assignment wins.
+    assignments = list(unit["environment"])
+    loaded = []
+    for pattern, _setting in unit["environment_files"]:
+        paths = [pattern]
+        if _GLOB_CHARACTERS.search(pattern):
+            paths = [
+                "/" + os.path.relpath(real, host_root)
+                for real in sorted(glob.glob(host_path(host_root, pattern)))
+            ]
+        for path in paths:
+            loaded.append(path)
+            assignments += _read_environment_file(host_root, path)
+    return assignments, loaded
+
+
+def _unloaded_environment_findings(host_root, loaded, cursors):
+    """The settings in the known environment files (/etc/default/docker,
+    /etc/sysconfig/docker*) that the unit does not load, in order."""
+    settings = []
+    for path in _known_environment_files(host_root):
+        if path in loaded:
+            continue
+        for name, value, origin in _read_environment_file(host_root, path):
+            settings += _assignment_findings(name, value, origin, cursors)
+    return settings
+
+
 def find_storage_flags(host_root="/", systemd_answer=None):
     """Every storage setting given to dockerd as a flag on the host below ``host_root``, and
     the configuration file dockerd reads.
@@ -632,32 +681,8 @@ def find_storage_flags(host_root="/", systemd_answer=None):
     unit, every assignment in /etc/default/docker and /etc/sysconfig/docker* counts, as a
     SysV init script reads them.
     """
-    if systemd_answer is None and os.path.normpath(host_root) == "/":
-        systemd_answer = _ask_systemd()
-    shown = parse_systemctl_show(systemd_answer) if systemd_answer else None
-    if shown and shown["load_state"] == "loaded":
-        unit = unit_from_systemd(shown, host_root)
-        unit_path = shown["fragment_path"]
-        source = "systemd"
-    else:
-        files = unit_files(host_root)
-        unit = unit_from_files(files)
-        unit_path = next((s for s, _r in files if s.endswith("/" + UNIT_NAME)), None)
-        source = "files"
-
-    # Environment= first, then the files in order: a later assignment wins.
-    assignments = list(unit["environment"])
-    loaded = []
-    for pattern, _setting in unit["environment_files"]:
-        paths = [pattern]
-        if _GLOB_CHARACTERS.search(pattern):
-            paths = [
-                "/" + os.path.relpath(real, host_root)
-                for real in sorted(glob.glob(host_path(host_root, pattern)))
-            ]
-        for path in paths:
-            loaded.append(path)
-            assignments += _read_environment_file(host_root, path)
+    unit, unit_path, source = _docker_unit(host_root, systemd_answer)
+    assignments, loaded = _unit_assignments(unit, host_root)
     in_force = {name: index for index, (name, _value, _origin) in enumerate(assignments)}
     environment = {
         name: (assignments[index][1], assignments[index][2]) for name, index in in_force.items()
@@ -675,15 +700,12 @@ def find_storage_flags(host_root="/", systemd_answer=None):
     for index, (name, value, origin) in enumerate(assignments):
         if name not in used or in_force[name] != index:
             inactive += _assignment_findings(name, value, origin, cursors)
-    for path in _known_environment_files(host_root):
-        if path in loaded:
-            continue
-        for name, value, origin in _read_environment_file(host_root, path):
-            settings = _assignment_findings(name, value, origin, cursors)
-            if unit_path is None:
-                found += settings
-            else:
-                inactive += settings
+    settings = _unloaded_environment_findings(host_root, loaded, cursors)
+    # Without a unit, a SysV init script reads them all.
+    if unit_path is None:
+        found += settings
+    else:
+        inactive += settings
 
     config_files = [f for f in found if f["key"] == "config-file"]
     return {

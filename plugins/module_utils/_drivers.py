@@ -194,22 +194,12 @@ def _common_reasons(verdict, driver, engine, evidence):
 
 
 def _overlay_family(verdict, driver, engine, evidence):
+    """overlay2 and the legacy overlay: the kernel module, what older engines refused, the
+    test mount (or what is known of the backing filesystem), d_type, and overlay2's notes."""
     backing = evidence.get("backing_fs")
     _kernel_module_reasons(verdict, evidence["overlay"], "overlay")
     if engine < (20, 10):
-        if backing in OVERLAY_LEGACY_INCOMPATIBLE:
-            _refuse(
-                verdict,
-                "Docker Engine %s refuses %s on a %s backing filesystem"
-                % (format_version(engine), driver, backing),
-            )
-        kernel = evidence.get("kernel_version")
-        if driver == "overlay2" and kernel is not None and kernel < (4, 0, 0):
-            _refuse(
-                verdict,
-                "Docker Engine %s needs kernel 4.0 or newer for overlay2 (found %s)"
-                % (format_version(engine), evidence.get("kernel_release")),
-            )
+        _legacy_overlay_reasons(verdict, driver, engine, evidence, backing)
     probe = evidence.get("probe")
     if probe and probe.get("overlay_ok") is False:
         _refuse(verdict, "%s on %s" % (probe.get("overlay_error"), backing))
@@ -225,27 +215,7 @@ def _overlay_family(verdict, driver, engine, evidence):
         )
     d_type = evidence.get("d_type")
     if d_type is False:
-        hint = " (xfs needs ftype=1: reformat with mkfs.xfs -n ftype=1)" if backing == "xfs" else ""
-        hint = hint or (
-            " (ext needs the filetype feature: tune2fs -O filetype)"
-            if backing and backing.startswith("ext")
-            else ""
-        )
-        # dockerd before 23.0 keeps running an existing store without d_type (moby #27443:
-        # the driver's directory exists and is not empty) and refuses only a new one.
-        existing = driver in evidence.get("prior_drivers", ())
-        if engine >= (23, 0) or (not existing and (engine >= (17, 12) or driver == "overlay2")):
-            _refuse(
-                verdict, "the %s backing filesystem does not support d_type%s" % (backing, hint)
-            )
-        elif existing:
-            verdict["warnings"].append(
-                "the backing filesystem does not support d_type%s: dockerd keeps running the "
-                "existing %s store there, but refuses a new one, and Docker Engine 23.0 and "
-                "later refuse it outright" % (hint, driver)
-            )
-        else:
-            verdict["warnings"].append("the backing filesystem does not support d_type%s" % hint)
+        _no_d_type_reasons(verdict, driver, engine, evidence, backing)
     elif d_type is None:
         _unknown(
             verdict,
@@ -260,6 +230,48 @@ def _overlay_family(verdict, driver, engine, evidence):
                 "storage-opt overlay2.size is unavailable: it needs xfs mounted with pquota/prjquota"
                 + ("" if backing == "xfs" else " (backing filesystem is %s)" % backing)
             )
+
+
+def _legacy_overlay_reasons(verdict, driver, engine, evidence, backing):
+    """Engines before 20.10 (filesystem lists, not a test mount): the backing filesystems they
+    refused, and overlay2's kernel 4.0."""
+    if backing in OVERLAY_LEGACY_INCOMPATIBLE:
+        _refuse(
+            verdict,
+            "Docker Engine %s refuses %s on a %s backing filesystem"
+            % (format_version(engine), driver, backing),
+        )
+    kernel = evidence.get("kernel_version")
+    if driver == "overlay2" and kernel is not None and kernel < (4, 0, 0):
+        _refuse(
+            verdict,
+            "Docker Engine %s needs kernel 4.0 or newer for overlay2 (found %s)"
+            % (format_version(engine), evidence.get("kernel_release")),
+        )
+
+
+def _no_d_type_reasons(verdict, driver, engine, evidence, backing):
+    """A backing filesystem without d_type: refused, or a warning where the engine keeps
+    running an existing store or predates the refusal."""
+    hint = " (xfs needs ftype=1: reformat with mkfs.xfs -n ftype=1)" if backing == "xfs" else ""
+    hint = hint or (
+        " (ext needs the filetype feature: tune2fs -O filetype)"
+        if backing and backing.startswith("ext")
+        else ""
+    )
+    # dockerd before 23.0 keeps running an existing store without d_type (moby #27443:
+    # the driver's directory exists and is not empty) and refuses only a new one.
+    existing = driver in evidence.get("prior_drivers", ())
+    if engine >= (23, 0) or (not existing and (engine >= (17, 12) or driver == "overlay2")):
+        _refuse(verdict, "the %s backing filesystem does not support d_type%s" % (backing, hint))
+    elif existing:
+        verdict["warnings"].append(
+            "the backing filesystem does not support d_type%s: dockerd keeps running the "
+            "existing %s store there, but refuses a new one, and Docker Engine 23.0 and "
+            "later refuse it outright" % (hint, driver)
+        )
+    else:
+        verdict["warnings"].append("the backing filesystem does not support d_type%s" % hint)
 
 
 def native_diff_notes(evidence):
@@ -357,57 +369,21 @@ def would_pick(engine, evidence, verdicts, containerd_snapshotter=None):
 
 
 def _decide(engine, evidence, verdicts, containerd_snapshotter):
+    """What dockerd would start with: the prior state of a driver first, then the containerd
+    image store where it is asked for or the default, then the priority list."""
     prior = [name for name in evidence.get("prior_drivers", []) if name != "vfs"]
     known = priority_list(engine)
     data_root = evidence.get("data_root")
 
     for name in known:
-        if name not in prior:
-            continue
-        if is_deprecated(name, engine):
-            return _refusal(
-                "prior state of the deprecated %s driver in %s: dockerd refuses to start until "
-                "storage-driver is set explicitly" % (name, data_root)
-            )
-        verdict = verdicts[name]
-        if verdict["supported"] is False:
-            return _refusal(
-                "prior %s state in %s but %s cannot run here: %s"
-                % (name, data_root, name, "; ".join(verdict["reasons"]))
-            )
-        registered = [other for other in prior if other in known]
-        if len(registered) > 1:
-            return _refusal(
-                "%s contains several drivers' state (%s): dockerd refuses to start until one is "
-                "removed or storage-driver is set" % (data_root, ", ".join(sorted(registered)))
-            )
-        return _choice(
-            name,
-            "graphdriver",
-            "prior %s state in %s wins over the priority list" % (name, data_root),
-        )
+        if name in prior:
+            return _prior_state_decision(name, engine, verdicts, prior, known, data_root)
 
     use_containerd = containerd_snapshotter
     if use_containerd is None:
         use_containerd = engine >= CONTAINERD_STORE_DEFAULT_FROM
     if use_containerd:
-        if containerd_snapshotter:
-            why = "features.containerd-snapshotter is true"
-        else:
-            why = (
-                "Docker Engine %s uses the containerd image store on a fresh data-root"
-                % format_version(CONTAINERD_STORE_DEFAULT_FROM)
-            )
-        # dockerd takes overlayfs without trying it (a real 28.5 on a data-root inside an
-        # overlay mount starts, imports, and then fails every container's mount).
-        decision = _choice("overlayfs", "containerd", "%s (snapshotter overlayfs)" % why)
-        if verdicts["overlay2"]["supported"] is False:
-            decision["warnings"] = [
-                "the overlayfs snapshotter cannot mount here, so every container will fail to "
-                "start (%s): set storage-driver to native, or move the data-root"
-                % "; ".join(verdicts["overlay2"]["reasons"])
-            ]
-        return decision
+        return _containerd_store_decision(verdicts, containerd_snapshotter)
 
     for name in known:
         if is_deprecated(name, engine):
@@ -425,6 +401,56 @@ def _decide(engine, evidence, verdicts, containerd_snapshotter):
                 % (name, "; ".join(verdicts[name]["reasons"]))
             )
     return _refusal("no storage driver works here")
+
+
+def _prior_state_decision(name, engine, verdicts, prior, known, data_root):
+    """The decision when ``name``, the first driver of the priority list with prior state in
+    the data-root, is found: it wins, unless it is deprecated, cannot run, or another driver
+    has state there too."""
+    if is_deprecated(name, engine):
+        return _refusal(
+            "prior state of the deprecated %s driver in %s: dockerd refuses to start until "
+            "storage-driver is set explicitly" % (name, data_root)
+        )
+    verdict = verdicts[name]
+    if verdict["supported"] is False:
+        return _refusal(
+            "prior %s state in %s but %s cannot run here: %s"
+            % (name, data_root, name, "; ".join(verdict["reasons"]))
+        )
+    registered = [other for other in prior if other in known]
+    if len(registered) > 1:
+        return _refusal(
+            "%s contains several drivers' state (%s): dockerd refuses to start until one is "
+            "removed or storage-driver is set" % (data_root, ", ".join(sorted(registered)))
+        )
+    return _choice(
+        name,
+        "graphdriver",
+        "prior %s state in %s wins over the priority list" % (name, data_root),
+    )
+
+
+def _containerd_store_decision(verdicts, containerd_snapshotter):
+    """The containerd image store with the overlayfs snapshotter, and why; a warning when
+    overlay cannot mount here."""
+    if containerd_snapshotter:
+        why = "features.containerd-snapshotter is true"
+    else:
+        why = (
+            "Docker Engine %s uses the containerd image store on a fresh data-root"
+            % format_version(CONTAINERD_STORE_DEFAULT_FROM)
+        )
+    # dockerd takes overlayfs without trying it (a real 28.5 on a data-root inside an
+    # overlay mount starts, imports, and then fails every container's mount).
+    decision = _choice("overlayfs", "containerd", "%s (snapshotter overlayfs)" % why)
+    if verdicts["overlay2"]["supported"] is False:
+        decision["warnings"] = [
+            "the overlayfs snapshotter cannot mount here, so every container will fail to "
+            "start (%s): set storage-driver to native, or move the data-root"
+            % "; ".join(verdicts["overlay2"]["reasons"])
+        ]
+    return decision
 
 
 def _choice(driver, image_store, reason):
