@@ -116,8 +116,8 @@ options:
     description:
       - The directory that stands for C(/) when looking for dockerd flags in systemd units,
         the environment files they load, C(/etc/default/docker) and C(/etc/sysconfig/docker*).
-        For a host prepared or repaired from a chroot or a mounted image root; it does not change O(config_path) or the
-        data-root. Only with the default C(/) is systemd asked (C(systemctl show)).
+        For a host prepared or repaired from a chroot or a mounted image root; it does not
+        change O(config_path) or the data-root. Only with the default C(/) is systemd asked (C(systemctl show)).
     type: path
     default: /
 extends_documentation_fragment:
