@@ -147,20 +147,30 @@ class _Plan:
         self.fds = []  # descriptors to close when the walk is over
 
 
-def _plan_directory(plan, parent_fd, name, top, relative):
-    """Plan ``relative``, a directory that is or leads to a layer parent: count the directory
-    itself now and queue its children, each layer as a task of its own."""
+def _open_for_planning(plan, parent_fd, name, top):
+    """Open ``name``, a directory whose children are planned one by one, and count it now
+    (under ``top``); None when it is not a directory on the walked filesystem or cannot be
+    opened: it is then a task of its own."""
     try:
         st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
         if st.st_dev != plan.device or not stat.S_ISDIR(st.st_mode):
             plan.tasks.append((parent_fd, name, top, None))
-            return
+            return None
         fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
     except OSError:
         plan.tasks.append((parent_fd, name, top, None))
-        return
+        return None
     plan.fds.append(fd)
     plan.counted.append((top, 1, st.st_blocks))
+    return fd
+
+
+def _plan_directory(plan, parent_fd, name, top, relative):
+    """Plan ``relative``, a directory that is or leads to a layer parent: count the directory
+    itself now and queue its children, each layer as a task of its own."""
+    fd = _open_for_planning(plan, parent_fd, name, top)
+    if fd is None:
+        return
     is_layer_parent = relative in plan.layer_parents
     for child in _list_names(fd):
         child_relative = relative + "/" + child
@@ -385,17 +395,9 @@ def _usage_report(data_root, root_st, plan, results, top_layers):
 def _plan_store(plan, root_fd, store, layer_tops):
     """Plan the remapped root: the directory itself now, each entry as a top-level one of its
     own (``<store>/<name>``)."""
-    try:
-        st = os.stat(store, dir_fd=root_fd, follow_symlinks=False)
-        if st.st_dev != plan.device or not stat.S_ISDIR(st.st_mode):
-            plan.tasks.append((root_fd, store, store, None))
-            return
-        fd = os.open(store, _DIR_FLAGS, dir_fd=root_fd)
-    except OSError:
-        plan.tasks.append((root_fd, store, store, None))
+    fd = _open_for_planning(plan, root_fd, store, store)
+    if fd is None:
         return
-    plan.fds.append(fd)
-    plan.counted.append((store, 1, st.st_blocks))
     for name in _list_names(fd):
         top = store + "/" + name
         if name in layer_tops:
