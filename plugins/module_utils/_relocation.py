@@ -355,41 +355,26 @@ def bind_alias_problems(source, target, mountinfo_path="/proc/self/mountinfo"):
     return []
 
 
-def target_problems(
-    source,
-    target,
-    journal,
-    force,
-    allow_same_filesystem,
-    option="path",
-    source_name="the current data-root",
-):
-    """Reasons, as sentences, why ``target`` cannot receive the data-root at ``source``.
-
-    ``option`` names the target in the sentences, ``source_name`` the source (containerd's
-    root is checked by the same rules)."""
+def _unsafe_target_problems(target, option):
+    """Sentences for every parent of ``target``, as given and as the kernel resolves it, that
+    someone other than root could write."""
     # The path as given and as the kernel resolves it: a symlink on the way leads to other
     # directories, whose owners could swap what the copy writes into.
     reasons = unsafe_ancestors(target)
     reasons += [
         reason for reason in unsafe_ancestors(os.path.realpath(target)) if reason not in reasons
     ]
-    problems = [
+    return [
         "%s %s is not safe: %s; choose a target whose every parent directory only root can "
         "write (chown root, chmod go-w)" % (option, target, reason)
         for reason in reasons
     ]
-    if any(is_within(target, root) for root in PSEUDO_FILESYSTEM_ROOTS if root != "/"):
-        problems.append(
-            "%s %s is on a pseudo or runtime filesystem (%s); choose a directory on a disk"
-            % (option, target, ", ".join(PSEUDO_FILESYSTEM_ROOTS))
-        )
-    # Compared as the kernel resolves them: a parent that is a symlink into the source counts.
-    real_target, real_source = os.path.realpath(target), os.path.realpath(source)
-    if is_within(target, source) or is_within(real_target, real_source):
-        problems.append("%s %s is inside %s %s" % (option, target, source_name, source))
-    if is_within(source, target) or is_within(real_source, real_target):
-        problems.append("%s %s is inside %s %s" % (source_name, source, option, target))
+
+
+def _existing_target_problems(source, target, journal, force, option):
+    """Sentences when what is already at ``target`` cannot receive the copy: a symlink, a file,
+    or a directory with entries that neither a resumed run nor ``force`` accounts for."""
+    problems = []
     if os.path.islink(target):
         problems.append(
             "%s %s is a symlink (to %s); give the real directory"
@@ -406,21 +391,60 @@ def target_problems(
                     "%s %s is not empty (%d entries, such as %s); empty it, or set force: true "
                     "to copy over it" % (option, target, len(entries), sorted(entries)[0])
                 )
+    return problems
+
+
+def _same_filesystem_problems(source, target, allow_same_filesystem, option, source_name):
+    """A sentence when ``target`` would land on the filesystem that holds ``source`` (unless
+    ``allow_same_filesystem``), or when either cannot be examined."""
+    problems = []
+    try:
+        source_device = os.stat(source).st_dev
+        target_device = os.stat(nearest_existing(target)).st_dev
+    except OSError as exc:
+        problems.append("cannot stat %s: %s" % (exc.filename, exc.strerror))
+    else:
+        if source_device == target_device and not allow_same_filesystem:
+            problems.append(
+                "%s %s is on the same filesystem as %s %s; moving there frees nothing (set "
+                "allow_same_filesystem: true to do it anyway)"
+                % (option, target, source_name, source)
+            )
+    return problems
+
+
+def target_problems(
+    source,
+    target,
+    journal,
+    force,
+    allow_same_filesystem,
+    option="path",
+    source_name="the current data-root",
+):
+    """Reasons, as sentences, why ``target`` cannot receive the data-root at ``source``.
+
+    ``option`` names the target in the sentences, ``source_name`` the source (containerd's
+    root is checked by the same rules)."""
+    problems = _unsafe_target_problems(target, option)
+    if any(is_within(target, root) for root in PSEUDO_FILESYSTEM_ROOTS if root != "/"):
+        problems.append(
+            "%s %s is on a pseudo or runtime filesystem (%s); choose a directory on a disk"
+            % (option, target, ", ".join(PSEUDO_FILESYSTEM_ROOTS))
+        )
+    # Compared as the kernel resolves them: a parent that is a symlink into the source counts.
+    real_target, real_source = os.path.realpath(target), os.path.realpath(source)
+    if is_within(target, source) or is_within(real_target, real_source):
+        problems.append("%s %s is inside %s %s" % (option, target, source_name, source))
+    if is_within(source, target) or is_within(real_source, real_target):
+        problems.append("%s %s is inside %s %s" % (source_name, source, option, target))
+    problems += _existing_target_problems(source, target, journal, force, option)
     if not problems:
         problems.extend(bind_alias_problems(source, target))
     if not problems:
-        try:
-            source_device = os.stat(source).st_dev
-            target_device = os.stat(nearest_existing(target)).st_dev
-        except OSError as exc:
-            problems.append("cannot stat %s: %s" % (exc.filename, exc.strerror))
-        else:
-            if source_device == target_device and not allow_same_filesystem:
-                problems.append(
-                    "%s %s is on the same filesystem as %s %s; moving there frees nothing (set "
-                    "allow_same_filesystem: true to do it anyway)"
-                    % (option, target, source_name, source)
-                )
+        problems.extend(
+            _same_filesystem_problems(source, target, allow_same_filesystem, option, source_name)
+        )
     return problems
 
 
