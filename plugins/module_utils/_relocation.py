@@ -675,6 +675,48 @@ class Relocation:
         resumed = journal is not None
         client = self.engine()
         was_running = client is not None or bool(journal and journal.get("engine_was_running"))
+        inventory = self._inventory_before(client, journal)
+        if self.containerd:
+            self._note_containerd_was_running(journal)
+        self._refuse_used_target("nothing was changed")
+        self._journal(PHASE_COPYING, was_running, inventory)
+        self._bulk_copy(client)
+        # The copy goes to disk while the engine still runs (the stop then waits only for what
+        # the final pass writes), beside the comparison, which reads what is cached.
+        writing = _InBackground(self._sync_targets)
+        try:
+            self.checkpoint("after-bulk-copy")
+            early, early_containerd = self._compare_while_running(resumed)
+        finally:
+            self._timed("sync_while_running", writing.result)
+
+        stopped_at = time.monotonic()
+        if client is not None:
+            self._stop_engine_before_final_pass(client)
+        self.checkpoint("after-stop")
+        try:
+            if self.containerd:
+                self._stop_containerd()
+            self._refuse_used_target("the engine is stopped")
+            self._final_pass(early)
+            if self.containerd:
+                self._final_pass_containerd(early_containerd)
+            self._timed("sync", self._sync_targets)
+            self.checkpoint("after-verify")
+            # The journal learns the previous configuration before the switch, so that a run
+            # killed in between can still tell where the engine will start, and undo it.
+            self._refuse_used_target("the copy is verified but not switched to")
+            self._refuse_restarted_services()
+            self._record_previous_configuration(was_running, inventory)
+            self._switched = True
+            self._switch_configuration(was_running, inventory)
+        except Exception as exc:
+            self._roll_back(was_running, inventory, exc)
+        return self.finish(was_running, inventory, stopped_at)
+
+    def _inventory_before(self, client, journal):
+        """What the engine holds before the move (None when it does not answer and no earlier
+        run recorded it), with the containers an interrupted run stopped counted as running."""
         inventory = engine_inventory(client) if client is not None else None
         earlier = (journal or {}).get("inventory")
         if inventory is None:
@@ -686,14 +728,19 @@ class Relocation:
                 set(inventory["running"])
                 | (set(earlier.get("running", ())) & set(inventory["containers"]))
             )
-        if self.containerd:
-            # An interrupted run may have stopped containerd already: it ran before that run.
-            recorded = (journal or {}).get("containerd") or {}
-            self._containerd_was_running = self.containerd.runs_on(self.containerd.source) or bool(
-                recorded.get("was_running")
-            )
-        self._refuse_used_target("nothing was changed")
-        self._journal(PHASE_COPYING, was_running, inventory)
+        return inventory
+
+    def _note_containerd_was_running(self, journal):
+        """Record whether containerd ran on its old root before the move."""
+        # An interrupted run may have stopped containerd already: it ran before that run.
+        recorded = (journal or {}).get("containerd") or {}
+        self._containerd_was_running = self.containerd.runs_on(self.containerd.source) or bool(
+            recorded.get("was_running")
+        )
+
+    def _bulk_copy(self, client):
+        """The first copy of the data-root (and containerd's root), made while the engine may
+        still run."""
         if not os.path.isdir(self.target):
             make_parents(self.target)
             os.mkdir(self.target, 0o710)
@@ -712,120 +759,121 @@ class Relocation:
             )
         if self.containerd:
             self._bulk_copy_containerd()
-        # The copy goes to disk while the engine still runs (the stop then waits only for what
-        # the final pass writes), beside the comparison, which reads what is cached.
-        writing = _InBackground(self._sync_targets)
-        try:
-            self.checkpoint("after-bulk-copy")
-            early = early_containerd = None
-            if not (self.verify_full or resumed):
-                early = self._timed(
-                    "verify_while_running", self.compare_in_detail, self.source, self.target
-                )
-                self.steps.append(
-                    "compared the whole copy while the engine ran (%d entries changed meanwhile)"
-                    % early.count
-                )
-                if self.containerd:
-                    early_containerd = self._timed(
-                        "verify_containerd_while_running",
-                        self.compare_in_detail,
-                        self.containerd.source,
-                        self.containerd.target,
-                    )
-        finally:
-            self._timed("sync_while_running", writing.result)
 
-        stopped_at = time.monotonic()
-        if client is not None:
-            try:
-                self._timed("stop_engine", self._stop_engine, client)
-            except Exception as exc:
-                raise RelocationError(
-                    "could not stop the engine: %s; nothing was switched: the data-root is still "
-                    "%s, and a new run resumes the copy at %s" % (exc, self.source, self.target)
-                ) from None
-            self.steps.append("stopped the engine")
-        self.checkpoint("after-stop")
+    def _compare_while_running(self, resumed):
+        """The full comparisons made while the engine runs, ``(early, early_containerd)``; both
+        None with ``verify_full`` or on a resumed run, which compare everything once stopped."""
+        early = early_containerd = None
+        if not (self.verify_full or resumed):
+            early = self._timed(
+                "verify_while_running", self.compare_in_detail, self.source, self.target
+            )
+            self.steps.append(
+                "compared the whole copy while the engine ran (%d entries changed meanwhile)"
+                % early.count
+            )
+            if self.containerd:
+                early_containerd = self._timed(
+                    "verify_containerd_while_running",
+                    self.compare_in_detail,
+                    self.containerd.source,
+                    self.containerd.target,
+                )
+        return early, early_containerd
+
+    def _stop_engine_before_final_pass(self, client):
+        """Stop the engine; RelocationError, with nothing switched, when it does not stop."""
         try:
-            if self.containerd:
-                # After the engine, which keeps talking to it while it stops its containers.
-                self._timed("stop_containerd", self.containerd.service.stop)
-                self.steps.append("stopped containerd")
-                # containerd.service stops with KillMode=process: its shims, and the containers
-                # they run (live-restore, other clients), go on writing into its root.
-                users = self.containerd.layer_users()
-                if users:
-                    raise RelocationError(
-                        "containers still run on layers in containerd's root %s after containerd "
-                        "stopped (%s): their writes would be lost; stop them (live-restore keeps "
-                        "Docker's running, other clients keep theirs), then run again"
-                        % (self.containerd.source, "; ".join(users))
-                    )
-            self._refuse_used_target("the engine is stopped")
-            self.copy.on_progress = lambda: self.checkpoint("during-final-pass")
-            final = self._timed("final_pass", self.copy.run)
-            self.steps.append(final_pass_step(final, getattr(self.copy, "watch_unavailable", None)))
-            self.checkpoint("after-final-pass")
-            if self.copy.skipped_mounts:
-                # With the engine stopped, its own mounts (merged directories, shm) are gone:
-                # what is still mounted inside is data on another filesystem, not copied.
-                raise RelocationError(
-                    "%s is still mounted inside the data-root with the engine stopped; its "
-                    "content was not copied: move it on its own, or unmount it first"
-                    % ", ".join(
-                        os.path.join(self.source, path) for path in self.copy.skipped_mounts
-                    )
-                )
-            count, examples, how = self._verify_and_repair(early)
-            if count:
-                raise RelocationError(
-                    "the copy at %s differs from %s in %d entries: %s"
-                    % (self.target, self.source, count, "; ".join(examples))
-                )
-            self.steps.append("verified the copy entry by entry (%s)" % how)
-            if self.containerd:
-                self._final_pass_containerd(early_containerd)
-            self._timed("sync", self._sync_targets)
-            self.checkpoint("after-verify")
-            # The journal learns the previous configuration before the switch, so that a run
-            # killed in between can still tell where the engine will start, and undo it.
-            self._refuse_used_target("the copy is verified but not switched to")
-            if self.engine() is not None:
-                # Something else started it (socket activation, a restart policy of the
-                # service manager, someone by hand): it may hold the source open.
-                raise RelocationError(
-                    "an engine answers again although this run stopped it (started by its service "
-                    "manager, socket activation or by hand?); nothing was switched"
-                )
-            if self.containerd and self.containerd.runs_on(self.containerd.source):
-                raise RelocationError(
-                    "containerd runs again on %s although this run stopped it (its service "
-                    "manager or someone by hand started it); nothing was switched"
-                    % self.containerd.source
-                )
-            self._source_own_filesystem = is_own_filesystem(self.source)
-            self._previous_config = self.config.current()
-            if self.containerd:
-                self._previous_containerd_config = self.containerd.config.current()
-            self._journal(PHASE_SWITCHING, was_running, inventory)
-            self._switched = True
-            # daemon.json first: a run killed between the two writes finds the engine's
-            # data-root switched, and the next run finishes the move, containerd's part included
-            # (``finish``), instead of judging a half-switched host from the start.
-            self.config.switch(self.target, self.driver if self.pin_driver else None)
-            self.checkpoint("during-switch")
-            if self.containerd:
-                self.containerd.config.switch(self.containerd.target)
-                self.steps.append(
-                    self.containerd.config.describe(self.containerd.source, self.containerd.target)
-                )
-            self._journal(PHASE_SWITCHED, was_running, inventory)
-            self.steps.append(self.config.describe(self.source, self.target, self.driver))
-            self.checkpoint("after-config")
+            self._timed("stop_engine", self._stop_engine, client)
         except Exception as exc:
-            self._roll_back(was_running, inventory, exc)
-        return self.finish(was_running, inventory, stopped_at)
+            raise RelocationError(
+                "could not stop the engine: %s; nothing was switched: the data-root is still "
+                "%s, and a new run resumes the copy at %s" % (exc, self.source, self.target)
+            ) from None
+        self.steps.append("stopped the engine")
+
+    def _stop_containerd(self):
+        """Stop containerd once the engine has stopped; RelocationError when containers still
+        run on layers in its root."""
+        # After the engine, which keeps talking to it while it stops its containers.
+        self._timed("stop_containerd", self.containerd.service.stop)
+        self.steps.append("stopped containerd")
+        # containerd.service stops with KillMode=process: its shims, and the containers
+        # they run (live-restore, other clients), go on writing into its root.
+        users = self.containerd.layer_users()
+        if users:
+            raise RelocationError(
+                "containers still run on layers in containerd's root %s after containerd "
+                "stopped (%s): their writes would be lost; stop them (live-restore keeps "
+                "Docker's running, other clients keep theirs), then run again"
+                % (self.containerd.source, "; ".join(users))
+            )
+
+    def _final_pass(self, early):
+        """With the engine stopped: copy what changed since the bulk copy, then check the copy
+        entry by entry (see ``_verify_and_repair``); RelocationError when it differs."""
+        self.copy.on_progress = lambda: self.checkpoint("during-final-pass")
+        final = self._timed("final_pass", self.copy.run)
+        self.steps.append(final_pass_step(final, getattr(self.copy, "watch_unavailable", None)))
+        self.checkpoint("after-final-pass")
+        if self.copy.skipped_mounts:
+            # With the engine stopped, its own mounts (merged directories, shm) are gone:
+            # what is still mounted inside is data on another filesystem, not copied.
+            raise RelocationError(
+                "%s is still mounted inside the data-root with the engine stopped; its "
+                "content was not copied: move it on its own, or unmount it first"
+                % ", ".join(os.path.join(self.source, path) for path in self.copy.skipped_mounts)
+            )
+        count, examples, how = self._verify_and_repair(early)
+        if count:
+            raise RelocationError(
+                "the copy at %s differs from %s in %d entries: %s"
+                % (self.target, self.source, count, "; ".join(examples))
+            )
+        self.steps.append("verified the copy entry by entry (%s)" % how)
+
+    def _refuse_restarted_services(self):
+        """Raise RelocationError when the engine, or containerd on its old root, runs again
+        although this run stopped it."""
+        if self.engine() is not None:
+            # Something else started it (socket activation, a restart policy of the
+            # service manager, someone by hand): it may hold the source open.
+            raise RelocationError(
+                "an engine answers again although this run stopped it (started by its service "
+                "manager, socket activation or by hand?); nothing was switched"
+            )
+        if self.containerd and self.containerd.runs_on(self.containerd.source):
+            raise RelocationError(
+                "containerd runs again on %s although this run stopped it (its service "
+                "manager or someone by hand started it); nothing was switched"
+                % self.containerd.source
+            )
+
+    def _record_previous_configuration(self, was_running, inventory):
+        """Note what the switch replaces (and whether the source is a filesystem of its own)
+        in the journal, phase switching."""
+        self._source_own_filesystem = is_own_filesystem(self.source)
+        self._previous_config = self.config.current()
+        if self.containerd:
+            self._previous_containerd_config = self.containerd.config.current()
+        self._journal(PHASE_SWITCHING, was_running, inventory)
+
+    def _switch_configuration(self, was_running, inventory):
+        """Point daemon.json (or the fstab bind mount), then containerd's configuration, at the
+        copies, and journal the phase switched."""
+        # daemon.json first: a run killed between the two writes finds the engine's
+        # data-root switched, and the next run finishes the move, containerd's part included
+        # (``finish``), instead of judging a half-switched host from the start.
+        self.config.switch(self.target, self.driver if self.pin_driver else None)
+        self.checkpoint("during-switch")
+        if self.containerd:
+            self.containerd.config.switch(self.containerd.target)
+            self.steps.append(
+                self.containerd.config.describe(self.containerd.source, self.containerd.target)
+            )
+        self._journal(PHASE_SWITCHED, was_running, inventory)
+        self.steps.append(self.config.describe(self.source, self.target, self.driver))
+        self.checkpoint("after-config")
 
     def _stop_engine(self, client):
         self.service.stop()
