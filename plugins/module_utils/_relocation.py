@@ -1017,19 +1017,7 @@ class Relocation:
         result = {"restarted_containers": []}
         if self.containerd:
             try:
-                if self.containerd.configured_root() != self.containerd.target:
-                    # Killed between daemon.json and containerd's file: finish the switch.
-                    self.containerd.config.switch(self.containerd.target)
-                    self.steps.append(
-                        self.containerd.config.describe(
-                            self.containerd.source, self.containerd.target
-                        )
-                    )
-                if (was_running or self._containerd_was_running) and not self.containerd.runs_on(
-                    self.containerd.target
-                ):
-                    self._timed("start_containerd", self.containerd.service.start)
-                    self.steps.append("started containerd")
+                self._start_containerd_on_target(was_running)
             except Exception as exc:
                 self._roll_back(was_running, inventory, exc)
         if was_running:
@@ -1047,28 +1035,7 @@ class Relocation:
         if not self.config.moves_data_root:
             # The old data is beneath the bind mount: it cannot be renamed there.
             result["source_kept_at"] = None
-            if self.remove_source and self._source_own_filesystem is not False:
-                # Beneath the bind mount is the old filesystem, mounted: removing "what lies
-                # beneath" through the parent filesystem would delete the content of the
-                # mount-point directory, which was never copied.
-                self.steps.append(
-                    "the old data stays beneath the bind mount at %s: %s; unmount it (and remove "
-                    "its fstab line) once it is no longer needed"
-                    % (
-                        self.source,
-                        "it is a filesystem of its own"
-                        if self._source_own_filesystem
-                        else "whether it is a filesystem of its own was not recorded",
-                    )
-                )
-            elif self.remove_source:
-                self.config.remove_hidden(self.source)
-                self.steps.append("removed the old data beneath the bind mount at %s" % self.source)
-            else:
-                self.steps.append(
-                    "the old data stays beneath the bind mount at %s (remove_source removes it, "
-                    "unless it is a filesystem of its own)" % self.source
-                )
+            self._settle_source_beneath_bind_mount()
         elif not os.path.lexists(self.source):
             # An earlier run that was stopped after this step kept or removed it already.
             result["source_kept_at"] = None
@@ -1080,28 +1047,73 @@ class Relocation:
                 % self.source
             )
         else:
-            release_self_bind_mount(self.source)
-            # Never remove through a mount: whatever is mounted inside is not ours to delete.
-            mounted = _path_users.mounts_inside(self.source, _mountinfo.read_mountinfo())
-            if self.remove_source and was_running and not mounted:
-                _tree_copy.remove_path(self.source)
-                result["source_kept_at"] = None
-                self.steps.append("removed the old data-root %s" % self.source)
-            else:
-                kept = kept_source_name(self.source)
-                os.rename(self.source, kept)
-                result["source_kept_at"] = kept
-                self.steps.append("kept the old data-root as %s" % kept)
-                if self.remove_source and mounted:
-                    self.steps.append(
-                        "did not remove it: %s mounted inside; unmount, then remove %s"
-                        % (", ".join(mounted), kept)
-                    )
+            result["source_kept_at"] = self._rename_or_remove_source(was_running)
         if self.containerd:
             result["containerd_root_kept_at"] = self._keep_containerd_source(was_running)
         self.checkpoint("after-source-kept")
         remove_journal(self.target)
         return result
+
+    def _start_containerd_on_target(self, was_running):
+        """Finish containerd's part of the switch (a run killed between daemon.json and
+        containerd's file left it undone), and start containerd when it ran before."""
+        if self.containerd.configured_root() != self.containerd.target:
+            # Killed between daemon.json and containerd's file: finish the switch.
+            self.containerd.config.switch(self.containerd.target)
+            self.steps.append(
+                self.containerd.config.describe(self.containerd.source, self.containerd.target)
+            )
+        if (was_running or self._containerd_was_running) and not self.containerd.runs_on(
+            self.containerd.target
+        ):
+            self._timed("start_containerd", self.containerd.service.start)
+            self.steps.append("started containerd")
+
+    def _settle_source_beneath_bind_mount(self):
+        """The old data beneath the bind mount: removed with ``remove_source`` when it is no
+        filesystem of its own, else left there; the steps say which."""
+        if self.remove_source and self._source_own_filesystem is not False:
+            # Beneath the bind mount is the old filesystem, mounted: removing "what lies
+            # beneath" through the parent filesystem would delete the content of the
+            # mount-point directory, which was never copied.
+            self.steps.append(
+                "the old data stays beneath the bind mount at %s: %s; unmount it (and remove "
+                "its fstab line) once it is no longer needed"
+                % (
+                    self.source,
+                    "it is a filesystem of its own"
+                    if self._source_own_filesystem
+                    else "whether it is a filesystem of its own was not recorded",
+                )
+            )
+        elif self.remove_source:
+            self.config.remove_hidden(self.source)
+            self.steps.append("removed the old data beneath the bind mount at %s" % self.source)
+        else:
+            self.steps.append(
+                "the old data stays beneath the bind mount at %s (remove_source removes it, "
+                "unless it is a filesystem of its own)" % self.source
+            )
+
+    def _rename_or_remove_source(self, was_running):
+        """The old data-root, once the engine runs on the copy: removed (``remove_source``,
+        nothing mounted inside) or renamed beside itself. Returns where it is kept, or None."""
+        release_self_bind_mount(self.source)
+        # Never remove through a mount: whatever is mounted inside is not ours to delete.
+        mounted = _path_users.mounts_inside(self.source, _mountinfo.read_mountinfo())
+        if self.remove_source and was_running and not mounted:
+            _tree_copy.remove_path(self.source)
+            self.steps.append("removed the old data-root %s" % self.source)
+            return None
+        kept = kept_source_name(self.source)
+        os.rename(self.source, kept)
+        self.steps.append("kept the old data-root as %s" % kept)
+        if self.remove_source and mounted:
+            self.steps.append(
+                "did not remove it: %s mounted inside; unmount, then remove %s"
+                % (", ".join(mounted), kept)
+            )
+        return kept
 
     def _keep_containerd_source(self, was_running):
         """containerd's old root, once containerd runs on the new one: removed (remove_source)
