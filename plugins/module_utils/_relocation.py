@@ -355,41 +355,26 @@ def bind_alias_problems(source, target, mountinfo_path="/proc/self/mountinfo"):
     return []
 
 
-def target_problems(
-    source,
-    target,
-    journal,
-    force,
-    allow_same_filesystem,
-    option="path",
-    source_name="the current data-root",
-):
-    """Reasons, as sentences, why ``target`` cannot receive the data-root at ``source``.
-
-    ``option`` names the target in the sentences, ``source_name`` the source (containerd's
-    root is checked by the same rules)."""
+def _unsafe_target_problems(target, option):
+    """Sentences for every parent of ``target``, as given and as the kernel resolves it, that
+    someone other than root could write."""
     # The path as given and as the kernel resolves it: a symlink on the way leads to other
     # directories, whose owners could swap what the copy writes into.
     reasons = unsafe_ancestors(target)
     reasons += [
         reason for reason in unsafe_ancestors(os.path.realpath(target)) if reason not in reasons
     ]
-    problems = [
+    return [
         "%s %s is not safe: %s; choose a target whose every parent directory only root can "
         "write (chown root, chmod go-w)" % (option, target, reason)
         for reason in reasons
     ]
-    if any(is_within(target, root) for root in PSEUDO_FILESYSTEM_ROOTS if root != "/"):
-        problems.append(
-            "%s %s is on a pseudo or runtime filesystem (%s); choose a directory on a disk"
-            % (option, target, ", ".join(PSEUDO_FILESYSTEM_ROOTS))
-        )
-    # Compared as the kernel resolves them: a parent that is a symlink into the source counts.
-    real_target, real_source = os.path.realpath(target), os.path.realpath(source)
-    if is_within(target, source) or is_within(real_target, real_source):
-        problems.append("%s %s is inside %s %s" % (option, target, source_name, source))
-    if is_within(source, target) or is_within(real_source, real_target):
-        problems.append("%s %s is inside %s %s" % (source_name, source, option, target))
+
+
+def _existing_target_problems(source, target, journal, force, option):
+    """Sentences when what is already at ``target`` cannot receive the copy: a symlink, a file,
+    or a directory with entries that neither a resumed run nor ``force`` accounts for."""
+    problems = []
     if os.path.islink(target):
         problems.append(
             "%s %s is a symlink (to %s); give the real directory"
@@ -406,21 +391,60 @@ def target_problems(
                     "%s %s is not empty (%d entries, such as %s); empty it, or set force: true "
                     "to copy over it" % (option, target, len(entries), sorted(entries)[0])
                 )
+    return problems
+
+
+def _same_filesystem_problems(source, target, allow_same_filesystem, option, source_name):
+    """A sentence when ``target`` would land on the filesystem that holds ``source`` (unless
+    ``allow_same_filesystem``), or when either cannot be examined."""
+    problems = []
+    try:
+        source_device = os.stat(source).st_dev
+        target_device = os.stat(nearest_existing(target)).st_dev
+    except OSError as exc:
+        problems.append("cannot stat %s: %s" % (exc.filename, exc.strerror))
+    else:
+        if source_device == target_device and not allow_same_filesystem:
+            problems.append(
+                "%s %s is on the same filesystem as %s %s; moving there frees nothing (set "
+                "allow_same_filesystem: true to do it anyway)"
+                % (option, target, source_name, source)
+            )
+    return problems
+
+
+def target_problems(
+    source,
+    target,
+    journal,
+    force,
+    allow_same_filesystem,
+    option="path",
+    source_name="the current data-root",
+):
+    """Reasons, as sentences, why ``target`` cannot receive the data-root at ``source``.
+
+    ``option`` names the target in the sentences, ``source_name`` the source (containerd's
+    root is checked by the same rules)."""
+    problems = _unsafe_target_problems(target, option)
+    if any(is_within(target, root) for root in PSEUDO_FILESYSTEM_ROOTS if root != "/"):
+        problems.append(
+            "%s %s is on a pseudo or runtime filesystem (%s); choose a directory on a disk"
+            % (option, target, ", ".join(PSEUDO_FILESYSTEM_ROOTS))
+        )
+    # Compared as the kernel resolves them: a parent that is a symlink into the source counts.
+    real_target, real_source = os.path.realpath(target), os.path.realpath(source)
+    if is_within(target, source) or is_within(real_target, real_source):
+        problems.append("%s %s is inside %s %s" % (option, target, source_name, source))
+    if is_within(source, target) or is_within(real_source, real_target):
+        problems.append("%s %s is inside %s %s" % (source_name, source, option, target))
+    problems += _existing_target_problems(source, target, journal, force, option)
     if not problems:
         problems.extend(bind_alias_problems(source, target))
     if not problems:
-        try:
-            source_device = os.stat(source).st_dev
-            target_device = os.stat(nearest_existing(target)).st_dev
-        except OSError as exc:
-            problems.append("cannot stat %s: %s" % (exc.filename, exc.strerror))
-        else:
-            if source_device == target_device and not allow_same_filesystem:
-                problems.append(
-                    "%s %s is on the same filesystem as %s %s; moving there frees nothing (set "
-                    "allow_same_filesystem: true to do it anyway)"
-                    % (option, target, source_name, source)
-                )
+        problems.extend(
+            _same_filesystem_problems(source, target, allow_same_filesystem, option, source_name)
+        )
     return problems
 
 
@@ -651,6 +675,48 @@ class Relocation:
         resumed = journal is not None
         client = self.engine()
         was_running = client is not None or bool(journal and journal.get("engine_was_running"))
+        inventory = self._inventory_before(client, journal)
+        if self.containerd:
+            self._note_containerd_was_running(journal)
+        self._refuse_used_target("nothing was changed")
+        self._journal(PHASE_COPYING, was_running, inventory)
+        self._bulk_copy(client)
+        # The copy goes to disk while the engine still runs (the stop then waits only for what
+        # the final pass writes), beside the comparison, which reads what is cached.
+        writing = _InBackground(self._sync_targets)
+        try:
+            self.checkpoint("after-bulk-copy")
+            early, early_containerd = self._compare_while_running(resumed)
+        finally:
+            self._timed("sync_while_running", writing.result)
+
+        stopped_at = time.monotonic()
+        if client is not None:
+            self._stop_engine_before_final_pass(client)
+        self.checkpoint("after-stop")
+        try:
+            if self.containerd:
+                self._stop_containerd()
+            self._refuse_used_target("the engine is stopped")
+            self._final_pass(early)
+            if self.containerd:
+                self._final_pass_containerd(early_containerd)
+            self._timed("sync", self._sync_targets)
+            self.checkpoint("after-verify")
+            # The journal learns the previous configuration before the switch, so that a run
+            # killed in between can still tell where the engine will start, and undo it.
+            self._refuse_used_target("the copy is verified but not switched to")
+            self._refuse_restarted_services()
+            self._record_previous_configuration(was_running, inventory)
+            self._switched = True
+            self._switch_configuration(was_running, inventory)
+        except Exception as exc:
+            self._roll_back(was_running, inventory, exc)
+        return self.finish(was_running, inventory, stopped_at)
+
+    def _inventory_before(self, client, journal):
+        """What the engine holds before the move (None when it does not answer and no earlier
+        run recorded it), with the containers an interrupted run stopped counted as running."""
         inventory = engine_inventory(client) if client is not None else None
         earlier = (journal or {}).get("inventory")
         if inventory is None:
@@ -662,14 +728,19 @@ class Relocation:
                 set(inventory["running"])
                 | (set(earlier.get("running", ())) & set(inventory["containers"]))
             )
-        if self.containerd:
-            # An interrupted run may have stopped containerd already: it ran before that run.
-            recorded = (journal or {}).get("containerd") or {}
-            self._containerd_was_running = self.containerd.runs_on(self.containerd.source) or bool(
-                recorded.get("was_running")
-            )
-        self._refuse_used_target("nothing was changed")
-        self._journal(PHASE_COPYING, was_running, inventory)
+        return inventory
+
+    def _note_containerd_was_running(self, journal):
+        """Record whether containerd ran on its old root before the move."""
+        # An interrupted run may have stopped containerd already: it ran before that run.
+        recorded = (journal or {}).get("containerd") or {}
+        self._containerd_was_running = self.containerd.runs_on(self.containerd.source) or bool(
+            recorded.get("was_running")
+        )
+
+    def _bulk_copy(self, client):
+        """The first copy of the data-root (and containerd's root), made while the engine may
+        still run."""
         if not os.path.isdir(self.target):
             make_parents(self.target)
             os.mkdir(self.target, 0o710)
@@ -688,120 +759,121 @@ class Relocation:
             )
         if self.containerd:
             self._bulk_copy_containerd()
-        # The copy goes to disk while the engine still runs (the stop then waits only for what
-        # the final pass writes), beside the comparison, which reads what is cached.
-        writing = _InBackground(self._sync_targets)
-        try:
-            self.checkpoint("after-bulk-copy")
-            early = early_containerd = None
-            if not (self.verify_full or resumed):
-                early = self._timed(
-                    "verify_while_running", self.compare_in_detail, self.source, self.target
-                )
-                self.steps.append(
-                    "compared the whole copy while the engine ran (%d entries changed meanwhile)"
-                    % early.count
-                )
-                if self.containerd:
-                    early_containerd = self._timed(
-                        "verify_containerd_while_running",
-                        self.compare_in_detail,
-                        self.containerd.source,
-                        self.containerd.target,
-                    )
-        finally:
-            self._timed("sync_while_running", writing.result)
 
-        stopped_at = time.monotonic()
-        if client is not None:
-            try:
-                self._timed("stop_engine", self._stop_engine, client)
-            except Exception as exc:
-                raise RelocationError(
-                    "could not stop the engine: %s; nothing was switched: the data-root is still "
-                    "%s, and a new run resumes the copy at %s" % (exc, self.source, self.target)
-                ) from None
-            self.steps.append("stopped the engine")
-        self.checkpoint("after-stop")
+    def _compare_while_running(self, resumed):
+        """The full comparisons made while the engine runs, ``(early, early_containerd)``; both
+        None with ``verify_full`` or on a resumed run, which compare everything once stopped."""
+        early = early_containerd = None
+        if not (self.verify_full or resumed):
+            early = self._timed(
+                "verify_while_running", self.compare_in_detail, self.source, self.target
+            )
+            self.steps.append(
+                "compared the whole copy while the engine ran (%d entries changed meanwhile)"
+                % early.count
+            )
+            if self.containerd:
+                early_containerd = self._timed(
+                    "verify_containerd_while_running",
+                    self.compare_in_detail,
+                    self.containerd.source,
+                    self.containerd.target,
+                )
+        return early, early_containerd
+
+    def _stop_engine_before_final_pass(self, client):
+        """Stop the engine; RelocationError, with nothing switched, when it does not stop."""
         try:
-            if self.containerd:
-                # After the engine, which keeps talking to it while it stops its containers.
-                self._timed("stop_containerd", self.containerd.service.stop)
-                self.steps.append("stopped containerd")
-                # containerd.service stops with KillMode=process: its shims, and the containers
-                # they run (live-restore, other clients), go on writing into its root.
-                users = self.containerd.layer_users()
-                if users:
-                    raise RelocationError(
-                        "containers still run on layers in containerd's root %s after containerd "
-                        "stopped (%s): their writes would be lost; stop them (live-restore keeps "
-                        "Docker's running, other clients keep theirs), then run again"
-                        % (self.containerd.source, "; ".join(users))
-                    )
-            self._refuse_used_target("the engine is stopped")
-            self.copy.on_progress = lambda: self.checkpoint("during-final-pass")
-            final = self._timed("final_pass", self.copy.run)
-            self.steps.append(final_pass_step(final, getattr(self.copy, "watch_unavailable", None)))
-            self.checkpoint("after-final-pass")
-            if self.copy.skipped_mounts:
-                # With the engine stopped, its own mounts (merged directories, shm) are gone:
-                # what is still mounted inside is data on another filesystem, not copied.
-                raise RelocationError(
-                    "%s is still mounted inside the data-root with the engine stopped; its "
-                    "content was not copied: move it on its own, or unmount it first"
-                    % ", ".join(
-                        os.path.join(self.source, path) for path in self.copy.skipped_mounts
-                    )
-                )
-            count, examples, how = self._verify_and_repair(early)
-            if count:
-                raise RelocationError(
-                    "the copy at %s differs from %s in %d entries: %s"
-                    % (self.target, self.source, count, "; ".join(examples))
-                )
-            self.steps.append("verified the copy entry by entry (%s)" % how)
-            if self.containerd:
-                self._final_pass_containerd(early_containerd)
-            self._timed("sync", self._sync_targets)
-            self.checkpoint("after-verify")
-            # The journal learns the previous configuration before the switch, so that a run
-            # killed in between can still tell where the engine will start, and undo it.
-            self._refuse_used_target("the copy is verified but not switched to")
-            if self.engine() is not None:
-                # Something else started it (socket activation, a restart policy of the
-                # service manager, someone by hand): it may hold the source open.
-                raise RelocationError(
-                    "an engine answers again although this run stopped it (started by its service "
-                    "manager, socket activation or by hand?); nothing was switched"
-                )
-            if self.containerd and self.containerd.runs_on(self.containerd.source):
-                raise RelocationError(
-                    "containerd runs again on %s although this run stopped it (its service "
-                    "manager or someone by hand started it); nothing was switched"
-                    % self.containerd.source
-                )
-            self._source_own_filesystem = is_own_filesystem(self.source)
-            self._previous_config = self.config.current()
-            if self.containerd:
-                self._previous_containerd_config = self.containerd.config.current()
-            self._journal(PHASE_SWITCHING, was_running, inventory)
-            self._switched = True
-            # daemon.json first: a run killed between the two writes finds the engine's
-            # data-root switched, and the next run finishes the move, containerd's part included
-            # (``finish``), instead of judging a half-switched host from the start.
-            self.config.switch(self.target, self.driver if self.pin_driver else None)
-            self.checkpoint("during-switch")
-            if self.containerd:
-                self.containerd.config.switch(self.containerd.target)
-                self.steps.append(
-                    self.containerd.config.describe(self.containerd.source, self.containerd.target)
-                )
-            self._journal(PHASE_SWITCHED, was_running, inventory)
-            self.steps.append(self.config.describe(self.source, self.target, self.driver))
-            self.checkpoint("after-config")
+            self._timed("stop_engine", self._stop_engine, client)
         except Exception as exc:
-            self._roll_back(was_running, inventory, exc)
-        return self.finish(was_running, inventory, stopped_at)
+            raise RelocationError(
+                "could not stop the engine: %s; nothing was switched: the data-root is still "
+                "%s, and a new run resumes the copy at %s" % (exc, self.source, self.target)
+            ) from None
+        self.steps.append("stopped the engine")
+
+    def _stop_containerd(self):
+        """Stop containerd once the engine has stopped; RelocationError when containers still
+        run on layers in its root."""
+        # After the engine, which keeps talking to it while it stops its containers.
+        self._timed("stop_containerd", self.containerd.service.stop)
+        self.steps.append("stopped containerd")
+        # containerd.service stops with KillMode=process: its shims, and the containers
+        # they run (live-restore, other clients), go on writing into its root.
+        users = self.containerd.layer_users()
+        if users:
+            raise RelocationError(
+                "containers still run on layers in containerd's root %s after containerd "
+                "stopped (%s): their writes would be lost; stop them (live-restore keeps "
+                "Docker's running, other clients keep theirs), then run again"
+                % (self.containerd.source, "; ".join(users))
+            )
+
+    def _final_pass(self, early):
+        """With the engine stopped: copy what changed since the bulk copy, then check the copy
+        entry by entry (see ``_verify_and_repair``); RelocationError when it differs."""
+        self.copy.on_progress = lambda: self.checkpoint("during-final-pass")
+        final = self._timed("final_pass", self.copy.run)
+        self.steps.append(final_pass_step(final, getattr(self.copy, "watch_unavailable", None)))
+        self.checkpoint("after-final-pass")
+        if self.copy.skipped_mounts:
+            # With the engine stopped, its own mounts (merged directories, shm) are gone:
+            # what is still mounted inside is data on another filesystem, not copied.
+            raise RelocationError(
+                "%s is still mounted inside the data-root with the engine stopped; its "
+                "content was not copied: move it on its own, or unmount it first"
+                % ", ".join(os.path.join(self.source, path) for path in self.copy.skipped_mounts)
+            )
+        count, examples, how = self._verify_and_repair(early)
+        if count:
+            raise RelocationError(
+                "the copy at %s differs from %s in %d entries: %s"
+                % (self.target, self.source, count, "; ".join(examples))
+            )
+        self.steps.append("verified the copy entry by entry (%s)" % how)
+
+    def _refuse_restarted_services(self):
+        """Raise RelocationError when the engine, or containerd on its old root, runs again
+        although this run stopped it."""
+        if self.engine() is not None:
+            # Something else started it (socket activation, a restart policy of the
+            # service manager, someone by hand): it may hold the source open.
+            raise RelocationError(
+                "an engine answers again although this run stopped it (started by its service "
+                "manager, socket activation or by hand?); nothing was switched"
+            )
+        if self.containerd and self.containerd.runs_on(self.containerd.source):
+            raise RelocationError(
+                "containerd runs again on %s although this run stopped it (its service "
+                "manager or someone by hand started it); nothing was switched"
+                % self.containerd.source
+            )
+
+    def _record_previous_configuration(self, was_running, inventory):
+        """Note what the switch replaces (and whether the source is a filesystem of its own)
+        in the journal, phase switching."""
+        self._source_own_filesystem = is_own_filesystem(self.source)
+        self._previous_config = self.config.current()
+        if self.containerd:
+            self._previous_containerd_config = self.containerd.config.current()
+        self._journal(PHASE_SWITCHING, was_running, inventory)
+
+    def _switch_configuration(self, was_running, inventory):
+        """Point daemon.json (or the fstab bind mount), then containerd's configuration, at the
+        copies, and journal the phase switched."""
+        # daemon.json first: a run killed between the two writes finds the engine's
+        # data-root switched, and the next run finishes the move, containerd's part included
+        # (``finish``), instead of judging a half-switched host from the start.
+        self.config.switch(self.target, self.driver if self.pin_driver else None)
+        self.checkpoint("during-switch")
+        if self.containerd:
+            self.containerd.config.switch(self.containerd.target)
+            self.steps.append(
+                self.containerd.config.describe(self.containerd.source, self.containerd.target)
+            )
+        self._journal(PHASE_SWITCHED, was_running, inventory)
+        self.steps.append(self.config.describe(self.source, self.target, self.driver))
+        self.checkpoint("after-config")
 
     def _stop_engine(self, client):
         self.service.stop()
@@ -945,19 +1017,7 @@ class Relocation:
         result = {"restarted_containers": []}
         if self.containerd:
             try:
-                if self.containerd.configured_root() != self.containerd.target:
-                    # Killed between daemon.json and containerd's file: finish the switch.
-                    self.containerd.config.switch(self.containerd.target)
-                    self.steps.append(
-                        self.containerd.config.describe(
-                            self.containerd.source, self.containerd.target
-                        )
-                    )
-                if (was_running or self._containerd_was_running) and not self.containerd.runs_on(
-                    self.containerd.target
-                ):
-                    self._timed("start_containerd", self.containerd.service.start)
-                    self.steps.append("started containerd")
+                self._start_containerd_on_target(was_running)
             except Exception as exc:
                 self._roll_back(was_running, inventory, exc)
         if was_running:
@@ -975,28 +1035,7 @@ class Relocation:
         if not self.config.moves_data_root:
             # The old data is beneath the bind mount: it cannot be renamed there.
             result["source_kept_at"] = None
-            if self.remove_source and self._source_own_filesystem is not False:
-                # Beneath the bind mount is the old filesystem, mounted: removing "what lies
-                # beneath" through the parent filesystem would delete the content of the
-                # mount-point directory, which was never copied.
-                self.steps.append(
-                    "the old data stays beneath the bind mount at %s: %s; unmount it (and remove "
-                    "its fstab line) once it is no longer needed"
-                    % (
-                        self.source,
-                        "it is a filesystem of its own"
-                        if self._source_own_filesystem
-                        else "whether it is a filesystem of its own was not recorded",
-                    )
-                )
-            elif self.remove_source:
-                self.config.remove_hidden(self.source)
-                self.steps.append("removed the old data beneath the bind mount at %s" % self.source)
-            else:
-                self.steps.append(
-                    "the old data stays beneath the bind mount at %s (remove_source removes it, "
-                    "unless it is a filesystem of its own)" % self.source
-                )
+            self._settle_source_beneath_bind_mount()
         elif not os.path.lexists(self.source):
             # An earlier run that was stopped after this step kept or removed it already.
             result["source_kept_at"] = None
@@ -1008,28 +1047,73 @@ class Relocation:
                 % self.source
             )
         else:
-            release_self_bind_mount(self.source)
-            # Never remove through a mount: whatever is mounted inside is not ours to delete.
-            mounted = _path_users.mounts_inside(self.source, _mountinfo.read_mountinfo())
-            if self.remove_source and was_running and not mounted:
-                _tree_copy.remove_path(self.source)
-                result["source_kept_at"] = None
-                self.steps.append("removed the old data-root %s" % self.source)
-            else:
-                kept = kept_source_name(self.source)
-                os.rename(self.source, kept)
-                result["source_kept_at"] = kept
-                self.steps.append("kept the old data-root as %s" % kept)
-                if self.remove_source and mounted:
-                    self.steps.append(
-                        "did not remove it: %s mounted inside; unmount, then remove %s"
-                        % (", ".join(mounted), kept)
-                    )
+            result["source_kept_at"] = self._rename_or_remove_source(was_running)
         if self.containerd:
             result["containerd_root_kept_at"] = self._keep_containerd_source(was_running)
         self.checkpoint("after-source-kept")
         remove_journal(self.target)
         return result
+
+    def _start_containerd_on_target(self, was_running):
+        """Finish containerd's part of the switch (a run killed between daemon.json and
+        containerd's file left it undone), and start containerd when it ran before."""
+        if self.containerd.configured_root() != self.containerd.target:
+            # Killed between daemon.json and containerd's file: finish the switch.
+            self.containerd.config.switch(self.containerd.target)
+            self.steps.append(
+                self.containerd.config.describe(self.containerd.source, self.containerd.target)
+            )
+        if (was_running or self._containerd_was_running) and not self.containerd.runs_on(
+            self.containerd.target
+        ):
+            self._timed("start_containerd", self.containerd.service.start)
+            self.steps.append("started containerd")
+
+    def _settle_source_beneath_bind_mount(self):
+        """The old data beneath the bind mount: removed with ``remove_source`` when it is no
+        filesystem of its own, else left there; the steps say which."""
+        if self.remove_source and self._source_own_filesystem is not False:
+            # Beneath the bind mount is the old filesystem, mounted: removing "what lies
+            # beneath" through the parent filesystem would delete the content of the
+            # mount-point directory, which was never copied.
+            self.steps.append(
+                "the old data stays beneath the bind mount at %s: %s; unmount it (and remove "
+                "its fstab line) once it is no longer needed"
+                % (
+                    self.source,
+                    "it is a filesystem of its own"
+                    if self._source_own_filesystem
+                    else "whether it is a filesystem of its own was not recorded",
+                )
+            )
+        elif self.remove_source:
+            self.config.remove_hidden(self.source)
+            self.steps.append("removed the old data beneath the bind mount at %s" % self.source)
+        else:
+            self.steps.append(
+                "the old data stays beneath the bind mount at %s (remove_source removes it, "
+                "unless it is a filesystem of its own)" % self.source
+            )
+
+    def _rename_or_remove_source(self, was_running):
+        """The old data-root, once the engine runs on the copy: removed (``remove_source``,
+        nothing mounted inside) or renamed beside itself. Returns where it is kept, or None."""
+        release_self_bind_mount(self.source)
+        # Never remove through a mount: whatever is mounted inside is not ours to delete.
+        mounted = _path_users.mounts_inside(self.source, _mountinfo.read_mountinfo())
+        if self.remove_source and was_running and not mounted:
+            _tree_copy.remove_path(self.source)
+            self.steps.append("removed the old data-root %s" % self.source)
+            return None
+        kept = kept_source_name(self.source)
+        os.rename(self.source, kept)
+        self.steps.append("kept the old data-root as %s" % kept)
+        if self.remove_source and mounted:
+            self.steps.append(
+                "did not remove it: %s mounted inside; unmount, then remove %s"
+                % (", ".join(mounted), kept)
+            )
+        return kept
 
     def _keep_containerd_source(self, was_running):
         """containerd's old root, once containerd runs on the new one: removed (remove_source)
