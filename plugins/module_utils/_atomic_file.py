@@ -120,49 +120,21 @@ def make_backup(path, now=None):
     only read.
     """
     destination = backup_name(path, now)
-    try:
-        # O_NONBLOCK: a FIFO in place of the file must not hang the open.
-        source = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise BackupError(
-                "cannot back up %s: it is a symbolic link; back up the file it points to" % path
-            ) from None
-        raise BackupError(
-            "cannot back up %s: cannot read it: %s" % (path, exc.strerror or exc)
-        ) from None
+    source = _open_backup_source(path)
     try:
         source_stat = os.fstat(source)
         if not stat.S_ISREG(source_stat.st_mode):
             raise BackupError(
                 "cannot back up %s: it is not a regular file; replace it with a file" % path
             )
-        try:
-            copy = os.open(
-                destination,
-                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                BACKUP_MODE,
-            )
-        except FileExistsError:
-            raise BackupError(
-                "cannot back up %s: %s already exists (something else created it); move it "
-                "away and run again" % (path, destination)
-            ) from None
-        except OSError as exc:
-            raise BackupError(
-                "cannot back up %s to %s: %s; %s"
-                % (path, destination, exc.strerror or exc, _backup_advice(exc))
-            ) from None
+        copy = _create_backup_copy(path, destination)
         try:
             _fill_backup(source, copy, source_stat)
         except BaseException as exc:
             os.close(copy)
             os.unlink(destination)
             if isinstance(exc, OSError):
-                raise BackupError(
-                    "cannot back up %s to %s: %s; %s"
-                    % (path, destination, exc.strerror or exc, _backup_advice(exc))
-                ) from None
+                raise _backup_failure(path, destination, exc) from None
             raise
         os.close(copy)
     finally:
@@ -171,11 +143,50 @@ def make_backup(path, now=None):
         _sync_directory(os.path.dirname(os.path.abspath(destination)))
     except OSError as exc:
         os.unlink(destination)
-        raise BackupError(
-            "cannot back up %s to %s: %s; %s"
-            % (path, destination, exc.strerror or exc, _backup_advice(exc))
-        ) from None
+        raise _backup_failure(path, destination, exc) from None
     return destination
+
+
+def _open_backup_source(path):
+    """``path`` opened for reading, never through a symbolic link; BackupError otherwise."""
+    try:
+        # O_NONBLOCK: a FIFO in place of the file must not hang the open.
+        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise BackupError(
+                "cannot back up %s: it is a symbolic link; back up the file it points to" % path
+            ) from None
+        raise BackupError(
+            "cannot back up %s: cannot read it: %s" % (path, exc.strerror or exc)
+        ) from None
+
+
+def _create_backup_copy(path, destination):
+    """``destination`` created exclusively with BACKUP_MODE and open for writing; BackupError
+    when it exists already or cannot be made."""
+    try:
+        return os.open(
+            destination,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            BACKUP_MODE,
+        )
+    except FileExistsError:
+        raise BackupError(
+            "cannot back up %s: %s already exists (something else created it); move it "
+            "away and run again" % (path, destination)
+        ) from None
+    except OSError as exc:
+        raise _backup_failure(path, destination, exc) from None
+
+
+def _backup_failure(path, destination, error):
+    """The BackupError for ``error`` (an OSError) met while copying ``path`` to
+    ``destination``: both paths, the reason, and what to do."""
+    return BackupError(
+        "cannot back up %s to %s: %s; %s"
+        % (path, destination, error.strerror or error, _backup_advice(error))
+    )
 
 
 def _fill_backup(source, copy, source_stat):

@@ -365,6 +365,21 @@ def plan_visit(wanted, partners, linked_in):
     return visit
 
 
+def _new_pass_stats(visit):
+    """The counts of a pass that has done nothing yet; ``visit`` as ``TreeCopy._pass`` takes
+    it."""
+    return {
+        "entries": 0,
+        "copied": 0,
+        "linked": 0,
+        "removed": 0,
+        "bytes": 0,
+        "racy": 0,
+        "visited": "whole tree" if visit is None else "changes",
+        "directories": 0,
+    }
+
+
 class _Directory:
     """One directory of a pass, open on both sides, and the work that still needs it: its own
     listing, subdirectories not opened yet, file copies in flight, hard links still to make.
@@ -513,50 +528,14 @@ class TreeCopy:
     def _pass(self, visit):
         """One walk of the source: everything (``visit`` None), or what ``visit`` names (see
         plan_visit) and the subtrees new to the target below it."""
-        stats = {
-            "entries": 0,
-            "copied": 0,
-            "linked": 0,
-            "removed": 0,
-            "bytes": 0,
-            "racy": 0,
-            "visited": "whole tree" if visit is None else "changes",
-            "directories": 0,
-        }
+        stats = _new_pass_stats(visit)
         self._visit = visit
         self._data = _DataCopy()
         self._racy_from_ns = time.time_ns() - RACY_WINDOW_NS
-        try:
-            source_fd = os.open(self.source, _DIRECTORY_FLAGS)
-        except OSError as exc:
-            if exc.errno in (errno.ENOTDIR, errno.ELOOP):
-                raise CopyError("%s is not a directory" % self.source) from None
-            _fail("cannot read", self.source, exc)
-        target_fd = None
-        try:
-            self._target_device = self._check_target()
-            target_fd = os.open(self.target, _DIRECTORY_FLAGS)
-            # The root's own pair: the walk closes it; this one stays for the hard links.
-            root_target_fd = os.dup(target_fd)
-        except BaseException:
-            os.close(source_fd)
-            if target_fd is not None:
-                os.close(target_fd)
-            raise
+        source_fd, target_fd, root_target_fd = self._open_roots()
         root = _Directory("", source_fd, root_target_fd, os.fstat(source_fd), full=visit is None)
         root.note_target(os.fstat(root_target_fd))
-        self._stats = stats
-        self._seen = set()
-        self._removed = []
-        self._racy_next = {}
-        # (dev, ino) -> (relative, (dev, ino) on the target or None) of the group's first member
-        self._links = {}
-        self._link_members = {}  # (dev, ino) -> (st_nlink, [members seen in the tree])
-        self._followers = []  # (directory relative, directory st, name, relative, first)
-        self._skipped = []
-        self._device = root.st.st_dev
-        self._pending = collections.deque()
-        self._open = [root]  # every directory not closed yet, to close on failure
+        self._start_pass_state(stats, root)
         # A whole-tree pass copies files in a few threads: the system calls release the GIL,
         # and reading many small files with a queue of requests is faster than one at a time on
         # most disks. A pass over recorded changes copies in this thread: what changed lately is
@@ -596,6 +575,45 @@ class TreeCopy:
         self._forced = {}
         self.skipped_mounts = sorted(self._skipped)
         return stats
+
+    def _open_roots(self):
+        """``(source_fd, target_fd, root_target_fd)``: the source and the target (made when
+        missing, once nothing is found mounted inside it, see _check_target) open as
+        directories, and a second descriptor of the target for the root's own pair. Nothing is
+        left open when it raises."""
+        try:
+            source_fd = os.open(self.source, _DIRECTORY_FLAGS)
+        except OSError as exc:
+            if exc.errno in (errno.ENOTDIR, errno.ELOOP):
+                raise CopyError("%s is not a directory" % self.source) from None
+            _fail("cannot read", self.source, exc)
+        target_fd = None
+        try:
+            self._target_device = self._check_target()
+            target_fd = os.open(self.target, _DIRECTORY_FLAGS)
+            # The root's own pair: the walk closes it; this one stays for the hard links.
+            root_target_fd = os.dup(target_fd)
+        except BaseException:
+            os.close(source_fd)
+            if target_fd is not None:
+                os.close(target_fd)
+            raise
+        return source_fd, target_fd, root_target_fd
+
+    def _start_pass_state(self, stats, root):
+        """Reset what one pass gathers as it walks, from the open directory ``root`` on."""
+        self._stats = stats
+        self._seen = set()
+        self._removed = []
+        self._racy_next = {}
+        # (dev, ino) -> (relative, (dev, ino) on the target or None) of the group's first member
+        self._links = {}
+        self._link_members = {}  # (dev, ino) -> (st_nlink, [members seen in the tree])
+        self._followers = []  # (directory relative, directory st, name, relative, first)
+        self._skipped = []
+        self._device = root.st.st_dev
+        self._pending = collections.deque()
+        self._open = [root]  # every directory not closed yet, to close on failure
 
     def _forget_removed(self, visit):
         """Drop the snapshots of what is no longer in the source."""
