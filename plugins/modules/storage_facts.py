@@ -41,7 +41,7 @@ options:
   host_root:
     description:
       - The directory under which the docker.service unit, its drop-ins and the environment
-        files are searched for dockerd flags. Set it to examine a chroot or a test tree.
+        files are searched for dockerd flags. Set it to examine a chroot or a mounted image root.
       - With the default C(/), where systemd runs, systemd is asked how it loaded the unit
         (C(systemctl show docker.service)).
     type: path
