@@ -47,6 +47,14 @@ def plain(value, what):
         raise ReportError("%s cannot be reported: %s" % (what, exc)) from None
 
 
+def _is_json(value):
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def results_from_hostvars(hosts, hostvars, result_var):
     """``[{host, result, facts}, ...]``: each host's ``result_var`` (its registered
     ``storage_facts`` result; None where it is not set, which the report names as not
@@ -62,6 +70,10 @@ def results_from_hostvars(hosts, hostvars, result_var):
             variables = raw_get(host) if raw_get else hostvars[host]
             if result_var in variables:
                 result = variables[result_var]
+                if raw_get and not _is_json(result):
+                    # A failed or unreachable task's result holds ansible's own error objects,
+                    # which only templating turns into data: read that one templated.
+                    result = hostvars[host][result_var]
             gathered = variables["ansible_facts"] if "ansible_facts" in variables else None
             if isinstance(gathered, dict):
                 facts = {key: gathered[key] for key in FACT_KEYS if key in gathered}

@@ -701,3 +701,12 @@ def test_host_markdown_names_who_fills_the_disk():
     assert "key disk_users.containers[0].writable_bytes must be an integer or null" in (
         _fleet_report.render_host_markdown("web1", result, "t").replace("\\", "")
     )
+
+
+def test_host_markdown_of_an_engine_that_did_not_answer_has_no_disk_section():
+    result = _result(state="stopped", checks=[_check("d_type", "skipped")])
+    result["support"] = _support()
+    result["disk_users"] = {"checked": False, "problem": "the Engine API did not answer"}
+    text = _fleet_report.render_host_markdown("web1", result, "t")
+    assert "## Who fills the disk" not in text
+    assert "Docker: stopped (no engine)" in text.splitlines()
