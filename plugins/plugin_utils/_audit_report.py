@@ -55,6 +55,19 @@ def _is_json(value):
     return True
 
 
+def _host_variable(hostvars, variables, host, name, raw):
+    """``variables[name]``, or None when unset. Where ``variables`` are raw (as
+    ``HostVars.raw_get`` gives them) and the value is not JSON data, the same variable
+    templated: a failed or unreachable task's result holds ansible's own error objects, which
+    only templating turns into data."""
+    if name not in variables:
+        return None
+    value = variables[name]
+    if raw and not _is_json(value):
+        value = hostvars[host][name]
+    return value
+
+
 def results_from_hostvars(hosts, hostvars, result_var):
     """``[{host, result, facts}, ...]``: each host's ``result_var`` (its registered
     ``storage_facts`` result; None where it is not set, which the report names as not
@@ -68,13 +81,8 @@ def results_from_hostvars(hosts, hostvars, result_var):
             # evaluate what a host sent anyway.
             raw_get = getattr(hostvars, "raw_get", None)
             variables = raw_get(host) if raw_get else hostvars[host]
-            if result_var in variables:
-                result = variables[result_var]
-                if raw_get and not _is_json(result):
-                    # A failed or unreachable task's result holds ansible's own error objects,
-                    # which only templating turns into data: read that one templated.
-                    result = hostvars[host][result_var]
-            gathered = variables["ansible_facts"] if "ansible_facts" in variables else None
+            result = _host_variable(hostvars, variables, host, result_var, bool(raw_get))
+            gathered = _host_variable(hostvars, variables, host, "ansible_facts", bool(raw_get))
             if isinstance(gathered, dict):
                 facts = {key: gathered[key] for key in FACT_KEYS if key in gathered}
         items.append(
