@@ -197,13 +197,14 @@ def mounts_fact(params, state, mounts, sockets):
     return fact
 
 
-def disk_users_fact(docker_host, store_root, timeout, params):
-    """The ``disk_users`` part of the fact: the biggest containers and images (``_disk_users``),
+def disk_users_fact(params, store_root):
+    """The ``disk_users`` part of the fact: the biggest containers and images (``_disk_users``)
+    of the engine ``params`` (the module options) name, their logs read under ``store_root``;
     or why they were not asked for."""
     top = params.get("disk_users", _disk_users.DEFAULT_TOP)
     if top == 0:
         return {"checked": False, "problem": "not asked for (disk_users: 0)"}
-    client = ContainerEngineClient(docker_host, timeout=timeout)
+    client = ContainerEngineClient(params["docker_host"], timeout=params["timeout"])
     return _disk_users.disk_users(client, store_root, top)
 
 
@@ -218,7 +219,7 @@ def engine_facts(params, state, running, mounts, files, remap):
     store_root = _userns_remap.store_root(state.data_root, remap)
     return (
         mounts_fact(params, state, mounts, sockets),
-        disk_users_fact(params["docker_host"], store_root, params["timeout"], params),
+        disk_users_fact(params, store_root),
     )
 
 
