@@ -18,6 +18,7 @@ without notice.
 from __future__ import annotations
 
 import os
+import re
 import stat
 
 from ansible_collections.dockerhost.storage.plugins.module_utils._overlay_mounts import problem
@@ -259,7 +260,8 @@ def check_layer_store(data_root, known_containers=None, measure_orphans=True):
     of other containers are reported. Returns a dict: ``checked``, ``reason`` (why not checked),
     ``path`` (the overlay2 home), ``layers``, ``links``, ``problems`` (the shape of
     ``_overlay_mounts.problem``), ``orphaned_layers`` (``id``, ``path``, ``size_bytes``) and
-    ``orphaned_bytes``.
+    ``orphaned_bytes``. Only directories named as the layer store names them can be orphaned:
+    BuildKit's snapshots (build cache) live beside them under names of their own.
     """
     home = os.path.join(data_root, "overlay2")
     report = {
@@ -293,6 +295,17 @@ def check_layer_store(data_root, known_containers=None, measure_orphans=True):
         _check_container_references(layerdb, home, mounts, layer_ids, known_containers, referenced)
     )
 
-    _record_orphaned_layers(report, home, layer_ids - referenced, measure_orphans)
+    orphans = {name for name in layer_ids - referenced if is_layer_store_name(name)}
+    _record_orphaned_layers(report, home, orphans, measure_orphans)
     report.update(checked=True, layers=len(layer_ids), links=len(links), problems=problems)
     return report
+
+
+_LAYER_STORE_NAME = re.compile(r"[0-9a-f]{64}(-init)?")
+
+
+def is_layer_store_name(name):
+    """Whether ``name`` is how dockerd's layer store names a layer directory (64 hex digits,
+    ``-init`` for a container's init layer). BuildKit's snapshots, which the builder keeps in
+    the same directory under names of its own, are not."""
+    return bool(_LAYER_STORE_NAME.fullmatch(name))

@@ -10,6 +10,8 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._layer_store im
 
 IMAGES = ("base1", "base2")
 
+ORPHAN = "f00d" * 16  # named as the layer store names layer directories
+
 
 @pytest.fixture
 def store(tmp_path):
@@ -94,16 +96,16 @@ def test_a_missing_mount_id_layer_and_an_unknown_container_are_named(store):
 
 def test_orphaned_layer_directories_are_listed_with_their_size(store):
     data_root, home = store
-    orphan = os.path.join(home, "f00d")
+    orphan = os.path.join(home, ORPHAN)
     os.makedirs(os.path.join(orphan, "diff"))
     with open(os.path.join(orphan, "diff", "blob"), "wb") as handle:
         handle.write(b"x" * 100000)
     with open(os.path.join(orphan, "link"), "w") as handle:
-        handle.write(short_name("f00d"))
-    os.symlink("../f00d/diff", os.path.join(home, "l", short_name("f00d")))
+        handle.write(short_name(ORPHAN))
+    os.symlink("../%s/diff" % ORPHAN, os.path.join(home, "l", short_name(ORPHAN)))
     report = check_layer_store(data_root)
     assert report["problems"] == []
-    assert [o["id"] for o in report["orphaned_layers"]] == ["f00d"]
+    assert [o["id"] for o in report["orphaned_layers"]] == [ORPHAN]
     size = report["orphaned_layers"][0]["size_bytes"]
     assert size == disk_usage(orphan)
     assert size >= 100000
@@ -223,10 +225,10 @@ def test_a_store_not_checked_reports_nothing_found(tmp_path):
 
 def test_orphans_are_listed_without_a_size_when_not_measured(store):
     data_root, home = store
-    os.makedirs(os.path.join(home, "f00d", "diff"))
+    os.makedirs(os.path.join(home, ORPHAN, "diff"))
     report = check_layer_store(data_root, measure_orphans=False)
     assert report["orphaned_layers"] == [
-        {"id": "f00d", "path": os.path.join(home, "f00d"), "size_bytes": None}
+        {"id": ORPHAN, "path": os.path.join(home, ORPHAN), "size_bytes": None}
     ]
     assert report["orphaned_bytes"] == 0
 
@@ -242,3 +244,14 @@ def test_disk_usage_is_the_blocks_of_the_tree_without_what_links_point_at(tmp_pa
     assert disk_usage(str(tree)) == sum(os.lstat(str(p)).st_blocks * 512 for p in entries)
     assert disk_usage(str(tree / "sub" / "a")) == os.lstat(str(tree / "sub" / "a")).st_blocks * 512
     assert disk_usage(str(tmp_path / "missing")) == 0
+
+
+def test_buildkit_snapshots_beside_the_layers_are_not_orphans(store):
+    """BuildKit keeps its snapshots in the same directory under names of its own (25
+    characters); no layerdb entry names them, yet they are build cache, not orphans."""
+    data_root, home = store
+    snapshot = os.path.join(home, "jycgamsuf8wi5ol8sbir8739r")
+    os.makedirs(os.path.join(snapshot, "diff"))
+    os.makedirs(os.path.join(home, ORPHAN, "diff"))
+    report = check_layer_store(data_root, measure_orphans=False)
+    assert [o["id"] for o in report["orphaned_layers"]] == [ORPHAN]

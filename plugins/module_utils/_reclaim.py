@@ -1,0 +1,416 @@
+# Copyright: dockerhost.storage maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Reclaim: give bytes and inodes back on the data-root's filesystem (and containerd's root)
+by policy, one object at a time, until the targets hold.
+
+``run`` reads the state once, plans (check mode stops there) and removes each planned object
+through the engine, which refuses anything a container uses; an orphaned layer directory is
+proven unreferenced again just before it goes. After each object the filesystems are measured
+with statvfs, and the run stops as soon as the targets hold: what was freed is measured, never
+estimated.
+
+Private to the dockerhost.storage collection: the API may change without notice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from urllib.parse import quote
+
+from ansible_collections.dockerhost.storage.plugins.module_utils import (
+    _capacity,
+    _engine_lock,
+    _engine_state,
+    _mountinfo,
+    _reclaim_inventory,
+    _reclaim_policy,
+)
+from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
+    EngineError,
+    EngineNotFound,
+    EngineUnavailable,
+)
+from ansible_collections.dockerhost.storage.plugins.module_utils._errors import StorageError
+
+
+class ReclaimError(StorageError):
+    """Reclaim cannot start; nothing was removed."""
+
+
+def _filesystems(data_root, containerd_root):
+    """role -> (path, device) of the filesystems reclaim judges: the data-root's, and
+    containerd's root when it exists on another filesystem."""
+    found = {"data_root": (data_root, os.stat(data_root).st_dev)}
+    if containerd_root and os.path.isdir(containerd_root):
+        device = os.stat(containerd_root).st_dev
+        if device != found["data_root"][1]:
+            found["containerd_root"] = (containerd_root, device)
+    return found
+
+
+def measure_filesystems(filesystems):
+    """role -> state (``_reclaim_policy.filesystem_state``), from statvfs now."""
+    return {
+        role: _reclaim_policy.filesystem_state(role, path, os.statvfs(path))
+        for role, (path, _) in filesystems.items()
+    }
+
+
+# ---- what the run stands on ---------------------------------------------------------------
+
+
+def _engine(params):
+    try:
+        info, _, client = _engine_state.detect_engine(params["docker_host"])
+    except EngineUnavailable as exc:
+        raise ReclaimError("the engine does not answer: %s; nothing was removed" % exc) from None
+    if client is None or not info.get("data_root"):
+        raise ReclaimError(
+            "the engine on %s does not answer (%s): reclaim removes only through the engine; "
+            "start it or give docker_host. Nothing was removed"
+            % (params["docker_host"], info.get("problem") or "no data-root reported")
+        )
+    return info, client
+
+
+def _roots(params, system):
+    """``(data_root, store_root)``: the data-root (given or the engine's) and where the
+    engine keeps its objects (the remapped root under userns-remap)."""
+    engine_root = _engine_state.engine_data_root(system)
+    data_root = params.get("data_root") or engine_root
+    if not os.path.isabs(data_root):
+        raise ReclaimError("data_root is %r: give an absolute path" % data_root)
+    if not os.path.isdir(data_root):
+        raise ReclaimError(
+            "data_root %s does not exist: give the engine's data-root (it reports %s)"
+            % (data_root, engine_root or "none")
+        )
+    if engine_root and os.path.realpath(data_root) != os.path.realpath(engine_root):
+        raise ReclaimError(
+            "data_root is %s but the engine on %s keeps its data in %s: reclaim only removes "
+            "what the engine in front of it owns; give that engine's socket or data-root"
+            % (data_root, params["docker_host"], engine_root)
+        )
+    return data_root, os.path.normpath(system.get("DockerRootDir") or data_root)
+
+
+def prepare(params, now=None):
+    """Everything a run needs, read once: ``policy``, ``client``, ``filesystems``,
+    ``before`` (their states), ``candidates`` and facts about the engine. Raises
+    ReclaimPolicyError or ReclaimError, having removed nothing."""
+    policy = _reclaim_policy.read_policy(params)
+    info, client = _engine(params)
+    system = client.info()
+    data_root, store_root = _roots(params, system)
+    containerd_store = _engine_state.uses_containerd_store(info)
+    containerd_root = params.get("containerd_root") or (
+        _capacity.DEFAULT_CONTAINERD_ROOT if containerd_store else None
+    )
+    filesystems = _filesystems(data_root, containerd_root)
+    try:
+        inventory = _reclaim_inventory.read_inventory(
+            client, policy["steps"], info.get("api_version")
+        )
+    except EngineUnavailable as exc:
+        raise ReclaimError("the engine stopped answering: %s; nothing was removed" % exc) from None
+    inventory["store_root"] = store_root
+    overlay = info.get("running_driver") == "overlay2" and not containerd_store
+    layout = _reclaim_inventory.StoreLayout(store_root) if overlay else None
+    mounts = _mountinfo.read_mount_table(params.get("mountinfo_path") or "/proc/self/mountinfo")
+    candidates = _reclaim_inventory.Candidates(
+        inventory, policy, time.time() if now is None else now, layout, mounts
+    )
+    return {
+        "policy": policy,
+        "client": client,
+        "engine": {
+            "version": info.get("version"),
+            "driver": info.get("running_driver"),
+            "image_store": "containerd" if containerd_store else "graphdriver",
+        },
+        "data_root": data_root,
+        "store_root": store_root,
+        "filesystems": filesystems,
+        "before": measure_filesystems(filesystems),
+        "candidates": candidates,
+        "layout": layout,
+        "api_version": info.get("api_version"),
+        "mountinfo_path": params.get("mountinfo_path") or "/proc/self/mountinfo",
+    }
+
+
+# ---- removing one object ------------------------------------------------------------------
+
+
+def _filters(filters):
+    return quote(json.dumps(filters, separators=(",", ":")))
+
+
+def _remove_build_cache(run, candidate):
+    answer = run["client"].call(
+        "POST", "/build/prune?all=1&filters=" + _filters({"id": [candidate["id"]]})
+    )
+    deleted = (answer or {}).get("CachesDeleted") or []
+    if candidate["id"] not in deleted:
+        return "the engine did not remove it (in use, or shared with an image)"
+    return None
+
+
+def _remove_image(run, candidate):
+    image = run["client"].get("/images/%s/json" % candidate["id"])
+    tags = [tag for tag in image.get("RepoTags") or [] if tag != "<none>:<none>"]
+    for reference in tags or [candidate["id"]]:
+        run["client"].call("DELETE", "/images/%s?noprune=1" % quote(reference, safe=""))
+    return None
+
+
+def _remove_container(run, candidate):
+    run["client"].call("DELETE", "/containers/%s?v=0&force=0" % candidate["id"], ok_statuses=(200, 204))
+    return None
+
+
+def _remove_volume(run, candidate):
+    run["client"].call("DELETE", "/volumes/%s" % quote(candidate["id"], safe=""), ok_statuses=(200, 204))
+    return None
+
+
+def _truncate_log(run, candidate):
+    container = run["client"].get("/containers/%s/json" % candidate["id"])
+    path = _reclaim_inventory.log_path(container, run["store_root"])
+    if not path:
+        return "its log is no longer the engine's json-file log under the data-root"
+    for file_path, _ in _reclaim_inventory.log_files(path):
+        fd = os.open(file_path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)
+    return None
+
+
+def _remove_layer(run, candidate):
+    """Remove an orphaned layer directory and its short links, after proving once more, from
+    a fresh read of the store, the engine and the mount table, that nothing names it."""
+    layout = _reclaim_inventory.StoreLayout(run["store_root"])
+    fresh = _reclaim_inventory.Candidates(
+        _reclaim_inventory.read_inventory(run["client"], ("build_cache",), run["api_version"]),
+        run["policy"],
+        time.time(),
+        layout,
+        _mountinfo.read_mount_table(run["mountinfo_path"]),
+    )
+    if candidate["id"] not in fresh.orphaned_layers():
+        return "no longer orphaned: something names it now"
+    path = os.path.join(layout.home, candidate["id"])
+    if not os.path.isdir(path) or os.path.islink(path):
+        return "no longer a directory"
+    for link in layout.links.get(candidate["id"], []):
+        os.unlink(link)
+    shutil.rmtree(path)
+    return None
+
+
+REMOVERS = {
+    "build_cache": _remove_build_cache,
+    "image": _remove_image,
+    "container": _remove_container,
+    "layer": _remove_layer,
+    "log": _truncate_log,
+    "volume": _remove_volume,
+}
+
+
+def remove(run, candidate):
+    """Remove one candidate; None when it is gone, else why it stays (the engine's refusal
+    included: it refuses whatever a container uses)."""
+    try:
+        return REMOVERS[candidate["kind"]](run, candidate)
+    except EngineNotFound:
+        return "already gone"
+    except EngineError as exc:
+        return "the engine refused: %s" % (exc.engine_message or exc)
+    except OSError as exc:
+        return "cannot be removed: %s" % exc
+
+
+# ---- the run ------------------------------------------------------------------------------
+
+
+def _summaries(states):
+    return {role: _reclaim_policy.summary(state) for role, state in states.items()}
+
+
+def _freed(before, after):
+    return {
+        role: {
+            "bytes": after[role]["bytes_free"] - before[role]["bytes_free"],
+            "inodes": after[role]["inodes_free"] - before[role]["inodes_free"],
+        }
+        for role in before
+    }
+
+
+def _object(candidate, reason=None):
+    entry = {key: candidate[key] for key in ("kind", "id", "name", "bytes", "inodes", "age_seconds")}
+    if reason:
+        entry["reason"] = reason
+    return entry
+
+
+def _run_step(run, step, current, chosen):
+    """Remove the step's candidates one by one until the targets hold; returns the step's
+    entry and the states after it (measured after every object)."""
+    policy = run["policy"]
+    entry = {"step": step, "removed": [], "kept": []}
+    before = current
+    expected = current
+    for candidate in run["candidates"](step, chosen):
+        if _reclaim_policy.targets_hold(current, policy):
+            break
+        if not _reclaim_policy.helps(current, candidate, policy):
+            continue
+        chosen.append(candidate)
+        reason = remove(run, candidate)
+        if reason:
+            chosen.remove(candidate)
+            entry["kept"].append(_object(candidate, reason))
+        else:
+            entry["removed"].append(_object(candidate))
+            expected = _reclaim_policy.credit(expected, candidate)
+        current = measure_filesystems(run["filesystems"])
+    entry["expected"] = _summaries(expected)
+    entry["freed"] = _freed(before, current)
+    entry["after"] = _summaries(current)
+    return entry, current
+
+
+def _reclaim(run):
+    """Walk the ladder for real. Returns ``(steps, after)``; an engine that stops answering
+    ends the walk (what was done is in ``steps``) with ReclaimError."""
+    current = run["before"]
+    chosen = []
+    steps = []
+    for step in run["policy"]["steps"]:
+        if _reclaim_policy.targets_hold(current, run["policy"]):
+            break
+        try:
+            entry, current = _run_step(run, step, current, chosen)
+        except EngineUnavailable as exc:
+            raise ReclaimError(
+                "the engine stopped answering during step %s: %s" % (step, exc),
+                {"changed": bool(chosen), "steps": steps},
+            ) from None
+        steps.append(entry)
+    return steps, current
+
+
+def _check(run):
+    """The plan on expected figures, in the shape of a real run's steps."""
+    planned, _, _ = _reclaim_policy.plan(run["before"], run["policy"], run["candidates"])
+    steps = [
+        {
+            "step": entry["step"],
+            "removed": [_object(candidate) for candidate in entry["objects"]],
+            "kept": [],
+            "expected": entry["expected"],
+        }
+        for entry in planned
+    ]
+    after = run["before"]
+    for entry in planned:
+        for candidate in entry["objects"]:
+            after = _reclaim_policy.credit(after, candidate)
+    return steps, after
+
+
+def reclaim(params, check_mode):
+    """Run reclaim with a module's ``params``. Returns ``(result, failure)``: ``failure`` is
+    the message the task fails with when the targets are not reached (None when they are).
+    Raises StorageError (with ``result``) when it cannot start or the engine stops answering."""
+    run = prepare(params)
+    policy = run["policy"]
+    lock = None
+    if not check_mode and not _reclaim_policy.targets_hold(run["before"], policy):
+        lock = _engine_lock.hold_engine_lock(params, "reclaim")
+    try:
+        steps, after = _check(run) if check_mode else _reclaim(run)
+    finally:
+        if lock is not None:
+            lock.release()
+    reached = _reclaim_policy.targets_hold(after, policy)
+    ran = {entry["step"] for entry in steps}
+    removed = sum(len(entry["removed"]) for entry in steps)
+    result = {
+        "changed": removed > 0,
+        "reached": reached,
+        "targets": {
+            "free_bytes_percent": policy["target_free_bytes_percent"],
+            "free_inodes_percent": policy["target_free_inodes_percent"],
+        },
+        "data_root": run["data_root"],
+        "engine": run["engine"],
+        "before": _summaries(run["before"]),
+        "after": _summaries(after),
+        "freed": _freed(run["before"], after),
+        "steps": steps,
+        "removed_objects": removed,
+        "next_step": None,
+    }
+    failure = None
+    if not reached:
+        result["next_step"] = _next_step(policy, ran)
+        failure = _reclaim_policy.unreachable_message(after, policy, result["next_step"])
+    return result, failure
+
+
+def _next_step(policy, ran):
+    """The step that would have come next: the first of the ladder after the last one that
+    ran which the policy leaves out, else the first left out anywhere."""
+    last = max([_reclaim_policy.LADDER.index(step) for step in ran] or [-1])
+    for step in _reclaim_policy.LADDER[last + 1 :]:
+        if step not in policy["steps"]:
+            return step
+    return _reclaim_policy.next_disallowed_step(policy)
+
+
+# ---- diff ---------------------------------------------------------------------------------
+
+
+def _figures_lines(states):
+    return [
+        "%s %s: %d bytes free (%s%%), %d inodes free (%s%%)"
+        % (
+            role,
+            state["path"],
+            state["bytes_free"],
+            state["bytes_free_percent"],
+            state["inodes_free"],
+            state["inodes_free_percent"],
+        )
+        for role, state in sorted(states.items())
+    ]
+
+
+def _object_line(step, entry):
+    return "%s %s %s (%s): %s bytes, %s inodes" % (
+        step,
+        entry["kind"],
+        entry["id"],
+        entry["name"],
+        "?" if entry["bytes"] is None else entry["bytes"],
+        "?" if entry["inodes"] is None else entry["inodes"],
+    )
+
+
+def diff(result):
+    """The diff of a run: the free figures, and the objects, before and after."""
+    gone = [_object_line(entry["step"], item) for entry in result["steps"] for item in entry["removed"]]
+    return {
+        "before_header": "docker storage of %s" % result["data_root"],
+        "after_header": "docker storage of %s" % result["data_root"],
+        "before": "\n".join(_figures_lines(result["before"]) + gone) + "\n",
+        "after": "\n".join(_figures_lines(result["after"])) + "\n",
+    }

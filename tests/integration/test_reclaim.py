@@ -1,0 +1,175 @@
+"""reclaim on a real dockerd whose data-root is alone on a small ext4 with few inodes, filled
+to 97% of them by images of small files, stopped containers, dangling images, BuildKit cache
+and an orphaned layer directory (harness.crowded_store)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from ansible_module import run_module
+from harness import crowded_store
+from harness.commands import run
+
+pytestmark = pytest.mark.integration
+
+STEPS_AT_ONCE = {
+    "dangling_images_older_than": "0s",
+    "stopped_containers_older_than": "0s",
+    "unused_images_older_than": "0s",
+    "orphaned_layers_older_than": "0s",
+}
+
+
+@pytest.fixture
+def crowded(make_loopfs, start_dockerd, busybox_image, import_test_image, tmp_path):
+    fs = make_loopfs("ext4", size_mb=256, mkfs_args=("-N", "6000"))
+    daemon = start_dockerd(os.path.join(fs.mount_point, "docker"), storage_driver="overlay2")
+    daemon.assert_started()
+    import_test_image(daemon, busybox_image)
+    made = crowded_store.fill(daemon, busybox_image.name, 97.0, str(tmp_path))
+    return daemon, fs, made
+
+
+def _args(daemon, **more):
+    args = {"docker_host": "unix://" + daemon.socket, "target_free_bytes_percent": 0}
+    args.update(STEPS_AT_ONCE)
+    args.update(more)
+    return args
+
+
+def _objects(result):
+    return [(o["kind"], o["id"]) for step in result["steps"] for o in step["removed"]]
+
+
+def _df_inodes(path):
+    out = run(["df", "--output=itotal,iavail", path]).stdout.split("\n")[1].split()
+    return int(out[0]), int(out[1])
+
+
+def _ids(daemon, what):
+    if what == "containers":
+        return {c["Id"] for c in daemon.api("GET", "/containers/json?all=1")}
+    if what == "images":
+        return {i["Id"] for i in daemon.api("GET", "/images/json?all=1")}
+    return {v["Name"] for v in daemon.api("GET", "/volumes")["Volumes"] or []}
+
+
+def test_reclaim_reaches_twenty_percent_free_inodes_removing_nothing_in_use(crowded):
+    daemon, fs, made = crowded
+    total, free = _df_inodes(fs.mount_point)
+    assert free * 100 / total <= 3.5, "the fill did not reach 97% of the inodes"
+
+    plan = run_module("reclaim", _args(daemon, target_free_inodes_percent=20), check=True)
+    assert not plan.get("failed"), plan.get("msg")
+    assert plan["reached"] and plan["changed"]
+    assert _df_inodes(fs.mount_point) == (total, free), "check mode changed the filesystem"
+    planned = _objects(plan)
+
+    result = run_module("reclaim", _args(daemon, target_free_inodes_percent=20))
+    assert not result.get("failed"), result.get("msg")
+    assert result["reached"] and result["changed"]
+    # Check mode's list is what the real run removed, object for object and in order.
+    assert _objects(result) == planned
+
+    # df -i agrees with the figures reported, and the target holds.
+    after_total, after_free = _df_inodes(fs.mount_point)
+    reported = result["after"]["data_root"]
+    assert (reported["inodes_total"], reported["inodes_free"]) == (after_total, after_free)
+    assert after_free * 100 / after_total >= 20
+    assert result["freed"]["data_root"]["inodes"] == after_free - free
+    freed_by_steps = sum(step["freed"]["data_root"]["inodes"] for step in result["steps"])
+    assert freed_by_steps == after_free - free
+
+    # Nothing in use and nothing kept by the policy went.
+    containers, images = _ids(daemon, "containers"), _ids(daemon, "images")
+    assert made["keep"]["running"] in containers
+    assert made["keep"]["kept_container"] in containers
+    assert made["keep"]["image"] in images and made["keep"]["kept_image"] in images
+    assert "data" in _ids(daemon, "volumes")
+    running = daemon.api("GET", "/containers/%s/json" % made["keep"]["running"])
+    assert running["State"]["Running"]
+    # It stopped as soon as the target held: not everything removable went.
+    removable = (
+        len(made["removable"]["dangling"]) + len(made["removable"]["unused"])
+        + len(made["removable"]["stopped"]) + 3
+    )  # fmt: skip
+    assert len(planned) < removable
+    # Every step that ran is reported with what it removed.
+    assert [step["step"] for step in result["steps"]][0] == "build_cache"
+
+
+def test_a_second_run_removes_nothing_once_the_target_holds(crowded):
+    daemon, fs, made = crowded
+    first = run_module("reclaim", _args(daemon, target_free_inodes_percent=20))
+    assert first["changed"] and first["reached"]
+    before = _ids(daemon, "containers"), _ids(daemon, "images")
+    second = run_module("reclaim", _args(daemon, target_free_inodes_percent=20))
+    assert not second.get("failed"), second.get("msg")
+    assert second["changed"] is False and second["steps"] == []
+    assert (_ids(daemon, "containers"), _ids(daemon, "images")) == before
+
+
+def test_every_step_spares_what_is_in_use_and_named_volumes(crowded):
+    daemon, fs, made = crowded
+    result = run_module(
+        "reclaim",
+        _args(
+            daemon,
+            target_free_inodes_percent=100,
+            target_free_bytes_percent=100,
+            steps=list(("build_cache", "dangling_images", "stopped_containers", "unused_images",
+                        "orphaned_layers", "container_logs", "anonymous_volumes")),
+            container_logs_larger_than="0",
+            anonymous_volumes_older_than="0s",
+        ),
+    )
+    # 100% cannot be reached: the task fails, having run every step, and says so.
+    assert result.get("failed")
+    assert "not reached" in result["msg"] and "every step has run" in result["msg"]
+    containers, images = _ids(daemon, "containers"), _ids(daemon, "images")
+    assert containers == {made["keep"]["running"], made["keep"]["kept_container"]}
+    assert images == {made["keep"]["image"], made["keep"]["kept_image"]}
+    assert _ids(daemon, "volumes") == {"data"}
+    # The orphaned layer directory went; every layer left is one the engine names.
+    home = os.path.join(daemon.data_root, "overlay2")
+    assert not os.path.exists(os.path.join(home, made["removable"]["orphan"]))
+    removed = _objects(result)
+    assert ("layer", made["removable"]["orphan"]) in removed
+    assert any(kind == "build_cache" for kind, _ in removed)
+    assert daemon.api("GET", "/containers/%s/json" % made["keep"]["running"])["State"]["Running"]
+
+
+def test_unreachable_targets_name_the_next_step(crowded):
+    daemon, fs, made = crowded
+    result = run_module(
+        "reclaim", _args(daemon, target_free_inodes_percent=90, steps=["build_cache"]), check=True
+    )
+    assert result.get("failed")
+    assert "the next step would have been dangling_images" in result["msg"]
+    assert result["next_step"] == "dangling_images"
+
+
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ({"target_free_inodes_percent": -5}, "target_free_inodes_percent is -5.0"),
+        ({"target_free_bytes_percent": 150}, "target_free_bytes_percent is 150.0"),
+        ({"steps": ["build_cache", "everything"]}, "everything"),
+        ({"stopped_containers_older_than": "soon"}, "stopped_containers_older_than is 'soon'"),
+        ({"docker_host": "unix:///run/nothing-here.sock"}, "does not answer"),
+        ({"data_root": "/nonexistent/docker"}, "data_root /nonexistent/docker does not exist"),
+    ],
+)
+def test_bad_input_is_refused_and_nothing_is_removed(busybox_dockerd, bad, words):
+    daemon = busybox_dockerd
+    crowded_store.import_small_files(daemon, 10, "dangling", None)
+    daemon.docker("create", "--name", "old", "dockerhost-test/busybox", "true")
+    before = _ids(daemon, "containers"), _ids(daemon, "images")
+    args = _args(daemon, target_free_inodes_percent=100, dangling_images_older_than="0s")
+    args.update(bad)
+    result = run_module("reclaim", args)
+    assert result.get("failed")
+    assert words in result["msg"]
+    assert "Traceback" not in result.get("module_stderr", "")
+    assert (_ids(daemon, "containers"), _ids(daemon, "images")) == before
