@@ -168,12 +168,16 @@ def _remove_image(run, candidate):
 
 
 def _remove_container(run, candidate):
-    run["client"].call("DELETE", "/containers/%s?v=0&force=0" % candidate["id"], ok_statuses=(200, 204))
+    run["client"].call(
+        "DELETE", "/containers/%s?v=0&force=0" % candidate["id"], ok_statuses=(200, 204)
+    )
     return None
 
 
 def _remove_volume(run, candidate):
-    run["client"].call("DELETE", "/volumes/%s" % quote(candidate["id"], safe=""), ok_statuses=(200, 204))
+    run["client"].call(
+        "DELETE", "/volumes/%s" % quote(candidate["id"], safe=""), ok_statuses=(200, 204)
+    )
     return None
 
 
@@ -254,7 +258,9 @@ def _freed(before, after):
 
 
 def _object(candidate, reason=None):
-    entry = {key: candidate[key] for key in ("kind", "id", "name", "bytes", "inodes", "age_seconds")}
+    entry = {
+        key: candidate[key] for key in ("kind", "id", "name", "bytes", "inodes", "age_seconds")
+    }
     if reason:
         entry["reason"] = reason
     return entry
@@ -407,7 +413,9 @@ def _object_line(step, entry):
 
 def diff(result):
     """The diff of a run: the free figures, and the objects, before and after."""
-    gone = [_object_line(entry["step"], item) for entry in result["steps"] for item in entry["removed"]]
+    gone = [
+        _object_line(entry["step"], item) for entry in result["steps"] for item in entry["removed"]
+    ]
     return {
         "before_header": "docker storage of %s" % result["data_root"],
         "after_header": "docker storage of %s" % result["data_root"],

@@ -17,7 +17,6 @@ import json
 import os
 import re
 import stat
-import time
 from collections import Counter
 from urllib.parse import quote
 
@@ -55,7 +54,10 @@ def read_inventory(client, steps, api_version):
         client.get("/containers/%s/json" % entry["Id"])
         for entry in client.get("/containers/json?all=1") or []
     ]
-    images = [client.get("/images/%s/json" % entry["Id"]) for entry in client.get("/images/json?all=1") or []]
+    images = [
+        client.get("/images/%s/json" % entry["Id"])
+        for entry in client.get("/images/json?all=1") or []
+    ]
     inventory = {"containers": containers, "images": images, "build_cache": [], "volumes": []}
     if "build_cache" in steps:
         typed = _api_at_least(api_version, (1, 42))
@@ -381,7 +383,9 @@ class Candidates:
             age = _container_age(container, self.now)
             if not self._old_enough(age, "stopped_containers_older_than"):
                 continue
-            figures = measure(self.layout.container_paths(container)) if self.layout else (None, None)
+            figures = (
+                measure(self.layout.container_paths(container)) if self.layout else (None, None)
+            )
             filesystem = "data_root" if self.layout else "containerd_root"
             name = (container.get("Name") or "").lstrip("/")
             yield self._candidate(
@@ -394,7 +398,9 @@ class Candidates:
         """Every layer directory an image or container of the engine names."""
         named = set()
         for inspection in self.inventory["images"] + self.inventory["containers"]:
-            named.update(layer_dirs((inspection.get("GraphDriver") or {}).get("Data"), self.layout.home))
+            named.update(
+                layer_dirs((inspection.get("GraphDriver") or {}).get("Data"), self.layout.home)
+            )
         return named
 
     def in_use(self, layer_id):
@@ -460,7 +466,9 @@ class Candidates:
             for mount in container.get("Mounts") or []:
                 if mount.get("Type") == "volume":
                     used.add(mount.get("Name"))
-        volumes = [v for v in self.inventory["volumes"] if is_anonymous(v) and v["Name"] not in used]
+        volumes = [
+            v for v in self.inventory["volumes"] if is_anonymous(v) and v["Name"] not in used
+        ]
         volumes = [v for v in volumes if not self._kept_by_label(v.get("Labels"))]
         volumes.sort(key=lambda v: (parse_engine_time(v.get("CreatedAt")) or 0, v["Name"]))
         store = self.inventory.get("store_root")
@@ -469,7 +477,9 @@ class Candidates:
             if not self._old_enough(age, "anonymous_volumes_older_than"):
                 continue
             directory = os.path.join(store or "/nonexistent", "volumes", volume["Name"])
-            figures = measure([directory]) if store and volume.get("Driver") == "local" else (None, None)
+            figures = (
+                measure([directory]) if store and volume.get("Driver") == "local" else (None, None)
+            )
             yield self._candidate(
                 "anonymous_volumes", "volume", volume["Name"], volume["Name"], age, figures
             )

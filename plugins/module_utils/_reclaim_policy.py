@@ -93,8 +93,7 @@ def parse_size(value, option):
     unit = match.group(2).lower() if match else None
     if not match or unit not in _SIZE_UNITS:
         raise ReclaimPolicyError(
-            "%s is %r: give a size in bytes or with a unit such as 500MB or 2GiB"
-            % (option, value)
+            "%s is %r: give a size in bytes or with a unit such as 500MB or 2GiB" % (option, value)
         )
     return int(float(match.group(1)) * _SIZE_UNITS[unit])
 

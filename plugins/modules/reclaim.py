@@ -269,8 +269,12 @@ from ansible_collections.dockerhost.storage.plugins.module_utils._errors import 
 
 def argument_spec():
     own = dict(
-        target_free_bytes_percent=dict(type="float", default=_reclaim_policy.DEFAULT_TARGET_PERCENT),
-        target_free_inodes_percent=dict(type="float", default=_reclaim_policy.DEFAULT_TARGET_PERCENT),
+        target_free_bytes_percent=dict(
+            type="float", default=_reclaim_policy.DEFAULT_TARGET_PERCENT
+        ),
+        target_free_inodes_percent=dict(
+            type="float", default=_reclaim_policy.DEFAULT_TARGET_PERCENT
+        ),
         steps=dict(type="list", elements="str", default=list(_reclaim_policy.DEFAULT_STEPS)),
         keep_label=dict(type="str", default=_reclaim_policy.DEFAULT_KEEP_LABEL),
         data_root=dict(type="path"),
