@@ -422,3 +422,43 @@ def diff(result):
         "before": "\n".join(_figures_lines(result["before"]) + gone) + "\n",
         "after": "\n".join(_figures_lines(result["after"])) + "\n",
     }
+
+
+# ---- what reclaim would free, for the audit ------------------------------------------------
+
+
+def would_free(docker_host, targets):
+    """What a run of reclaim with the default steps and ages would remove on the engine at
+    ``docker_host``, to reach ``targets`` (``target_free_bytes_percent``,
+    ``target_free_inodes_percent``): the ``reclaim`` part of the audit's facts. Reads only.
+    """
+    params = dict(targets, docker_host=docker_host)
+    try:
+        run = prepare(params)
+        steps, after = _check(run)
+    except StorageError as exc:
+        return {"checked": False, "problem": str(exc)}
+    policy = run["policy"]
+    return {
+        "checked": True,
+        "problem": None,
+        "targets": {
+            "free_bytes_percent": policy["target_free_bytes_percent"],
+            "free_inodes_percent": policy["target_free_inodes_percent"],
+        },
+        "reached": _reclaim_policy.targets_hold(after, policy),
+        "removed_objects": sum(len(entry["removed"]) for entry in steps),
+        "freed": _freed(run["before"], after),
+        "steps": [
+            {
+                "step": entry["step"],
+                "objects": len(entry["removed"]),
+                "bytes": sum(o["bytes"] or 0 for o in entry["removed"]),
+                "inodes": sum(o["inodes"] or 0 for o in entry["removed"]),
+            }
+            for entry in steps
+        ],
+        "next_step": None
+        if _reclaim_policy.targets_hold(after, policy)
+        else _next_step(policy, {entry["step"] for entry in steps}),
+    }

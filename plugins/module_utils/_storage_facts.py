@@ -22,6 +22,7 @@ from ansible_collections.dockerhost.storage.plugins.module_utils import (
     _disk_users,
     _driver_support_report,
     _mountinfo,
+    _reclaim,
     _userns_remap,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._daemon_files import (
@@ -315,6 +316,23 @@ def collect(params):
     }
 
 
+def reclaim_fact(params, facts, policy):
+    """What the reclaim role would free on this host with its defaults, the audit's warning
+    thresholds as targets (``_reclaim.would_free``); asked only of a running engine whose
+    data-root's filesystem is below a threshold: elsewhere reclaim removes nothing."""
+    if facts["docker"]["state"] != "running":
+        return {"checked": False, "problem": "the Engine API did not answer"}
+    if all(entry.get("status") == "ok" for entry in facts["capacity"].get("filesystems") or []):
+        return {"checked": False, "problem": "not needed: every filesystem is above the thresholds"}
+    return _reclaim.would_free(
+        params["docker_host"],
+        {
+            "target_free_bytes_percent": policy["warn_free_bytes_percent"],
+            "target_free_inodes_percent": policy["warn_free_inodes_percent"],
+        },
+    )
+
+
 def audit(params):
     """storage_facts for the module options ``params``: the fact ``collect`` gathers, with the
     audit's ``checks`` and ``findings`` under ``params["policy"]``. Raises StorageError naming
@@ -336,6 +354,7 @@ def audit(params):
         "bytes_fail_percent": policy["min_free_bytes_percent"],
     }
     facts = collect(dict(params, thresholds=thresholds))
+    facts["reclaim"] = reclaim_fact(params, facts, policy)
     facts["checks"] = _audit_policy.evaluate(facts, policy)
     facts["findings"] = _audit_policy.findings(facts["checks"])
     return facts

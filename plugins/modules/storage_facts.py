@@ -366,6 +366,43 @@ mounts:
         first tag, else its short id), C(id), C(layers). Only when checked.
       type: list
       elements: dict
+reclaim:
+  description:
+    - What M(dockerhost.storage.reclaim) with its default steps and ages would remove to bring
+      the filesystems back to the policy's warning thresholds (C(warn_free_bytes_percent),
+      C(warn_free_inodes_percent)), as its check mode plans it. Asked only when the engine
+      answers and a filesystem is below a threshold.
+  returned: always
+  type: dict
+  contains:
+    checked:
+      description: Whether it was planned.
+      type: bool
+    problem:
+      description: Why not (the engine did not answer, nothing is below a threshold), else
+        null.
+      type: str
+    targets:
+      description: C(free_bytes_percent), C(free_inodes_percent). Only when checked.
+      type: dict
+    reached:
+      description: Whether the targets would be reached. Only when checked.
+      type: bool
+    removed_objects:
+      description: How many objects would go. Only when checked.
+      type: int
+    freed:
+      description: Per filesystem role, the C(bytes) and C(inodes) expected to be freed. Only
+        when checked.
+      type: dict
+    steps:
+      description: Per step that would run, C(step), C(objects), C(bytes), C(inodes). Only
+        when checked.
+      type: list
+      elements: dict
+    next_step:
+      description: When the targets would not be reached, the step that would come next.
+      type: str
 disk_users:
   description: Who fills the disk, from the engine's own disk usage and the containers' log
     files.

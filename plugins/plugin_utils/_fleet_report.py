@@ -200,6 +200,22 @@ MARKDOWN_RESULT = {
             ),
         }
     ),
+    "reclaim": Optional(
+        {
+            "checked": "bool",
+            "problem": "text?",
+            "targets": Optional(
+                {"free_bytes_percent": "number?", "free_inodes_percent": "number?"}
+            ),
+            "reached": Optional("bool"),
+            "removed_objects": Optional("integer"),
+            "freed": Optional(MapOf({"bytes": "integer", "inodes": "integer"})),
+            "steps": Optional(
+                [{"step": "text", "objects": "integer", "bytes": "integer", "inodes": "integer"}]
+            ),
+            "next_step": Optional("text?"),
+        }
+    ),
 }
 
 

@@ -710,3 +710,39 @@ def test_host_markdown_of_an_engine_that_did_not_answer_has_no_disk_section():
     text = _fleet_report.render_host_markdown("web1", result, "t")
     assert "## Who fills the disk" not in text
     assert "Docker: stopped (no engine)" in text.splitlines()
+
+
+def test_host_markdown_says_what_reclaim_would_free():
+    result = _result()
+    result["support"] = _support()
+    result["reclaim"] = {
+        "checked": True,
+        "problem": None,
+        "targets": {"free_bytes_percent": 10.0, "free_inodes_percent": 20.0},
+        "reached": False,
+        "removed_objects": 3,
+        "freed": {"data_root": {"bytes": 2_500_000, "inodes": 900}},
+        "steps": [
+            {"step": "dangling_images", "objects": 2, "bytes": 2_000_000, "inodes": 600},
+            {"step": "stopped_containers", "objects": 1, "bytes": 500_000, "inodes": 300},
+        ],
+        "next_step": "container_logs",
+    }
+    lines = _fleet_report.render_host_markdown("web1", result, "t").splitlines()
+    start = lines.index("## What reclaim would free")
+    assert "20.0% free inodes" in lines[start + 2]
+    assert "3 objects" in lines[start + 2] and "the next step would be container_logs" in (
+        lines[start + 2].replace("\\", "")
+    )
+    assert "| dangling\\_images | 2 | 2MB | 600 |" in lines or (
+        "| dangling_images | 2 | 2MB | 600 |" in lines
+    )
+    # Where reclaim was not needed, there is no section.
+    result["reclaim"] = {"checked": False, "problem": "not needed"}
+    assert "## What reclaim would free" not in _fleet_report.render_host_markdown("web1", result)
+    # A step's objects sent as text gets the short report naming the key.
+    result["reclaim"] = dict(checked=True, problem=None, steps=[dict(step="x", objects="2",
+                             bytes=0, inodes=0)])  # fmt: skip
+    assert "key reclaim.steps[0].objects must be an integer" in (
+        _fleet_report.render_host_markdown("web1", result, "t").replace("\\", "")
+    )
