@@ -180,3 +180,32 @@ def test_bad_input_is_refused_and_nothing_is_removed(busybox_dockerd, bad, words
     assert words in result["msg"]
     assert "Traceback" not in result.get("module_stderr", "")
     assert (_ids(daemon, "containers"), _ids(daemon, "images")) == before
+
+
+def test_the_audit_says_what_reclaim_would_free(crowded, tmp_path):
+    daemon, fs, made = crowded
+    options = {
+        "docker_host": "unix://" + daemon.socket,
+        "config_path": str(tmp_path / "daemon.json"),
+        "host_root": str(tmp_path),
+        "probe": False,
+        "policy": {
+            "warn_free_inodes_percent": 20,
+            "warn_free_bytes_percent": 0,
+            "min_free_bytes_percent": 0,
+        },
+    }
+    facts = run_module("storage_facts", options, check=True)
+    assert not facts.get("failed"), facts.get("msg")
+    would = facts["ansible_facts"]["docker_storage"]["reclaim"]
+    assert would["checked"] is True, would["problem"]
+    # The same numbers: what reclaim's defaults plan with the audit's thresholds as targets.
+    plan = run_module(
+        "reclaim",
+        {"docker_host": "unix://" + daemon.socket, "target_free_inodes_percent": 20,
+         "target_free_bytes_percent": 0},
+        check=True,
+    )  # fmt: skip
+    assert would["removed_objects"] == plan["removed_objects"]
+    assert [s["step"] for s in would["steps"]] == [s["step"] for s in plan["steps"]]
+    assert would["freed"] == plan["freed"]
