@@ -34,12 +34,23 @@ def crowded(make_loopfs, start_dockerd, busybox_image, import_test_image, tmp_pa
     return daemon, fs, made
 
 
-def _extra_vars(daemon, **more):
-    """What an operator's group_vars would hold: the audit's policy, no reclaim target."""
-    variables = {
-        "audit_policy": {"warn_free_inodes_percent": 20},
-        "reclaim_docker_host": "unix://" + daemon.socket,
-    }
+def _group_vars(directory):
+    """An inventory whose group_vars hold the audit's policy, as an operator's do, and no
+    reclaim target: ``-i`` arguments for ansible-playbook."""
+    os.makedirs(os.path.join(directory, "group_vars"))
+    with open(os.path.join(directory, "hosts.yml"), "w", encoding="utf-8") as hosts:
+        hosts.write("all:\n  hosts:\n    localhost:\n")
+    with open(os.path.join(directory, "group_vars", "all.yml"), "w", encoding="utf-8") as all_:
+        all_.write("audit_policy:\n  warn_free_inodes_percent: 20\n")
+    return ["-i", directory]
+
+
+def _extra_vars(daemon, with_policy=True, **more):
+    """``-e`` with the private dockerd's socket and the ages waived, and the audit's policy
+    (unless the inventory gives it)."""
+    variables = {"reclaim_docker_host": "unix://" + daemon.socket}
+    if with_policy:
+        variables["audit_policy"] = {"warn_free_inodes_percent": 20}
     variables.update(AGES)
     variables.update(more)
     return ["-e", json.dumps(variables)]
@@ -73,13 +84,15 @@ def _objects(daemon):
     return containers, images
 
 
-def test_the_audit_threshold_is_reached_once_and_check_mode_changes_nothing(crowded):
+def test_the_audit_threshold_is_reached_once_and_check_mode_changes_nothing(crowded, tmp_path):
     daemon, fs, made = crowded
+    # The policy comes from the inventory's group_vars; the other variables from -e.
+    options = _group_vars(str(tmp_path / "inventory")) + _extra_vars(daemon, with_policy=False)
     start = os.statvfs(fs.mount_point).f_ffree
     assert _inodes_free_percent(fs.mount_point) <= 3.5, "the fill did not reach 97% of the inodes"
     objects = _objects(daemon)
 
-    planned = run_playbook(PLAYBOOK, "--check", "--diff", *_extra_vars(daemon))
+    planned = run_playbook(PLAYBOOK, "--check", "--diff", *options)
     plan = _reclaim(planned)
     assert plan["changed"] and plan["reached"]
     # The audit's warning threshold became the target; the bytes target is the audit's default.
@@ -91,16 +104,15 @@ def test_the_audit_threshold_is_reached_once_and_check_mode_changes_nothing(crow
     assert any(line.startswith("build_cache: would remove ") for line in lines), lines
     assert lines[-1].startswith("targets reached (expected) with ")
 
-    done = run_playbook(PLAYBOOK, *_extra_vars(daemon))
+    done = run_playbook(PLAYBOOK, *options)
     assert done["stats"]["localhost"]["changed"] == 1
     result = _reclaim(done)
     assert result["reached"] and result["removed_objects"] == plan["removed_objects"]
     assert _inodes_free_percent(fs.mount_point) >= 20
     lines = _summary(done)
     assert lines[0].startswith("data_root %s: inodes free " % daemon.data_root), lines
-    freed = {entry["step"]: sum(fs_["inodes"] for fs_ in entry["freed"].values())
-             for entry in result["steps"]}  # fmt: skip
-    for step, inodes in freed.items():
+    for entry in result["steps"]:
+        step, inodes = entry["step"], sum(f["inodes"] for f in entry["freed"].values())
         assert any(
             line.startswith("%s: removed " % step) and " freed %d inodes and " % inodes in line
             for line in lines
@@ -111,7 +123,7 @@ def test_the_audit_threshold_is_reached_once_and_check_mode_changes_nothing(crow
     assert {made["keep"]["image"], made["keep"]["kept_image"]} <= images
 
     after = _objects(daemon), os.statvfs(fs.mount_point).f_ffree
-    again = run_playbook(PLAYBOOK, *_extra_vars(daemon))
+    again = run_playbook(PLAYBOOK, *options)
     assert again["stats"]["localhost"]["changed"] == 0
     assert _reclaim(again)["steps"] == []
     assert _summary(again)[-1] == "nothing to remove: the targets already hold"
