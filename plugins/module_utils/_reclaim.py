@@ -55,7 +55,7 @@ def measure_filesystems(filesystems):
     """role -> state (``_reclaim_policy.filesystem_state``), from statvfs now."""
     return {
         role: _reclaim_policy.filesystem_state(role, path, os.statvfs(path))
-        for role, (path, _) in filesystems.items()
+        for role, (path, _device) in filesystems.items()
     }
 
 
@@ -64,7 +64,7 @@ def measure_filesystems(filesystems):
 
 def _engine(params):
     try:
-        info, _, client = _engine_state.detect_engine(params["docker_host"])
+        info, _engine, client = _engine_state.detect_engine(params["docker_host"])
     except EngineUnavailable as exc:
         raise ReclaimError("the engine does not answer: %s; nothing was removed" % exc) from None
     if client is None or not info.get("data_root"):
@@ -186,7 +186,7 @@ def _truncate_log(run, candidate):
     path = _reclaim_inventory.log_path(container, run["store_root"])
     if not path:
         return "its log is no longer the engine's json-file log under the data-root"
-    for file_path, _ in _reclaim_inventory.log_files(path):
+    for file_path, _info in _reclaim_inventory.log_files(path):
         fd = os.open(file_path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             os.ftruncate(fd, 0)
@@ -315,7 +315,7 @@ def _reclaim(run):
 
 def _check(run):
     """The plan on expected figures, in the shape of a real run's steps."""
-    planned, _, _ = _reclaim_policy.plan(run["before"], run["policy"], run["candidates"])
+    planned, _reached, _next = _reclaim_policy.plan(run["before"], run["policy"], run["candidates"])
     steps = [
         {
             "step": entry["step"],

@@ -144,7 +144,7 @@ class StoreLayout:
         self.root = store_root
         self.home = os.path.join(store_root, "overlay2")
         self.layerdb = os.path.join(store_root, "image", "overlay2", "layerdb")
-        cache_ids, _ = _layer_store.read_layerdb_references(store_root)
+        cache_ids, _mounts = _layer_store.read_layerdb_references(store_root)
         self.chain_of = {cache_id: chain for chain, cache_id in cache_ids.items() if cache_id}
         self.links = {}
         link_dir = os.path.join(self.home, _layer_store.LINK_DIR)
@@ -452,9 +452,9 @@ class Candidates:
             if config.get("Type") != "json-file" or not path:
                 continue
             files = log_files(path)
-            apparent = sum(info.st_size for _, info in files)
+            apparent = sum(info.st_size for _path, info in files)
             if apparent > self.policy["container_logs_larger_than"]:
-                size = sum(info.st_blocks * 512 for _, info in files)
+                size = sum(info.st_blocks * 512 for _path, info in files)
                 logs.append((size, container))
         for size, container in sorted(logs, key=lambda pair: -pair[0]):
             name = (container.get("Name") or "").lstrip("/")

@@ -81,8 +81,9 @@ options:
     default: 7d
   orphaned_layers_older_than:
     description:
-      - Only orphaned layer directories unchanged for at least this long go (their and their
-        C(diff) directory's ctime): a pull or a build registers a layer only after writing it.
+      - Only orphaned layer directories unchanged for at least this long go (the newer ctime of
+        the directory and its C(diff)), since a pull or a build registers a layer only after
+        writing it.
     type: str
     default: 1h
   container_logs_larger_than:

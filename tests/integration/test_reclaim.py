@@ -143,7 +143,7 @@ def test_every_step_spares_what_is_in_use_and_named_volumes(crowded):
     assert not os.path.exists(os.path.join(home, made["removable"]["orphan"]))
     removed = _objects(result)
     assert ("layer", made["removable"]["orphan"]) in removed
-    assert any(kind == "build_cache" for kind, _ in removed)
+    assert any(kind == "build_cache" for kind, _id in removed)
     assert daemon.api("GET", "/containers/%s/json" % made["keep"]["running"])["State"]["Running"]
 
 

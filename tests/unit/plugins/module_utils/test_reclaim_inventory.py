@@ -165,7 +165,7 @@ def test_orphans_are_proven_against_the_engine_mounts_and_build_cache(store):
 
 
 def test_mounted_layers_resolve_short_links(store):
-    root, _ = store
+    root, _inventory = store
     layout = StoreLayout(root)
     line = "900 30 0:99 / /m rw - overlay overlay rw,lowerdir=l/%s:l/%s\n" % (
         ("a" * 64)[:26].upper(), ("b" * 64)[:26].upper())  # fmt: skip
