@@ -5,6 +5,7 @@ and an orphaned layer directory (harness.crowded_store)."""
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 from ansible_module import run_module
@@ -209,3 +210,54 @@ def test_the_audit_says_what_reclaim_would_free(crowded, tmp_path):
     assert would["removed_objects"] == plan["removed_objects"]
     assert [s["step"] for s in would["steps"]] == [s["step"] for s in plan["steps"]]
     assert would["freed"] == plan["freed"]
+
+
+def _orphan_with_escape(daemon, victim):
+    """An orphaned layer directory whose diff holds links out of the store: a symlink to the
+    ``victim`` directory and one to a file in it."""
+    home = os.path.join(daemon.data_root, "overlay2")
+    layer_id = "ab" * 32
+    os.makedirs(os.path.join(home, layer_id, "diff"))
+    with open(os.path.join(home, layer_id, "link"), "w") as handle:
+        handle.write("ORPHANSHORTNAMEFORTESTS00")
+    os.symlink("../%s/diff" % layer_id, os.path.join(home, "l", "ORPHANSHORTNAMEFORTESTS00"))
+    os.symlink(victim, os.path.join(home, layer_id, "diff", "etc"))
+    os.symlink(os.path.join(victim, "passwd"), os.path.join(home, layer_id, "diff", "passwd"))
+    return layer_id
+
+
+def test_an_orphan_is_removed_without_following_its_links_and_only_once_old_enough(
+    make_loopfs, start_dockerd, busybox_image, import_test_image, tmp_path
+):
+    """On ext4 with 128-byte inodes (timestamps in whole seconds, as on older production
+    filesystems) the age is read from the ctime, and the links inside go, not what they name."""
+    fs = make_loopfs("ext4", size_mb=128, mkfs_args=("-I", "128"))
+    daemon = start_dockerd(os.path.join(fs.mount_point, "docker"), storage_driver="overlay2")
+    daemon.assert_started()
+    import_test_image(daemon, busybox_image)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "passwd").write_text("root:x:0:0\n")
+    layer_id = _orphan_with_escape(daemon, str(victim))
+    args = {
+        "docker_host": "unix://" + daemon.socket,
+        "steps": ["orphaned_layers"],
+        "target_free_inodes_percent": 100,
+        "target_free_bytes_percent": 0,
+        "orphaned_layers_older_than": "3s",
+        "fail_when_unreached": False,
+    }
+    young = run_module("reclaim", args)
+    assert not young.get("failed"), young.get("msg")
+    assert young["removed_objects"] == 0
+    assert os.path.isdir(os.path.join(daemon.data_root, "overlay2", layer_id))
+    time.sleep(3.5)
+    old = run_module("reclaim", args)
+    assert [o["id"] for step in old["steps"] for o in step["removed"]] == [layer_id]
+    assert not os.path.exists(os.path.join(daemon.data_root, "overlay2", layer_id))
+    assert not os.path.lexists(
+        os.path.join(daemon.data_root, "overlay2", "l", "ORPHANSHORTNAMEFORTESTS00")
+    )
+    assert (victim / "passwd").read_text() == "root:x:0:0\n"
+    # The store is whole: busybox still runs.
+    assert daemon.docker("run", "--rm", busybox_image.name, "true").returncode == 0
