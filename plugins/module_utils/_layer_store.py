@@ -45,17 +45,28 @@ def _list_dir(path):
 def disk_usage(path):
     """Bytes allocated to the files under ``path`` (like ``du -s --bytes`` on blocks: each
     hard-linked inode counted once), without crossing into other mounts."""
-    total = 0
+    return paths_usage([path])[0]
+
+
+def paths_usage(paths):
+    """``(bytes, inodes)`` the files under ``paths`` hold (blocks allocated, each inode once,
+    symlinks not followed, other filesystems not entered); a path that does not exist counts
+    nothing."""
     seen = set()
-    try:
-        top = os.lstat(path)
-    except OSError:
-        return 0
-    stack = [path]
-    while stack:
-        current = stack.pop()
+    blocks = 0
+    stack = []
+    for path in paths:
         try:
-            entries = list(os.scandir(current))
+            info = os.lstat(path)
+        except OSError:
+            continue
+        blocks += _count_once(info, seen)
+        if stat.S_ISDIR(info.st_mode):
+            stack.append((path, info.st_dev))
+    while stack:
+        directory, device = stack.pop()
+        try:
+            entries = list(os.scandir(directory))
         except OSError:
             continue
         for entry in entries:
@@ -63,16 +74,20 @@ def disk_usage(path):
                 info = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            if info.st_dev != top.st_dev:
+            if info.st_dev != device:
                 continue
-            key = (info.st_dev, info.st_ino)
-            if key in seen:
-                continue
-            seen.add(key)
-            total += info.st_blocks * 512
+            blocks += _count_once(info, seen)
             if stat.S_ISDIR(info.st_mode):
-                stack.append(entry.path)
-    return total + top.st_blocks * 512
+                stack.append((entry.path, device))
+    return blocks * 512, len(seen)
+
+
+def _count_once(info, seen):
+    key = (info.st_dev, info.st_ino)
+    if key in seen:
+        return 0
+    seen.add(key)
+    return info.st_blocks
 
 
 def read_layerdb_references(data_root, driver="overlay2"):

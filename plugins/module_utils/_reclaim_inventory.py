@@ -80,44 +80,8 @@ def _api_at_least(version, wanted):
 
 
 def measure(paths):
-    """``(bytes, inodes)`` the files under ``paths`` hold (each inode once, symlinks not
-    followed, other filesystems not entered); a path that does not exist counts nothing."""
-    seen = set()
-    blocks = 0
-    stack = []
-    for path in paths:
-        try:
-            info = os.lstat(path)
-        except OSError:
-            continue
-        blocks += _count(info, seen)
-        if stat.S_ISDIR(info.st_mode):
-            stack.append((path, info.st_dev))
-    while stack:
-        directory, device = stack.pop()
-        try:
-            entries = list(os.scandir(directory))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if info.st_dev != device:
-                continue
-            blocks += _count(info, seen)
-            if stat.S_ISDIR(info.st_mode):
-                stack.append((entry.path, device))
-    return blocks * 512, len(seen)
-
-
-def _count(info, seen):
-    key = (info.st_dev, info.st_ino)
-    if key in seen:
-        return 0
-    seen.add(key)
-    return info.st_blocks
+    """``(bytes, inodes)`` the files under ``paths`` hold (``_layer_store.paths_usage``)."""
+    return _layer_store.paths_usage(paths)
 
 
 # ---- the store's layout --------------------------------------------------------------------

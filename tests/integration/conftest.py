@@ -26,6 +26,7 @@ from harness import (  # noqa: E402  (the path above makes the package importabl
     LoopfsFactory,
     OverlayFactory,
     PrivateDockerd,
+    crowded_store,  # noqa: E402
     import_image,
 )
 from harness.engine_root import FORKY, TRIXIE, EngineRoot, EngineRootSource, unpack  # noqa: E402
@@ -203,3 +204,15 @@ def busybox_dockerd_module(
     daemon.assert_started()
     import_image(daemon, busybox_image)
     return daemon
+
+
+@pytest.fixture
+def crowded_dockerd(make_loopfs, start_dockerd, busybox_image, tmp_path):
+    """``(daemon, fs, made)``: a private dockerd alone on a 256 MB ext4 of 6,000 inodes, filled
+    to 97% of them by ``harness.crowded_store.fill`` (``made``: the ids it made, by role)."""
+    fs = make_loopfs("ext4", size_mb=256, mkfs_args=("-N", "6000"))
+    daemon = start_dockerd(os.path.join(fs.mount_point, "docker"), storage_driver="overlay2")
+    daemon.assert_started()
+    import_image(daemon, busybox_image)
+    made = crowded_store.fill(daemon, busybox_image.name, 97.0, str(tmp_path))
+    return daemon, fs, made

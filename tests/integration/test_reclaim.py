@@ -23,13 +23,8 @@ STEPS_AT_ONCE = {
 
 
 @pytest.fixture
-def crowded(make_loopfs, start_dockerd, busybox_image, import_test_image, tmp_path):
-    fs = make_loopfs("ext4", size_mb=256, mkfs_args=("-N", "6000"))
-    daemon = start_dockerd(os.path.join(fs.mount_point, "docker"), storage_driver="overlay2")
-    daemon.assert_started()
-    import_test_image(daemon, busybox_image)
-    made = crowded_store.fill(daemon, busybox_image.name, 97.0, str(tmp_path))
-    return daemon, fs, made
+def crowded(crowded_dockerd):
+    return crowded_dockerd
 
 
 def _args(daemon, **more):
