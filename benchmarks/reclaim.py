@@ -84,7 +84,7 @@ sys.path.insert(0, sys.argv[1])
 from ansible_collections.dockerhost.storage.plugins.module_utils import _reclaim, _reclaim_policy
 imported = time.perf_counter() - started
 params = dict(
-    docker_host=sys.argv[2], timeout=30, lock_timeout=120, lock_token=None,
+    docker_host=sys.argv[2], lock_timeout=120, lock_token=None,
     target_free_inodes_percent=float(sys.argv[3]), target_free_bytes_percent=0.0,
     steps=list(_reclaim_policy.DEFAULT_STEPS), keep_label=_reclaim_policy.DEFAULT_KEEP_LABEL,
     data_root=None, containerd_root=None, mountinfo_path="/proc/self/mountinfo",
@@ -96,7 +96,7 @@ params.update(json.loads(sys.argv[4]))
 profile = cProfile.Profile()
 started = time.perf_counter()
 profile.enable()
-prepared = _reclaim.prepare(params)
+_reclaim.prepare(params)
 profile.disable()
 prepare_seconds = time.perf_counter() - started
 started = time.perf_counter()
