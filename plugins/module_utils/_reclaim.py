@@ -266,14 +266,11 @@ def _object(candidate, reason=None):
     return entry
 
 
-def _run_step(run, step, current, chosen):
-    """Remove the step's candidates one by one until the targets hold; returns the step's
-    entry and the states after it (measured after every object)."""
+def _remove_in_turn(run, entry, candidates, current, chosen):
+    """Remove ``candidates`` one by one into the step ``entry`` until the targets hold; the
+    states after (measured after every object)."""
     policy = run["policy"]
-    entry = {"step": step, "removed": [], "kept": []}
-    before = current
-    expected = current
-    for candidate in run["candidates"](step, chosen):
+    for candidate in candidates:
         if _reclaim_policy.targets_hold(current, policy):
             break
         if not _reclaim_policy.helps(current, candidate, policy):
@@ -285,32 +282,55 @@ def _run_step(run, step, current, chosen):
             entry["kept"].append(_object(candidate, reason))
         else:
             entry["removed"].append(_object(candidate))
-            expected = _reclaim_policy.credit(expected, candidate)
+            entry["expected_state"] = _reclaim_policy.credit(entry["expected_state"], candidate)
         current = measure_filesystems(run["filesystems"])
-    entry["expected"] = _summaries(expected)
-    entry["freed"] = _freed(before, current)
-    entry["after"] = _summaries(current)
-    return entry, current
+    return current
 
 
 def _reclaim(run):
-    """Walk the ladder for real. Returns ``(steps, after)``; an engine that stops answering
-    ends the walk (what was done is in ``steps``) with ReclaimError."""
+    """Walk the ladder for real: first the plan check mode shows, then, when the measured
+    figures still fall short, every other candidate the policy allows, in ladder order.
+    Returns ``(steps, after)``; an engine that stops answering ends the walk with
+    ReclaimError (what was done is in its result)."""
+    policy = run["policy"]
+    planned, _reached, _next = _reclaim_policy.plan(run["before"], policy, run["candidates"])
     current = run["before"]
     chosen = []
-    steps = []
-    for step in run["policy"]["steps"]:
-        if _reclaim_policy.targets_hold(current, run["policy"]):
+    entries = {}
+    rounds = [(entry["step"], entry["objects"]) for entry in planned]
+    rounds += [(step, None) for step in policy["steps"]]
+    for step, objects in rounds:
+        if _reclaim_policy.targets_hold(current, policy):
             break
+        entry = entries.setdefault(
+            step, {"step": step, "removed": [], "kept": [], "expected_state": current, "freed": {}}
+        )
+        before = current
+        candidates = run["candidates"](step, chosen) if objects is None else objects
         try:
-            entry, current = _run_step(run, step, current, chosen)
+            current = _remove_in_turn(run, entry, candidates, current, chosen)
         except EngineUnavailable as exc:
             raise ReclaimError(
                 "the engine stopped answering during step %s: %s" % (step, exc),
-                {"changed": bool(chosen), "steps": steps},
+                {"changed": bool(chosen), "steps": _finish(entries)},
             ) from None
-        steps.append(entry)
-    return steps, current
+        for role, freed in _freed(before, current).items():
+            total = entry["freed"].setdefault(role, {"bytes": 0, "inodes": 0})
+            total["bytes"] += freed["bytes"]
+            total["inodes"] += freed["inodes"]
+        entry["after"] = _summaries(current)
+    return _finish(entries), current
+
+
+def _finish(entries):
+    """The step entries in ladder order, as the result shows them."""
+    steps = []
+    for step in _reclaim_policy.LADDER:
+        if step in entries:
+            entry = dict(entries[step])
+            entry["expected"] = _summaries(entry.pop("expected_state"))
+            steps.append(entry)
+    return steps
 
 
 def _check(run):

@@ -236,7 +236,11 @@ class Candidates:
             self.references.update(set(self._image_layers(image)))
 
     def __call__(self, step, chosen):
-        return getattr(self, "_" + step)(chosen)
+        """The candidates of ``step`` not among ``chosen`` (what earlier steps took)."""
+        taken = {(candidate["kind"], candidate["id"]) for candidate in chosen}
+        for candidate in getattr(self, "_" + step)(chosen):
+            if (candidate["kind"], candidate["id"]) not in taken:
+                yield candidate
 
     # -- helpers --
 
@@ -274,8 +278,9 @@ class Candidates:
         records = [r for r in self.inventory["build_cache"] if not r.get("InUse")]
         records.sort(key=lambda r: (_last_used(r), r.get("ID") or ""))
         remaining = sum(r.get("Size") or 0 for r in records)
+        keep = self.policy["build_cache_keep"]
         for record in records:
-            if remaining <= self.policy["build_cache_keep"]:
+            if keep and remaining <= keep:
                 return
             age = _age(record.get("LastUsedAt") or record.get("CreatedAt"), self.now)
             remaining -= record.get("Size") or 0

@@ -224,15 +224,46 @@ def plan(states, policy, candidates_of):
             objects.append(candidate)
             chosen.append(candidate)
             current = credit(current, candidate)
-        steps.append(
-            {
-                "step": step,
-                "objects": objects,
-                "expected": {role: summary(state) for role, state in current.items()},
-            }
-        )
+        steps.append({"step": step, "objects": objects})
     reached = targets_hold(current, policy)
+    if reached:
+        steps = trim(steps, states, policy)
+    current = states
+    for entry in steps:
+        for candidate in entry["objects"]:
+            current = credit(current, candidate)
+        entry["expected"] = {role: summary(state) for role, state in current.items()}
     return steps, reached, None if reached else next_disallowed_step(policy)
+
+
+# Objects whose expected figures do not depend on what else goes: dropping one from a plan
+# changes no other object's figures. (An image's may: the layers it shares with another image
+# are credited to the one removed last; a container's removal may be what frees its image.)
+_INDEPENDENT_KINDS = ("build_cache", "layer", "log")
+
+
+def trim(steps, states, policy):
+    """The plan of ``steps`` without the objects it does not need: the independent objects
+    (with known figures) whose removal the targets do not need, smallest first. The ladder
+    takes the cheapest objects first, and the last big one often makes the small ones before
+    it unnecessary."""
+    chosen = [candidate for entry in steps for candidate in entry["objects"]]
+    droppable = [
+        c for c in chosen
+        if c["kind"] in _INDEPENDENT_KINDS and c["bytes"] is not None and c["inodes"] is not None
+    ]  # fmt: skip
+    dropped = set()
+    for candidate in sorted(droppable, key=lambda c: (c["inodes"], c["bytes"])):
+        trial = states
+        for other in chosen:
+            if other is not candidate and id(other) not in dropped:
+                trial = credit(trial, other)
+        if targets_hold(trial, policy):
+            dropped.add(id(candidate))
+    return [
+        dict(entry, objects=[c for c in entry["objects"] if id(c) not in dropped])
+        for entry in steps
+    ]
 
 
 def helps(states, candidate, policy):

@@ -158,3 +158,23 @@ def test_the_ladder_is_in_the_documented_order():
         "build_cache", "dangling_images", "stopped_containers", "unused_images",
         "orphaned_layers", "container_logs", "anonymous_volumes",
     )  # fmt: skip
+
+
+def test_small_objects_the_target_does_not_need_are_left_out_of_the_plan():
+    """The last object taken often makes small ones before it unnecessary: independent ones
+    (build cache, layers, logs) go out of the plan, smallest first; images never do (their
+    figures depend on each other)."""
+    policy = read_policy({"target_free_bytes_percent": 0, "target_free_inodes_percent": 20})
+    cache = [dict(_candidate("build_cache", "b%d" % n, 1, n), kind="build_cache") for n in (2, 9)]
+    objects = {
+        "build_cache": cache,
+        "dangling_images": [_candidate("dangling_images", "d1", 1, 3)],
+        "stopped_containers": [
+            dict(_candidate("stopped_containers", "c1", 1, 8), kind="container")
+        ],  # fmt: skip
+    }
+    steps, reached, _ = plan({"data_root": _state(0, 1)}, policy, _ladder(objects))
+    assert reached
+    # 2 + 9 + 3 + 8 = 22 inodes taken for 19 lacking: b2 is not needed, b9 is.
+    assert [[o["id"] for o in s["objects"]] for s in steps] == [["b9"], ["d1"], ["c1"]]
+    assert steps[-1]["expected"]["data_root"]["inodes_free"] == 1 + 9 + 3 + 8
