@@ -222,6 +222,19 @@ def run_prune(daemon):
     return time.perf_counter() - started
 
 
+def run_prune_through_ansible(daemon):
+    """``docker system prune -af`` as a playbook's cron replacement runs it: one
+    ansible.builtin.command task, started the way reclaim is."""
+    argv = [DOCKER_CLI, "--host", "unix://" + daemon.socket, "system", "prune", "-af"]
+    command = ansible_module._on_localhost("ansible")
+    command += ["localhost", "-m", "ansible.builtin.command", "-a", json.dumps({"argv": argv})]
+    started = time.perf_counter()
+    subprocess.run(
+        command, capture_output=True, text=True, env=ansible_module._environment(None), check=True
+    )
+    return time.perf_counter() - started
+
+
 def one_call(tool, workdir, target):
     """Build a state, run ``tool`` on it, measure; returns the call's figures."""
     daemon, loops, daemons, built = build_state(workdir)
@@ -243,6 +256,8 @@ def one_call(tool, workdir, target):
                 ],
                 reached=result["reached"],
             )
+        elif tool == "prune_ansible":
+            wall = run_prune_through_ansible(daemon)
         else:
             wall = run_prune(daemon)
         after = count_objects(daemon)
@@ -301,6 +316,7 @@ def summarise(runs, machine, args):
         "reclaim_seconds": median(reclaim, "seconds"),
         "reclaim_task_seconds": median(reclaim, "task_seconds"),
         "prune_seconds": median(prune, "seconds"),
+        "prune_through_ansible_seconds": median(runs["prune_ansible"], "seconds"),
         "reclaim_objects": median(reclaim, "engine_objects_removed"),
         "reclaim_removed_objects_reported": median(reclaim, "removed_objects"),
         "prune_objects": median(prune, "engine_objects_removed"),
@@ -316,6 +332,9 @@ def summarise(runs, machine, args):
         "wall": medians["reclaim_seconds"] / medians["prune_seconds"],
         # Not a target: the module's task alone, without ansible's start-up.
         "task_vs_prune_wall": medians["reclaim_task_seconds"] / medians["prune_seconds"],
+        # Like with like: prune run from ansible as reclaim is (one command task).
+        "wall_vs_prune_through_ansible": medians["reclaim_seconds"]
+        / medians["prune_through_ansible_seconds"],
     }
     result = {
         "machine": machine,
@@ -325,6 +344,7 @@ def summarise(runs, machine, args):
         "median": {key: round(value, 3) for key, value in medians.items()},
         "reclaim_runs": reclaim,
         "prune_runs": prune,
+        "prune_through_ansible_runs": runs["prune_ansible"],
         "ping_runs": runs["ping"],
     }
     return result, ratios
@@ -358,6 +378,7 @@ def main():
                 {
                     "reclaim": lambda: one_call("reclaim", workdir, args.target_inodes),
                     "prune": lambda: one_call("prune", workdir, args.target_inodes),
+                    "prune_ansible": lambda: one_call("prune_ansible", workdir, args.target_inodes),
                     "ping": run_ping,
                 },
             )
