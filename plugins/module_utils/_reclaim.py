@@ -21,7 +21,7 @@ import time
 from urllib.parse import quote
 
 from ansible_collections.dockerhost.storage.plugins.module_utils import (
-    _capacity,
+    _containerd,
     _engine_lock,
     _engine_state,
     _mountinfo,
@@ -106,9 +106,9 @@ def prepare(params, now=None):
     system = client.info()
     data_root, store_root = _roots(params, system)
     containerd_store = _engine_state.uses_containerd_store(info)
-    containerd_root = params.get("containerd_root") or (
-        _capacity.DEFAULT_CONTAINERD_ROOT if containerd_store else None
-    )
+    containerd_root = params.get("containerd_root")
+    if containerd_store and not containerd_root:
+        containerd_root = _containerd.containerd_store(data_root).root
     filesystems = _filesystems(data_root, containerd_root)
     try:
         inventory = _reclaim_inventory.read_inventory(

@@ -113,7 +113,9 @@ options:
   containerd_root:
     description:
       - containerd's root, judged as a second filesystem when it is not on the data-root's.
-      - Defaults to C(/var/lib/containerd) when the engine keeps its images in containerd.
+      - Defaults, when the engine keeps its images in containerd, to the root of the containerd
+        that keeps them (dockerd's own, C(<data-root>/containerd/daemon), or the host's, from
+        C(/etc/containerd/config.toml)).
     type: path
   mountinfo_path:
     description:

@@ -256,3 +256,41 @@ def test_an_orphan_is_removed_without_following_its_links_and_only_once_old_enou
     assert (victim / "passwd").read_text() == "root:x:0:0\n"
     # The store is whole: busybox still runs.
     assert daemon.docker("run", "--rm", busybox_image.name, "true").returncode == 0
+
+
+def test_on_the_containerd_image_store_of_28_5_only_what_nothing_uses_goes(
+    make_loopfs, start_dockerd, busybox_image, import_test_image, forky_engine, tmp_path
+):
+    """Docker 28.5 with the containerd image store keeps layers as containerd snapshots, which
+    the engine collects itself: reclaim goes through the engine, lists what it cannot measure
+    in advance without figures, and the measured figures decide when it stops."""
+    fs = make_loopfs("ext4", size_mb=256, mkfs_args=("-N", "6000"))
+    config = tmp_path / "engine-daemon.json"
+    config.write_text('{"features": {"containerd-snapshotter": true}}')
+    daemon = start_dockerd(
+        os.path.join(fs.mount_point, "docker"), engine=forky_engine, config_file=str(config)
+    )
+    daemon.assert_started()
+    import_test_image(daemon, busybox_image)
+    dangling = crowded_store.import_small_files(daemon, 300, "dangling", None)
+    crowded_store.stopped_container(daemon, busybox_image.name, "old", 300)
+    daemon.docker("volume", "create", "data")
+    daemon.docker("run", "-d", "--name", "web", "-v", "data:/data", busybox_image.name,
+                  "sleep", "3600")  # fmt: skip
+    args = _args(daemon, target_free_inodes_percent=100, fail_when_unreached=False)
+    args["steps"] = ["dangling_images", "stopped_containers", "unused_images", "orphaned_layers"]
+    plan = run_module("reclaim", args, check=True)
+    assert not plan.get("failed"), plan.get("msg")
+    assert plan["engine"]["image_store"] == "containerd"
+    planned = _objects(plan)
+    assert ("image", dangling) in planned
+    assert all(o["inodes"] is None for step in plan["steps"] for o in step["removed"])
+    result = run_module("reclaim", args)
+    assert not result.get("failed"), result.get("msg")
+    assert _objects(result) == planned
+    assert result["freed"]["data_root"]["inodes"] > 300
+    web = daemon.api("GET", "/containers/web/json")
+    assert web["State"]["Running"]
+    assert web["Image"] in _ids(daemon, "images")
+    assert "data" in _ids(daemon, "volumes")
+    assert dangling not in _ids(daemon, "images")
