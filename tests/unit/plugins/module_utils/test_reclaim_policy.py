@@ -173,7 +173,7 @@ def test_small_objects_the_target_does_not_need_are_left_out_of_the_plan():
             dict(_candidate("stopped_containers", "c1", 1, 8), kind="container")
         ],  # fmt: skip
     }
-    steps, reached, _ = plan({"data_root": _state(0, 1)}, policy, _ladder(objects))
+    steps, reached, _next = plan({"data_root": _state(0, 1)}, policy, _ladder(objects))
     assert reached
     # 2 + 9 + 3 + 8 = 22 inodes taken for 19 lacking: b2 is not needed, b9 is.
     assert [[o["id"] for o in s["objects"]] for s in steps] == [["b9"], ["d1"], ["c1"]]
