@@ -11,7 +11,8 @@ options:
   lock_timeout:
     description:
       - Seconds to wait for the host's engine lock when another run of M(dockerhost.storage.data_root),
-        M(dockerhost.storage.daemon_config) or M(dockerhost.storage.image_archive) holds it.
+        M(dockerhost.storage.daemon_config), M(dockerhost.storage.image_archive) or
+        M(dockerhost.storage.reclaim) holds it.
       - The lock is an exclusive C(flock) on C(/run/dockerhost-storage/engine.lock), held for
         the whole run, so that two runs never interleave (such as a rerun after the controller's
         connection dropped while the first run still works on the host). The kernel releases

@@ -356,16 +356,17 @@ def reclaim(params, check_mode):
     """Run reclaim with a module's ``params``. Returns ``(result, failure)``: ``failure`` is
     the message the task fails with when the targets are not reached (None when they are).
     Raises StorageError (with ``result``) when it cannot start or the engine stops answering."""
-    run = prepare(params)
-    policy = run["policy"]
-    lock = None
-    if not check_mode and not _reclaim_policy.targets_hold(run["before"], policy):
-        lock = _engine_lock.hold_engine_lock(params, "reclaim")
+    _reclaim_policy.read_policy(params)  # bad options are refused before waiting for the lock
+    # A real run holds the engine lock from before it reads anything: a relocation that moves
+    # the data-root meanwhile would make what it read stale. Check mode takes no lock.
+    lock = None if check_mode else _engine_lock.hold_engine_lock(params, "reclaim")
     try:
+        run = prepare(params)
         steps, after = _check(run) if check_mode else _reclaim(run)
     finally:
         if lock is not None:
             lock.release()
+    policy = run["policy"]
     reached = _reclaim_policy.targets_hold(after, policy)
     ran = {entry["step"] for entry in steps}
     removed = sum(len(entry["removed"]) for entry in steps)

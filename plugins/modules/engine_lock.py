@@ -10,8 +10,9 @@ module: engine_lock
 short_description: Hold the host's engine lock for a whole play, across its tasks
 version_added: 0.1.0
 description:
-  - M(dockerhost.storage.data_root), M(dockerhost.storage.daemon_config) and
-    M(dockerhost.storage.image_archive) each hold the host's engine lock (an exclusive C(flock)
+  - M(dockerhost.storage.data_root), M(dockerhost.storage.daemon_config),
+    M(dockerhost.storage.image_archive) and M(dockerhost.storage.reclaim) each hold the host's
+    engine lock (an exclusive C(flock)
     on C(/run/dockerhost-storage/engine.lock)) while they run. A play that stops and starts the
     engine between such tasks (a restart handler, a roll-back) needs the lock across all of
     them, or another run could interleave.

@@ -128,3 +128,28 @@ def test_a_play_lease_lets_its_own_tasks_through_and_holds_every_other_run(tmp_p
     assert run_module("engine_lock", dict(lease, state="released"))["changed"] is False
     after = run_module("daemon_config", {"config_path": str(path), "storage_driver": "overlay2"})
     assert not after.get("failed") and after["changed"] is True
+
+
+def test_reclaim_waits_names_the_holder_and_removes_nothing(lock_holder, busybox_dockerd):
+    daemon = busybox_dockerd
+    daemon.docker("create", "--name", "old", "dockerhost-test/busybox", "true")
+    args = {
+        "docker_host": "unix://" + daemon.socket,
+        "target_free_bytes_percent": 100,
+        "stopped_containers_older_than": "0s",
+        "fail_when_unreached": False,
+        "lock_timeout": 2,
+    }
+    blocked = run_module("reclaim", args)
+    assert blocked.get("failed")
+    assert "process %d (data_root: moving the data-root" % lock_holder.pid in blocked["msg"]
+    planned = run_module("reclaim", args, check=True)
+    assert not planned.get("failed"), "check mode does not wait: %s" % planned.get("msg")
+    assert planned["removed_objects"] >= 1
+    assert len(daemon.api("GET", "/containers/json?all=1")) == 1, "the blocked run removed it"
+
+    lock_holder.send_signal(signal.SIGKILL)
+    lock_holder.wait()
+    done = run_module("reclaim", args)
+    assert not done.get("failed"), done.get("msg")
+    assert daemon.api("GET", "/containers/json?all=1") == []
