@@ -29,6 +29,7 @@ from ansible_collections.dockerhost.storage.plugins.module_utils import (
     _reclaim_policy,
 )
 from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import (
+    EngineClient,
     EngineError,
     EngineNotFound,
     EngineUnavailable,
@@ -64,7 +65,11 @@ def measure_filesystems(filesystems):
 
 def _engine(params):
     try:
-        info, _engine, client = _engine_state.detect_engine(params["docker_host"])
+        client = EngineClient(params["docker_host"], timeout=params.get("timeout") or 60)
+    except ValueError as exc:
+        raise ReclaimError("docker_host: %s" % exc) from None
+    try:
+        info, _engine, client = _engine_state.detect_engine(params["docker_host"], client=client)
     except EngineUnavailable as exc:
         raise ReclaimError("the engine does not answer: %s; nothing was removed" % exc) from None
     if client is None or not info.get("data_root"):
@@ -107,9 +112,19 @@ def prepare(params, now=None):
     data_root, store_root = _roots(params, system)
     containerd_store = _engine_state.uses_containerd_store(info)
     containerd_root = params.get("containerd_root")
+    if containerd_root and not os.path.isdir(containerd_root):
+        raise ReclaimError(
+            "containerd_root %s is not a directory: give the root of the containerd that keeps "
+            "the engine's images, or leave it out" % containerd_root
+        )
     if containerd_store and not containerd_root:
         containerd_root = _containerd.containerd_store(data_root).root
     filesystems = _filesystems(data_root, containerd_root)
+    # On the containerd image store, images, containers and build cache free space where
+    # containerd keeps its snapshots: its own filesystem, or the data-root's when it is on it.
+    image_filesystem = "data_root"
+    if containerd_store and "containerd_root" in filesystems:
+        image_filesystem = "containerd_root"
     try:
         inventory = _reclaim_inventory.read_inventory(
             client, policy["steps"], info.get("api_version")
@@ -121,7 +136,7 @@ def prepare(params, now=None):
     layout = _reclaim_inventory.StoreLayout(store_root) if overlay else None
     mounts = _mountinfo.read_mount_table(params.get("mountinfo_path") or "/proc/self/mountinfo")
     candidates = _reclaim_inventory.Candidates(
-        inventory, policy, time.time() if now is None else now, layout, mounts
+        inventory, policy, time.time() if now is None else now, layout, mounts, image_filesystem
     )
     return {
         "policy": policy,
@@ -160,8 +175,16 @@ def _remove_build_cache(run, candidate):
 
 
 def _remove_image(run, candidate):
+    """Remove an image by each of its tags (by its id when it has none), once it is proven
+    again that its tags are those it was chosen with and that no container uses it: the
+    engine refuses to remove an image a container uses, but not to untag it."""
     image = run["client"].get("/images/%s/json" % candidate["id"])
-    tags = [tag for tag in image.get("RepoTags") or [] if tag != "<none>:<none>"]
+    tags = _reclaim_inventory.image_tags(image)
+    if tags != candidate["tags"]:
+        return "its tags changed since it was chosen (%s)" % (", ".join(tags) or "none")
+    for container in run["client"].get("/containers/json?all=1") or []:
+        if container.get("ImageID") == candidate["id"]:
+            return "a container uses it now (%s)" % ", ".join(container.get("Names") or [])
     for reference in tags or [candidate["id"]]:
         run["client"].call("DELETE", "/images/%s?noprune=1" % quote(reference, safe=""))
     return None
@@ -211,6 +234,9 @@ def _remove_layer(run, candidate):
     path = os.path.join(layout.home, candidate["id"])
     if not os.path.isdir(path) or os.path.islink(path):
         return "no longer a directory"
+    for mount in _mountinfo.read_mount_table(run["mountinfo_path"]):
+        if _mountinfo.is_within(mount.mount_point, path):
+            return "%s is mounted under it" % mount.mount_point
     for link in layout.links.get(candidate["id"], []):
         os.unlink(link)
     shutil.rmtree(path)

@@ -21,25 +21,32 @@ from collections import Counter
 from urllib.parse import quote
 
 from ansible_collections.dockerhost.storage.plugins.module_utils import _layer_store
+from ansible_collections.dockerhost.storage.plugins.module_utils._engine_api import EngineNotFound
 from ansible_collections.dockerhost.storage.plugins.module_utils._overlay_mounts import (
     parse_overlay_options,
 )
 
 STOPPED_STATES = ("created", "exited", "dead")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_TIMESTAMP = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?")
+_TIMESTAMP = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:?\d\d)?$")
 ANONYMOUS_VOLUME_LABEL = "com.docker.volume.anonymous"
 
 
 def parse_engine_time(value):
-    """An Engine API timestamp (RFC 3339, ``2026-12-02T19:42:50.71Z``) or Unix seconds -> Unix
-    seconds; None for the zero time (``0001-01-01T00:00:00Z``) and anything unreadable."""
+    """An Engine API timestamp (RFC 3339, ``2026-12-02T19:42:50.71Z``; a volume's CreatedAt is
+    in the daemon's local time, ``...T14:42:50-05:00``) or Unix seconds -> Unix seconds; None
+    for the zero time (``0001-01-01T00:00:00Z``) and anything unreadable."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value) if value > 0 else None
     match = _TIMESTAMP.match(value or "") if isinstance(value, str) else None
     if not match or match.group(1) == "0001":
         return None
     seconds = calendar.timegm(tuple(int(part) for part in match.groups()[:6]))
+    offset = match.group(8) or "Z"
+    if offset != "Z":
+        sign = -1 if offset[0] == "-" else 1
+        digits = offset[1:].replace(":", "")
+        seconds -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
     return seconds + float(match.group(7) or 0)
 
 
@@ -50,14 +57,8 @@ def _query(filters):
 def read_inventory(client, steps, api_version):
     """The engine's objects the ``steps`` need: ``containers`` and ``images`` (inspections),
     ``build_cache`` (records) and ``volumes``."""
-    containers = [
-        client.get("/containers/%s/json" % entry["Id"])
-        for entry in client.get("/containers/json?all=1") or []
-    ]
-    images = [
-        client.get("/images/%s/json" % entry["Id"])
-        for entry in client.get("/images/json?all=1") or []
-    ]
+    containers = _inspect_each(client, "/containers/%s/json", "/containers/json?all=1")
+    images = _inspect_each(client, "/images/%s/json", "/images/json?all=1")
     inventory = {"containers": containers, "images": images, "build_cache": [], "volumes": []}
     if "build_cache" in steps:
         typed = _api_at_least(api_version, (1, 42))
@@ -67,6 +68,18 @@ def read_inventory(client, steps, api_version):
         answer = client.get("/volumes?filters=" + _query({"dangling": ["true"]})) or {}
         inventory["volumes"] = answer.get("Volumes") or []
     return inventory
+
+
+def _inspect_each(client, inspect_path, list_path):
+    """The inspections of every object ``list_path`` lists; one removed meanwhile (a ``--rm``
+    container that exited) is left out."""
+    found = []
+    for entry in client.get(list_path) or []:
+        try:
+            found.append(client.get(inspect_path % entry["Id"]))
+        except EngineNotFound:
+            continue
+    return found
 
 
 def _api_at_least(version, wanted):
@@ -189,14 +202,17 @@ def _labels(inspection):
     return labels if isinstance(labels, dict) else {}
 
 
+def image_tags(image):
+    """An image's tags, sorted (``<none>:<none>``, what older engines show, is none)."""
+    return sorted(tag for tag in image.get("RepoTags") or [] if tag != "<none>:<none>")
+
+
 def _is_dangling(image):
-    tags = [tag for tag in image.get("RepoTags") or [] if tag != "<none>:<none>"]
-    return not tags
+    return not image_tags(image)
 
 
 def _image_name(image):
-    tags = [tag for tag in image.get("RepoTags") or [] if tag != "<none>:<none>"]
-    return ", ".join(tags) if tags else "<none>"
+    return ", ".join(image_tags(image)) or "<none>"
 
 
 def _container_age(inspection, now):
@@ -224,13 +240,13 @@ class Candidates:
     ``mounts`` the mount table, for the proof that an orphaned layer is not in use.
     """
 
-    def __init__(self, inventory, policy, now, layout, mounts=()):
+    def __init__(self, inventory, policy, now, layout, mounts=(), image_filesystem="data_root"):
         self.inventory = inventory
         self.policy = policy
         self.now = now
         self.layout = layout
         self.mounts = mounts
-        self.image_filesystem = "data_root" if layout else "containerd_root"
+        self.image_filesystem = image_filesystem
         self.references = Counter()
         for image in inventory["images"]:
             self.references.update(set(self._image_layers(image)))
@@ -294,7 +310,15 @@ class Candidates:
                 if os.path.isdir(paths[0]):
                     figures = (figures[0], measure(paths)[1])
             name = "%s (%s)" % (record.get("Description") or "", record.get("Type") or "")
-            yield self._candidate("build_cache", "build_cache", record["ID"], name, age, figures)
+            yield self._candidate(
+                "build_cache",
+                "build_cache",
+                record["ID"],
+                name,
+                age,
+                figures,
+                self.image_filesystem,
+            )
 
     # -- images --
 
@@ -328,6 +352,7 @@ class Candidates:
             candidate = self._candidate(
                 step, "image", image["Id"], _image_name(image), age, figures, self.image_filesystem
             )
+            candidate["tags"] = image_tags(image)
             yield candidate
             if chosen and chosen[-1] is candidate:
                 self.references.subtract(layers)
@@ -355,7 +380,7 @@ class Candidates:
             figures = (
                 measure(self.layout.container_paths(container)) if self.layout else (None, None)
             )
-            filesystem = "data_root" if self.layout else "containerd_root"
+            filesystem = "data_root" if self.layout else self.image_filesystem
             name = (container.get("Name") or "").lstrip("/")
             yield self._candidate(
                 "stopped_containers", "container", container["Id"], name, age, figures, filesystem
@@ -488,7 +513,8 @@ def log_path(container, store_root):
 
 
 def log_files(path):
-    """``[(path, lstat)]`` of a json-file log and its rotated files (regular files only)."""
+    """``[(path, lstat)]`` of a json-file log and its uncompressed rotated files (regular files
+    only)."""
     directory, name = os.path.split(path)
     files = []
     try:
@@ -496,8 +522,15 @@ def log_files(path):
     except OSError:
         return files
     for entry in entries:
-        if entry.name == name or entry.name.startswith(name + "."):
+        # Compressed rotated files stay: truncated, they would be gzip files no one can read.
+        if entry.name != name and not entry.name.startswith(name + "."):
+            continue
+        if entry.name.endswith(".gz"):
+            continue
+        try:
             info = entry.stat(follow_symlinks=False)
-            if stat.S_ISREG(info.st_mode):
-                files.append((entry.path, info))
+        except OSError:
+            continue  # rotated away meanwhile
+        if stat.S_ISREG(info.st_mode):
+            files.append((entry.path, info))
     return sorted(files)

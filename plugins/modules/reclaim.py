@@ -117,6 +117,12 @@ options:
         that keeps them (dockerd's own, C(<data-root>/containerd/daemon), or the host's, from
         C(/etc/containerd/config.toml)).
     type: path
+  timeout:
+    description:
+      - Seconds to wait for each Engine API answer (removing a large image can take a while)
+        before the run stops, reporting what it removed so far.
+    type: int
+    default: 60
   mountinfo_path:
     description:
       - The mount table that proves an orphaned layer is not mounted. Use
@@ -226,10 +232,13 @@ steps:
       type: str
     removed:
       description:
-        - The objects removed (would be removed, in check mode), in order, each with C(kind)
+        - The objects removed (would be removed, in check mode), each with C(kind)
           (V(build_cache), V(image), V(container), V(layer), V(log), V(volume)), C(id), C(name),
           the C(bytes) and C(inodes) it was expected to free (null when not known) and
           C(age_seconds).
+        - In the order they went within the step. When the planned objects did not free
+          enough, a run goes on with the other candidates in ladder order; those are listed
+          under their own step too.
       type: list
       elements: dict
     kept:
@@ -238,7 +247,9 @@ steps:
       type: list
       elements: dict
     expected:
-      description: The free figures per filesystem expected after the step.
+      description:
+        - The free figures per filesystem expected after the step. In check mode they add up
+          from RV(before); in a real run they start from what was measured when the step began.
       type: dict
     freed:
       description: Per filesystem, the bytes and inodes the step freed, measured before and
@@ -283,6 +294,7 @@ def argument_spec():
         data_root=dict(type="path"),
         containerd_root=dict(type="path"),
         mountinfo_path=dict(type="path", default="/proc/self/mountinfo"),
+        timeout=dict(type="int", default=60),
         fail_when_unreached=dict(type="bool", default=True),
     )
     for name, default in list(_reclaim_policy.AGE_OPTIONS.items()) + list(

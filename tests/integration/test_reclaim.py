@@ -277,11 +277,15 @@ def test_on_the_containerd_image_store_of_28_5_only_what_nothing_uses_goes(
     daemon.docker("volume", "create", "data")
     daemon.docker("run", "-d", "--name", "web", "-v", "data:/data", busybox_image.name,
                   "sleep", "3600")  # fmt: skip
+    # dockerd's own containerd keeps its root under the data-root: one filesystem to judge.
+    containerd_root = os.path.join(daemon.data_root, "containerd", "daemon")
     args = _args(daemon, target_free_inodes_percent=100, fail_when_unreached=False)
+    args.update(containerd_root=containerd_root)
     args["steps"] = ["dangling_images", "stopped_containers", "unused_images", "orphaned_layers"]
     plan = run_module("reclaim", args, check=True)
     assert not plan.get("failed"), plan.get("msg")
     assert plan["engine"]["image_store"] == "containerd"
+    assert list(plan["before"]) == ["data_root"]
     planned = _objects(plan)
     assert ("image", dangling) in planned
     assert all(o["inodes"] is None for step in plan["steps"] for o in step["removed"])

@@ -49,3 +49,46 @@ def test_the_next_step_is_the_first_left_out_after_the_last_that_ran():
     assert _reclaim._next_step(policy, {"stopped_containers"}) == "unused_images"
     every = read_policy({"steps": list(_reclaim._reclaim_policy.LADDER)})
     assert _reclaim._next_step(every, set(_reclaim._reclaim_policy.LADDER)) is None
+
+
+class _Engine:
+    """An engine answering from dicts; records what was deleted."""
+
+    def __init__(self, image, containers):
+        self.image = image
+        self.containers = containers
+        self.deleted = []
+
+    def get(self, path):
+        return self.image if path.startswith("/images/") else self.containers
+
+    def call(self, method, path, **_ignored):
+        self.deleted.append(path)
+
+
+def _image_candidate(tags):
+    return {"kind": "image", "id": "sha256:" + "1" * 64, "tags": tags}
+
+
+def test_an_image_is_not_untagged_when_a_container_uses_it_now():
+    engine = _Engine({"RepoTags": ["app:1", "app:latest"]},
+                     [{"ImageID": "sha256:" + "1" * 64, "Names": ["/web"]}])  # fmt: skip
+    reason = _reclaim._remove_image({"client": engine}, _image_candidate(["app:1", "app:latest"]))
+    assert reason == "a container uses it now (/web)"
+    assert engine.deleted == []
+
+
+def test_an_image_tagged_since_it_was_chosen_stays():
+    engine = _Engine({"RepoTags": ["fresh:1"]}, [])
+    reason = _reclaim._remove_image({"client": engine}, _image_candidate([]))
+    assert reason == "its tags changed since it was chosen (fresh:1)"
+    assert engine.deleted == []
+
+
+def test_an_image_goes_by_each_tag_without_force():
+    engine = _Engine({"RepoTags": ["app:1", "app:latest"]}, [])
+    assert (
+        _reclaim._remove_image({"client": engine}, _image_candidate(["app:1", "app:latest"]))
+        is None
+    )
+    assert engine.deleted == ["/images/app%3A1?noprune=1", "/images/app%3Alatest?noprune=1"]

@@ -198,3 +198,38 @@ def test_a_log_outside_the_containers_directory_is_not_reclaims_to_truncate():
 )
 def test_engine_times(value, seconds):
     assert parse_engine_time(value) == (pytest.approx(seconds) if seconds else None)
+
+
+def test_times_with_an_offset_are_the_same_moment():
+    utc = parse_engine_time("2026-12-02T17:00:00Z")
+    assert parse_engine_time("2026-12-02T12:00:00-05:00") == utc
+    assert parse_engine_time("2026-12-02T18:30:00+0130") == utc
+
+
+def test_on_the_containerd_store_objects_free_space_on_containerds_filesystem(store):
+    """Without a layer store (containerd image store) nothing is measured in advance, and the
+    objects count on the filesystem the caller says holds containerd's snapshots: the
+    data-root's when containerd's root is on it."""
+    _root, inventory = store
+    policy = _policy(stopped_containers_older_than="0s")
+    offer = Candidates(inventory, policy, NOW, None, image_filesystem="data_root")
+    (old, young) = offer("stopped_containers", [])
+    assert old["filesystem"] == "data_root" and old["inodes"] is None
+    offer = Candidates(inventory, policy, NOW, None, image_filesystem="containerd_root")
+    assert {c["filesystem"] for c in offer("stopped_containers", [])} == {"containerd_root"}
+
+
+def test_logs_skip_compressed_rotations_and_files_rotated_away(tmp_path):
+    from ansible_collections.dockerhost.storage.plugins.module_utils._reclaim_inventory import (
+        log_files,
+    )
+
+    log = tmp_path / ("d" * 64 + "-json.log")
+    log.write_text("x" * 100)
+    (tmp_path / (log.name + ".1")).write_text("y" * 50)
+    (tmp_path / (log.name + ".2.gz")).write_bytes(b"\x1f\x8b")
+    (tmp_path / (log.name + ".3")).symlink_to("/etc/passwd")
+    assert [os.path.basename(path) for path, _info in log_files(str(log))] == [
+        log.name,
+        log.name + ".1",
+    ]
