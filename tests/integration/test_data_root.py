@@ -7,6 +7,7 @@ or lack d_type, and a daemon that will not start on the new root."""
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.integration
 
 BUSYBOX_IMAGE = "dockerhost-test/busybox:latest"
 RUN = ("run", "--network", "none")
+COPIED_AGAIN = re.compile(r"copied again (\d+) entries that were on the target")
 
 
 def _module_args(daemon, path, **extra):
@@ -290,9 +292,15 @@ def test_force_over_a_copy_made_by_rsync_converges_on_the_first_run(populated, m
     moved = run_module("data_root", _module_args(daemon, target, force=True))
     assert not moved.get("failed"), moved.get("msg")
     assert moved["changed"] and daemon.info()["DockerRootDir"] == target
-    assert any(
-        step.startswith("copied again 1 entries that were on the target") for step in moved["steps"]
-    ), moved["steps"]
+    # The file that only looked copied is copied again, and maybe more: rsync ran while the
+    # engine wrote, and what it copied then may pass for copied too (asserting exactly 1 failed
+    # once in CI under load). The bytes of the kept file are checked below.
+    again = [
+        int(match.group(1))
+        for match in map(COPIED_AGAIN.match, moved["steps"])
+        if match is not None
+    ]
+    assert again and again[0] >= 1, "\n".join(moved["steps"])
     assert engine_view(daemon) == before
     with open(os.path.join(target, kept), "rb") as handle:
         assert handle.read() == b"kept\n"
