@@ -220,7 +220,8 @@ def test_an_orphan_is_removed_without_following_its_links_and_only_once_old_enou
     make_loopfs, start_dockerd, busybox_image, import_test_image, tmp_path
 ):
     """On ext4 with 128-byte inodes (timestamps in whole seconds, as on older production
-    filesystems) the age is read from the ctime, and the links inside go, not what they name."""
+    filesystems) the age is read from the ctime, not from an mtime that an image's tar sets
+    back, and the links inside go, not what they name."""
     fs = make_loopfs("ext4", size_mb=128, mkfs_args=("-I", "128"))
     daemon = start_dockerd(os.path.join(fs.mount_point, "docker"), storage_driver="overlay2")
     daemon.assert_started()
@@ -229,22 +230,30 @@ def test_an_orphan_is_removed_without_following_its_links_and_only_once_old_enou
     victim.mkdir()
     (victim / "passwd").write_text("root:x:0:0\n")
     layer_id = _orphan_with_escape(daemon, str(victim))
+    layer = os.path.join(daemon.data_root, "overlay2", layer_id)
+    # Layers unpacked from an image carry the mtimes of its tar: years old. Setting them back
+    # stamps the ctime with now, in whole seconds on this filesystem.
+    for path in (layer, os.path.join(layer, "diff"), os.path.join(layer, "diff", "etc")):
+        os.utime(path, (978307200, 978307200), follow_symlinks=False)
+    changed = os.lstat(os.path.join(layer, "diff")).st_ctime_ns
+    assert changed % 1_000_000_000 == 0, "the filesystem keeps finer than whole seconds"
     args = {
         "docker_host": "unix://" + daemon.socket,
         "steps": ["orphaned_layers"],
         "target_free_inodes_percent": 100,
         "target_free_bytes_percent": 0,
-        "orphaned_layers_older_than": "3s",
         "fail_when_unreached": False,
     }
-    young = run_module("reclaim", args)
+    # Younger than the setting by minutes, whatever the load on the machine.
+    young = run_module("reclaim", dict(args, orphaned_layers_older_than="10m"))
     assert not young.get("failed"), young.get("msg")
     assert young["removed_objects"] == 0
-    assert os.path.isdir(os.path.join(daemon.data_root, "overlay2", layer_id))
-    time.sleep(3.5)
-    old = run_module("reclaim", args)
+    assert os.path.isdir(layer)
+    # A whole-second ctime can only make the age look longer, never shorter.
+    time.sleep(max(0.0, changed / 1e9 + 3.5 - time.time()))
+    old = run_module("reclaim", dict(args, orphaned_layers_older_than="3s"))
     assert [o["id"] for step in old["steps"] for o in step["removed"]] == [layer_id]
-    assert not os.path.exists(os.path.join(daemon.data_root, "overlay2", layer_id))
+    assert not os.path.exists(layer)
     assert not os.path.lexists(
         os.path.join(daemon.data_root, "overlay2", "l", "ORPHANSHORTNAMEFORTESTS00")
     )
