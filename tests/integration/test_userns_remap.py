@@ -10,6 +10,7 @@ into its own throw-away view); the fixture takes them out again when this test a
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import pwd
@@ -153,6 +154,8 @@ def test_a_remapped_dockerd_keeps_its_store_in_the_remapped_root_and_the_audit_f
 
     # With the engine stopped, the remapped root comes from daemon.json and /etc/subuid.
     daemon.stop()
+    # Nothing of its run directory is left in /run, the remapped one beside it included.
+    assert glob.glob(glob.escape(daemon.run_dir) + "*") == []
     facts, checks = _facts(
         "unix://" + os.path.join(str(tmp_path), "none.sock"), config, data_root=data_root
     )

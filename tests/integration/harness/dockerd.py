@@ -13,6 +13,7 @@ added under its data-root and exec-root.
 
 from __future__ import annotations
 
+import glob
 import http.client
 import json
 import os
@@ -346,8 +347,10 @@ class PrivateDockerd:
         self._kill_leftovers()
         unmount_tree(self.exec_root)
         unmount_tree(self.data_root, keep=self._mounts_before)
-        if not mounts_at_or_below(self.run_dir):
-            shutil.rmtree(self.run_dir, ignore_errors=True)
+        # With userns-remap, dockerd also makes "<exec-root's parent>.<uid>.<gid>" beside it.
+        for path in [self.run_dir] + glob.glob(glob.escape(self.run_dir) + ".*"):
+            if not mounts_at_or_below(path):
+                shutil.rmtree(path, ignore_errors=True)
         self.stopped = True
 
     def __enter__(self) -> PrivateDockerd:
